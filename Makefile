@@ -1,0 +1,34 @@
+# The two commands a newcomer runs: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint system-deps clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+## demo: set everything up and serve the bundled sample lessons at http://localhost:8080
+demo: $(STAMP)
+	$(BIN)/ketang demo --data-dir .demo --port $(PORT)
+
+## system-deps: Debian packages the test suite needs (installed only where missing)
+system-deps:
+	@bash tests/system-deps.sh
+
+## test: set everything up and run the whole suite, slow end-to-end tests included
+test: $(STAMP) system-deps
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

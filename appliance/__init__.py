@@ -1,0 +1,1 @@
+"""The running device: HTTP app and server, command line, and (later) USB, sync, usage."""

@@ -1,0 +1,5 @@
+"""``python -m appliance`` is ``ketang``."""
+
+from .cli import main
+
+main(prog_name="ketang")

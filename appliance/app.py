@@ -1,0 +1,26 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from content_cache.library import Library
+from kiosk_ui import bp as kiosk_ui_bp
+
+from .config import Settings
+
+
+def create_app(settings: Settings | None = None, library: Library | None = None) -> Flask:
+    """Build the device's web app over ``library`` (by default, the configured data folder)."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config["KETANG_SETTINGS"] = settings
+    app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
+    app.json.ensure_ascii = False
+
+    from . import media, pages
+
+    app.register_blueprint(kiosk_ui_bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(media.bp)
+    return app

@@ -1,0 +1,104 @@
+"""Content commands: ``ketang keys new``, ``ketang publish``, ``ketang import``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .cli import settings_from
+
+
+class ByteBar:
+    """A click progress bar fed with (done, total) byte counts."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(total, 1), label=self.label,
+                                         show_pos=False, show_percent=True, file=None)
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.group()
+def keys() -> None:
+    """Manage Ed25519 publisher keys."""
+
+
+@keys.command("new")
+@click.option("--name", required=True, help="File name for the key pair (NAME.key, NAME.pub).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True, help="Folder to write the key pair into.")
+def keys_new(name: str, out: Path) -> None:
+    """Make a new publisher key pair (keep NAME.key secret; give out NAME.pub)."""
+    from content_cache.keys import generate_keypair
+
+    pair = generate_keypair(out, name)
+    click.echo(f"Private key: {pair.private_path} (keep it secret; mode 0600)")
+    click.echo(f"Public key:  {pair.public_path} (put it in devices' trusted keys folder)")
+    click.echo(f"Key id:      {pair.key_id}")
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--channel", required=True, help="Channel id, e.g. cn-basic-edu.")
+@click.option("--version", "version", type=click.IntRange(min=1), required=True,
+              help="Release version: a whole number, higher than the last one published.")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              required=True, help="Publisher private key (from `ketang keys new`).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder to write the KETANG/ bundle into (a drive's root, or a spool folder).")
+def publish(source: Path, channel: str, version: int, key_path: Path, out: Path) -> None:
+    """Sign a lesson source tree into a release bundle."""
+    from content_cache.publisher import publish as do_publish
+
+    bar = ByteBar("发布 Publishing")
+    try:
+        rel = do_publish(source, channel, version, key_path, out, progress=bar)
+    finally:
+        bar.close()
+    click.echo(f"Published {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
+               f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
+    click.echo(f"Manifest: {rel.manifest_path}")
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Data folder to import into (default: device.data_dir).")
+@click.option("--force", is_flag=True,
+              help="Accept a version older than the one served (a deliberate rollback).")
+@click.pass_context
+def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) -> None:
+    """Verify and import a release bundle (a KETANG/ folder)."""
+    from content_cache.importer import import_bundle
+    from content_cache.keys import load_trusted_keys
+    from content_cache.library import Library
+
+    s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
+    bar = ByteBar("导入 Importing")
+    try:
+        results = import_bundle(path, Library(s.device.data_dir),
+                                load_trusted_keys(s.trust.keys_dir), force=force, progress=bar)
+    finally:
+        bar.close()
+    for r in results:
+        if r.status == "up-to-date":
+            click.echo(f"{r.channel} v{r.version} is already active; nothing to do.")
+        else:
+            click.echo(f"Activated {r.channel} v{r.version} (signed by {r.key_id}): copied "
+                       f"{r.blobs_copied} files, {r.bytes_copied / 1e6:.1f} MB; "
+                       f"{r.blobs_present} already here.")
+
+
+COMMANDS = [keys, publish, import_]

@@ -1,0 +1,133 @@
+"""Configuration: one TOML file, read with tomllib.
+
+Where it comes from: ``--config FILE``, else ``$KETANG_CONFIG``, else
+``/etc/ketang/ketang.toml`` if it exists, else the built-in defaults. Every setting
+is documented in docs/configuration.md (a test keeps that honest). Unknown sections
+or keys are refused, so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from content_cache.errors import KetangError
+
+DEFAULT_CONFIG_PATH = Path("/etc/ketang/ketang.toml")
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """[device]: who this device is and where it keeps its data."""
+
+    name: str = "Ketang 课堂"
+    data_dir: Path = Path("/var/lib/ketang")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """[server]: the HTTP server (waitress)."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    threads: int = 8
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """[trust]: which publishers this device accepts releases from."""
+
+    keys_dir: Path = Path("/etc/ketang/trusted-keys")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, by section."""
+
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    source: str = "built-in defaults"
+
+    def with_overrides(self, section: str, **values: Any) -> Settings:
+        """A copy with some keys of one section replaced (None values are ignored)."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            return self
+        return replace(self, **{section: replace(getattr(self, section), **values)})
+
+
+SECTIONS = {f.name: f.type for f in fields(Settings) if f.name != "source"}
+
+
+def documented_settings() -> list[str]:
+    """Every setting as ``section.key``, for docs and the test that keeps them honest."""
+    out = []
+    for f in fields(Settings):
+        if f.name == "source":
+            continue
+        out += [f"{f.name}.{g.name}" for g in fields(f.default_factory())]
+    return out
+
+
+TYPE_WORDS = {bool: "true or false", int: "a whole number", str: "a string",
+              list: "a list", type(Path()): "a path (a string)"}
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, Path):
+        ok = isinstance(value, str) and value != ""
+        value = Path(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        kind = TYPE_WORDS.get(type(default), type(default).__name__)
+        raise KetangError(f"{where} should be {kind}, not {value!r}.")
+    return value
+
+
+def parse_settings(doc: dict[str, Any], source: str) -> Settings:
+    """Build Settings from a parsed TOML document, refusing unknown or mistyped keys."""
+    sections: dict[str, Any] = {}
+    for name, value in doc.items():
+        defaults_obj = next((f.default_factory() for f in fields(Settings) if f.name == name
+                             and f.name != "source"), None)
+        if defaults_obj is None or not isinstance(value, dict):
+            raise KetangError(f"{source}: unknown section [{name}]; see docs/configuration.md "
+                              f"(sections: {', '.join(SECTIONS)}).")
+        known = {f.name: getattr(defaults_obj, f.name) for f in fields(defaults_obj)}
+        given = {}
+        for key, v in value.items():
+            if key not in known:
+                raise KetangError(f"{source}: unknown setting {name}.{key}; see "
+                                  "docs/configuration.md.")
+            given[key] = _coerce(v, known[key], f"{source}: {name}.{key}")
+        sections[name] = replace(defaults_obj, **given)
+    return Settings(**sections, source=source)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the configuration from ``path``, ``$KETANG_CONFIG``, the default path, or defaults."""
+    if path is None and os.environ.get("KETANG_CONFIG"):
+        path = Path(os.environ["KETANG_CONFIG"])
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.is_file():
+            return Settings()
+        path = DEFAULT_CONFIG_PATH
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError as e:
+        raise KetangError(f"the configuration file {path} does not exist.") from e
+    except tomllib.TOMLDecodeError as e:
+        raise KetangError(f"{path} is not valid TOML: {e}") from e
+    return parse_settings(doc, str(path))

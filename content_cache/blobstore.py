@@ -1,0 +1,130 @@
+"""The content-addressed blob store: ``blobs/sha256/ab/abcdef…``.
+
+A blob is written to a temporary file on the same filesystem, hashed while it is
+written, fsynced, then renamed into place. So a blob in the store is complete and
+verified, or it is not there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from .atomic import fsync_dir
+from .errors import BlobError
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1024 * 1024
+
+
+def check_sha256(value: str) -> str:
+    """Return ``value`` if it is a lowercase hex sha256, else raise BlobError."""
+    if not isinstance(value, str) or not SHA256_RE.match(value):
+        raise BlobError(f"{value!r} is not a sha256 (64 lowercase hex digits)")
+    return value
+
+
+def blob_relpath(sha256: str) -> Path:
+    """The path of a blob relative to the folder that holds ``blobs/``."""
+    check_sha256(sha256)
+    return Path("blobs", "sha256", sha256[:2], sha256)
+
+
+def sha256_file(path: Path) -> str:
+    """Hash a file in chunks (never whole in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class BlobStore:
+    """Blobs under ``root/blobs/sha256``; temporary files under ``root/blobs/tmp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp_dir = self.root / "blobs" / "tmp"
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the blob named ``sha256`` lives (whether or not it is there)."""
+        return self.root / blob_relpath(sha256)
+
+    def has(self, sha256: str) -> bool:
+        """True if the store holds the blob. Blobs in the store are verified."""
+        return self.path_for(sha256).is_file()
+
+    def add_stream(
+        self,
+        src: BinaryIO,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
+        where: str = "the input",
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> str:
+        """Copy ``src`` into the store, verifying it; return its sha256.
+
+        Raises BlobError, leaving the store unchanged, if the bytes do not match
+        ``expected_sha256`` or ``expected_size``.
+        """
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=self.tmp_dir)
+        tmp = Path(tmp_name)
+        try:
+            h = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := src.read(CHUNK):
+                    size += len(chunk)
+                    if expected_size is not None and size > expected_size:
+                        raise BlobError(
+                            f"{where} is larger than the {expected_size} bytes the manifest "
+                            "names; the bundle may be corrupt. Re-copy it from the source."
+                        )
+                    h.update(chunk)
+                    out.write(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            digest = h.hexdigest()
+            if expected_size is not None and size != expected_size:
+                raise BlobError(
+                    f"{where} is truncated: {size} of {expected_size} bytes. "
+                    "Re-copy the bundle from its source and import again."
+                )
+            if expected_sha256 is not None and digest != expected_sha256:
+                raise BlobError(
+                    f"{where} does not match its sha256: expected {expected_sha256}, "
+                    f"got {digest}. The file was altered or damaged; re-copy the bundle."
+                )
+            final = self.path_for(digest)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+            return digest
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def add_file(
+        self,
+        path: Path,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> str:
+        """Copy the file at ``path`` into the store, verifying it; return its sha256."""
+        path = Path(path)
+        if path.is_symlink() or not path.is_file():
+            raise BlobError(f"{path} is not a regular file; refusing to read it.")
+        with open(path, "rb") as f:
+            return self.add_stream(f, expected_sha256, expected_size, str(path), on_bytes)

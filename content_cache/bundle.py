@@ -1,0 +1,71 @@
+"""The ``KETANG/`` bundle layout, on a drive or in a spool folder.
+
+    KETANG/releases/<channel>/<version>/manifest.json[.gz]  (+ .sig, + release.torrent)
+    KETANG/blobs/sha256/ab/abcdef…
+    KETANG/outbox/<device-id>/…
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import KetangError
+from .manifest import CHANNEL_RE
+
+BUNDLE_DIR = "KETANG"
+MANIFEST_NAMES = ("manifest.json", "manifest.json.gz")
+
+
+@dataclass(frozen=True)
+class BundleRelease:
+    """One release found in a bundle: where its manifest and signature are."""
+
+    channel: str
+    version: int
+    manifest_path: Path
+    signature_path: Path
+
+
+def bundle_root(path: Path) -> Path:
+    """Accept either the folder holding ``KETANG/`` or ``KETANG/`` itself."""
+    path = Path(path)
+    if path.name == BUNDLE_DIR and path.is_dir():
+        return path
+    if (path / BUNDLE_DIR).is_dir():
+        return path / BUNDLE_DIR
+    raise KetangError(
+        f"{path} holds no {BUNDLE_DIR}/ folder. A Ketang bundle is a {BUNDLE_DIR}/ folder at "
+        "the root of a drive or spool folder; check you named the right place."
+    )
+
+
+def release_dir(root: Path, channel: str, version: int) -> Path:
+    """Where a release's manifest lives inside a bundle root (``KETANG/``)."""
+    return root / "releases" / channel / str(version)
+
+
+def find_releases(root: Path) -> list[BundleRelease]:
+    """Every release in a bundle, oldest version first per channel.
+
+    Entries that are symlinks or not named like a channel/version are ignored:
+    a bundle never makes the device read outside ``KETANG/``.
+    """
+    found: list[BundleRelease] = []
+    releases = root / "releases"
+    if not releases.is_dir() or releases.is_symlink():
+        return found
+    for ch_dir in sorted(releases.iterdir()):
+        if ch_dir.is_symlink() or not ch_dir.is_dir() or not CHANNEL_RE.match(ch_dir.name):
+            continue
+        for v_dir in ch_dir.iterdir():
+            if v_dir.is_symlink() or not v_dir.is_dir() or not v_dir.name.isdigit():
+                continue
+            for name in MANIFEST_NAMES:
+                m = v_dir / name
+                if m.is_file() and not m.is_symlink():
+                    found.append(BundleRelease(ch_dir.name, int(v_dir.name), m,
+                                               m.with_name(m.name + ".sig")))
+                    break
+    found.sort(key=lambda r: (r.channel, r.version))
+    return found

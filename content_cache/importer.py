@@ -1,0 +1,140 @@
+"""Importing a release from a ``KETANG/`` bundle (a drive, a spool folder, a download).
+
+Order matters: the signature is checked against the trusted keys before anything
+else in the manifest is read; then the version (no replays); then free space; then
+each blob the device lacks is copied and verified; only then is the release
+activated. A refused bundle changes nothing the device serves.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .blobstore import blob_relpath
+from .bundle import BundleRelease, bundle_root, find_releases
+from .errors import BlobError, KetangError, ManifestError, ReplayError, SignatureError
+from .keys import MAX_SIGNATURE_FILE, verify
+from .library import Library
+from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What importing one release did."""
+
+    channel: str
+    version: int
+    key_id: str
+    blobs_copied: int
+    bytes_copied: int
+    blobs_present: int
+    status: str  # "activated" or "up-to-date"
+
+
+def _read_bounded(path: Path, limit: int, what: str) -> bytes:
+    if path.is_symlink() or not path.is_file():
+        raise SignatureError(f"{what} {path} is missing (or not a regular file); "
+                             "the bundle is incomplete. Re-copy it from its source.")
+    if path.stat().st_size > limit:
+        raise ManifestError(f"{what} {path} is larger than {limit} bytes; refused.")
+    return path.read_bytes()
+
+
+def verify_release(found: BundleRelease,
+                   trusted: dict[str, Ed25519PublicKey]) -> tuple[Manifest, bytes, bytes, str]:
+    """Check a bundle release's signature, then parse its manifest.
+
+    Returns (manifest, manifest bytes, signature bytes, key id).
+    """
+    signature = _read_bounded(found.signature_path, MAX_SIGNATURE_FILE, "the signature")
+    data = _read_bounded(found.manifest_path, MAX_MANIFEST_BYTES, "the manifest")
+    kid = verify(data, signature, trusted, where=str(found.manifest_path))
+    manifest = parse_manifest(data, where=str(found.manifest_path))
+    if (manifest.channel, manifest.version) != (found.channel, found.version):
+        raise ManifestError(
+            f"{found.manifest_path} says it is {manifest.channel} v{manifest.version} but sits in "
+            f"the folder for {found.channel} v{found.version}; the bundle was rearranged."
+        )
+    return manifest, data, signature, kid
+
+
+def import_bundle(
+    path: Path,
+    library: Library,
+    trusted: dict[str, Ed25519PublicKey],
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[ImportResult]:
+    """Import the newest release of each channel in the bundle at ``path``.
+
+    Raises a KetangError subclass (the device keeps serving what it served) when the
+    bundle is untrusted, tampered, incomplete, older than what is served (unless
+    ``force``), or does not fit on the disk.
+    """
+    root = bundle_root(path)
+    found = find_releases(root)
+    if not found:
+        raise KetangError(f"{root} holds no release (expected releases/<channel>/<version>/"
+                          "manifest.json). Check the drive was written by `ketang publish` "
+                          "or `ketang export`.")
+    newest: dict[str, BundleRelease] = {}
+    for f in found:
+        newest[f.channel] = f
+    if not trusted:
+        raise SignatureError("this device trusts no publisher key, so it can import nothing. "
+                             "Put the publisher's .pub file in the trusted keys folder.")
+    # Every signature is checked before the device writes anything at all.
+    verified = [verify_release(f, trusted) for f in newest.values()]
+    with library.exclusive():
+        return [_import_one(root, *v, library, force, progress) for v in verified]
+
+
+def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, kid: str,
+                library: Library, force: bool, progress: Progress | None) -> ImportResult:
+    active = library.active_version(manifest.channel)
+    if active is not None and manifest.version == active and not force:
+        return ImportResult(manifest.channel, manifest.version, kid, 0, 0,
+                            len(manifest.blobs()), "up-to-date")
+    if active is not None and manifest.version < active and not force:
+        raise ReplayError(
+            f"{manifest.channel} v{manifest.version} is older than v{active}, which this device "
+            "serves; refused so an old release cannot be replayed. A technician can "
+            "roll back on purpose with --force."
+        )
+    blobs = manifest.blobs()
+    lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
+    need = sum(lacking.values())
+    library.data_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(library.data_dir).free
+    if need > free:
+        raise KetangError(
+            f"{manifest.channel} v{manifest.version} needs {need / 1e6:.1f} MB for "
+            f"{len(lacking)} new files but {library.data_dir} has {free / 1e6:.1f} MB free. "
+            "Free space (ketang gc) or use a larger disk."
+        )
+    for sha in lacking:
+        src = root / blob_relpath(sha)
+        if src.is_symlink() or not src.is_file():
+            raise BlobError(f"the bundle at {root} lacks blob {sha} that "
+                            f"{manifest.channel} v{manifest.version} needs; the drive is "
+                            "incomplete. Re-copy it from its source.")
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, need)
+
+    for sha, size in lacking.items():
+        library.store.add_file(root / blob_relpath(sha), sha, size, on_bytes=tick)
+    library.activate(manifest, data, signature)
+    return ImportResult(manifest.channel, manifest.version, kid, len(lacking), need,
+                        len(blobs) - len(lacking), "activated")

@@ -1,0 +1,127 @@
+"""A device's content: its blob store, its verified releases, and which one is active.
+
+Layout under the data folder::
+
+    blobs/sha256/ab/abcdef…            verified blobs (see blobstore)
+    releases/<channel>/<version>/      the verified manifest and its signature
+    catalogs/<channel>/<version>.sqlite
+    active.json                        {channel: {"version": N, "catalog": "catalogs/…"}}
+
+Activation builds the new catalog beside the old one and then replaces
+``active.json`` atomically, so a reader sees the old release or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import atomic_write_bytes
+from .blobstore import BlobStore
+from .catalog import Catalog, build_catalog
+from .errors import KetangError
+from .manifest import Manifest
+
+ACTIVE_FILE = "active.json"
+
+
+@dataclass(frozen=True)
+class ActiveRelease:
+    """The release a channel serves."""
+
+    channel: str
+    version: int
+    catalog_path: Path
+
+
+class Library:
+    """The content on one device (or a technician's laptop), rooted at ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.store = BlobStore(self.data_dir)
+        self._lock = threading.Lock()
+        self._active_stamp: int | None = None
+        self._active: dict[str, ActiveRelease] = {}
+        self._catalogs: dict[Path, Catalog] = {}
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the device-wide lock that serialises imports and activations."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / ".lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise KetangError(
+                    f"another import is running on {self.data_dir}; wait for it to finish."
+                ) from e
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def active(self) -> dict[str, ActiveRelease]:
+        """Every channel's active release. Re-read only when ``active.json`` changed."""
+        path = self.data_dir / ACTIVE_FILE
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        with self._lock:
+            if stamp != self._active_stamp:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                self._active = {
+                    ch: ActiveRelease(ch, int(v["version"]), self.data_dir / v["catalog"])
+                    for ch, v in doc.items()
+                }
+                self._active_stamp = stamp
+            return dict(self._active)
+
+    def active_version(self, channel: str) -> int | None:
+        """The version a channel serves, or None."""
+        rel = self.active().get(channel)
+        return rel.version if rel else None
+
+    def catalog(self, channel: str) -> Catalog | None:
+        """The active catalog of ``channel`` (opened once, shared), or None."""
+        rel = self.active().get(channel)
+        if rel is None:
+            return None
+        with self._lock:
+            cat = self._catalogs.get(rel.catalog_path)
+            if cat is None:
+                cat = self._catalogs[rel.catalog_path] = Catalog(rel.catalog_path)
+            return cat
+
+    def release_dir(self, channel: str, version: int) -> Path:
+        """Where a verified release's manifest and signature are kept."""
+        return self.data_dir / "releases" / channel / str(version)
+
+    def activate(self, manifest: Manifest, manifest_bytes: bytes, signature: bytes) -> Path:
+        """Keep a verified release, build its catalog and make it the active one.
+
+        The caller has verified the signature and every blob. Call inside
+        :meth:`exclusive`.
+        """
+        missing = [sha for sha in manifest.blobs() if not self.store.has(sha)]
+        if missing:
+            raise KetangError(
+                f"cannot activate {manifest.channel} v{manifest.version}: "
+                f"{len(missing)} blobs are not in the store (first: {missing[0]})."
+            )
+        rdir = self.release_dir(manifest.channel, manifest.version)
+        atomic_write_bytes(rdir / "manifest.json", manifest_bytes)
+        atomic_write_bytes(rdir / "manifest.json.sig", signature)
+        rel_catalog = Path("catalogs", manifest.channel, f"{manifest.version}.sqlite")
+        build_catalog(manifest, self.data_dir / rel_catalog)
+        path = self.data_dir / ACTIVE_FILE
+        doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        doc[manifest.channel] = {"version": manifest.version, "catalog": str(rel_catalog)}
+        atomic_write_bytes(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        return self.data_dir / rel_catalog

@@ -1,0 +1,218 @@
+"""Release manifests: parse, validate and serialise (format ``ketang-release/1``).
+
+A manifest lists a channel's node tree (stage → grade → subject → edition →
+volume → unit → lesson) as a flat list with parent ids, and the resources hanging
+on lessons, each naming its blob by sha256. See docs/formats.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .blobstore import SHA256_RE
+from .errors import ManifestError
+
+FORMAT = "ketang-release/1"
+NODE_KINDS = ("stage", "grade", "subject", "edition", "volume", "unit", "lesson")
+RESOURCE_KINDS = ("video", "audio", "pdf", "html5", "exercise", "image")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+# Bounds that keep a hostile or broken manifest from exhausting a small device.
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+MAX_NODES = 500_000
+MAX_RESOURCES = 1_000_000
+MAX_BLOB_BYTES = 4 * 1024**3
+MAX_TEXT = 4000
+
+
+@dataclass
+class Node:
+    """One node of the tree. ``parent`` is None only for stages."""
+
+    id: str
+    kind: str
+    title: dict[str, str]
+    parent: str | None = None
+    description: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Resource:
+    """A file hanging on a lesson, named by its blob's sha256."""
+
+    id: str
+    lesson: str
+    kind: str
+    title: dict[str, str]
+    sha256: str
+    size: int
+    media_type: str
+    duration: float | None = None
+
+
+@dataclass
+class Manifest:
+    """A channel at one version: the tree and its resources."""
+
+    channel: str
+    version: int
+    created: str
+    title: dict[str, str]
+    nodes: list[Node]
+    resources: list[Resource]
+
+    def to_json_bytes(self) -> bytes:
+        """The canonical bytes that get signed."""
+        doc = {
+            "format": FORMAT,
+            "channel": self.channel,
+            "version": self.version,
+            "created": self.created,
+            "title": self.title,
+            "nodes": [_drop_empty(asdict(n)) for n in self.nodes],
+            "resources": [_drop_empty(asdict(r)) for r in self.resources],
+        }
+        return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+    def blobs(self) -> dict[str, int]:
+        """Every blob the release names, with its size."""
+        return {r.sha256: r.size for r in self.resources}
+
+
+def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v not in (None, {}, [])}
+
+
+def decode_manifest_bytes(data: bytes, where: str = "manifest") -> bytes:
+    """Un-gzip ``data`` if it is gzip, refusing anything past MAX_MANIFEST_BYTES."""
+    if data[:2] != b"\x1f\x8b":
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{where} is larger than {MAX_MANIFEST_BYTES} bytes; refused.")
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
+            out = g.read(MAX_MANIFEST_BYTES + 1)
+    except (OSError, EOFError) as e:
+        raise ManifestError(f"{where} is not valid gzip: {e}") from e
+    if len(out) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{where} unpacks to more than {MAX_MANIFEST_BYTES} bytes; refused.")
+    return out
+
+
+def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
+    """Parse and validate manifest bytes (JSON, or gzip of JSON).
+
+    Raises ManifestError naming the first rule broken and where.
+    """
+    raw = decode_manifest_bytes(data, where)
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{where} is not valid JSON: {e}") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ManifestError(f"{where} is not a {FORMAT} manifest (its 'format' field).")
+    channel = doc.get("channel")
+    if not isinstance(channel, str) or not CHANNEL_RE.match(channel):
+        raise ManifestError(f"{where}: channel {channel!r} is not a valid channel id.")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 < version < 2**53:
+        raise ManifestError(f"{where}: version {version!r} is not a positive integer.")
+    nodes_doc, res_doc = doc.get("nodes"), doc.get("resources")
+    if not isinstance(nodes_doc, list) or not isinstance(res_doc, list):
+        raise ManifestError(f"{where}: 'nodes' and 'resources' must be lists.")
+    if len(nodes_doc) > MAX_NODES or len(res_doc) > MAX_RESOURCES:
+        raise ManifestError(
+            f"{where} lists {len(nodes_doc)} nodes and {len(res_doc)} resources; "
+            f"the most a device accepts is {MAX_NODES} and {MAX_RESOURCES}."
+        )
+    nodes = [_node(n, i, where) for i, n in enumerate(nodes_doc)]
+    kinds: dict[str, str] = {}
+    for n in nodes:
+        if n.id in kinds:
+            raise ManifestError(f"{where}: node id {n.id!r} appears twice.")
+        kinds[n.id] = n.kind
+    for n in nodes:
+        if n.parent is None:
+            if n.kind != "stage":
+                raise ManifestError(f"{where}: node {n.id!r} ({n.kind}) has no parent.")
+        elif n.parent not in kinds:
+            raise ManifestError(
+                f"{where}: node {n.id!r} names parent {n.parent!r}, which is missing."
+            )
+    resources = [_resource(r, i, where) for i, r in enumerate(res_doc)]
+    seen: set[str] = set()
+    for r in resources:
+        if r.id in seen:
+            raise ManifestError(f"{where}: resource id {r.id!r} appears twice.")
+        seen.add(r.id)
+        if kinds.get(r.lesson) != "lesson":
+            raise ManifestError(f"{where}: resource {r.id!r} hangs on {r.lesson!r}, not a lesson.")
+    created = doc.get("created", "")
+    return Manifest(channel, version, str(created)[:64], _texts(doc.get("title"), where),
+                    nodes, resources)
+
+
+def _texts(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_TEXT for k, v in value.items()
+    ):
+        raise ManifestError(f"{where}: a title or description must map languages to short text.")
+    return dict(value)
+
+
+def _id(value: Any, what: str, where: str) -> str:
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise ManifestError(f"{where}: {what} {value!r} is not a valid id "
+                            "(lowercase letters, digits, '.', '_' and '-').")
+    return value
+
+
+def _node(d: Any, i: int, where: str) -> Node:
+    if not isinstance(d, dict):
+        raise ManifestError(f"{where}: nodes[{i}] is not an object.")
+    nid = _id(d.get("id"), f"nodes[{i}].id", where)
+    kind = d.get("kind")
+    if kind not in NODE_KINDS:
+        raise ManifestError(f"{where}: node {nid!r} has unknown kind {kind!r}.")
+    parent = d.get("parent")
+    if parent is not None:
+        _id(parent, f"parent of node {nid!r}", where)
+    title = _texts(d.get("title"), where)
+    if not title:
+        raise ManifestError(f"{where}: node {nid!r} has no title.")
+    return Node(nid, kind, title, parent, _texts(d.get("description"), where))
+
+
+def _resource(d: Any, i: int, where: str) -> Resource:
+    if not isinstance(d, dict):
+        raise ManifestError(f"{where}: resources[{i}] is not an object.")
+    rid = _id(d.get("id"), f"resources[{i}].id", where)
+    kind = d.get("kind")
+    if kind not in RESOURCE_KINDS:
+        raise ManifestError(f"{where}: resource {rid!r} has unknown kind {kind!r}.")
+    sha = d.get("sha256")
+    if not isinstance(sha, str) or not SHA256_RE.match(sha):
+        raise ManifestError(f"{where}: resource {rid!r} has no valid sha256.")
+    size = d.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_BLOB_BYTES:
+        raise ManifestError(
+            f"{where}: resource {rid!r} claims size {size!r}; sizes must be whole bytes "
+            f"up to {MAX_BLOB_BYTES}."
+        )
+    media_type = d.get("media_type")
+    if not isinstance(media_type, str) or "/" not in media_type or len(media_type) > 100:
+        raise ManifestError(f"{where}: resource {rid!r} has no valid media_type.")
+    duration = d.get("duration")
+    if duration is not None and (not isinstance(duration, int | float) or duration < 0):
+        raise ManifestError(f"{where}: resource {rid!r} has an invalid duration.")
+    lesson = _id(d.get("lesson"), f"lesson of resource {rid!r}", where)
+    return Resource(rid, lesson, kind, _texts(d.get("title"), where), sha, size, media_type,
+                    float(duration) if duration is not None else None)

@@ -1,0 +1,167 @@
+"""The national side: turn a lesson source tree into a signed release bundle.
+
+A source tree is a folder with ``source.json`` (format ``ketang-source/1``, a nested
+tree of nodes whose lessons list resources by file path) and the files it names.
+``publish`` writes ``OUT/KETANG/releases/<channel>/<version>/manifest.json`` with its
+detached signature, and every blob under ``OUT/KETANG/blobs/``.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_bytes
+from .blobstore import BlobStore
+from .bundle import BUNDLE_DIR, release_dir
+from .errors import SourceError
+from .keys import key_id, load_private_key, sign
+from .manifest import (
+    CHANNEL_RE,
+    NODE_KINDS,
+    RESOURCE_KINDS,
+    Manifest,
+    Node,
+    Resource,
+    parse_manifest,
+)
+
+SOURCE_FORMAT = "ketang-source/1"
+SOURCE_FILE = "source.json"
+MEDIA_TYPES = {
+    "exercise": "application/vnd.ketang.exercise+json",
+    "html5": "application/zip",
+    "pdf": "application/pdf",
+}
+
+
+@dataclass(frozen=True)
+class PublishedRelease:
+    """What ``publish`` wrote."""
+
+    channel: str
+    version: int
+    manifest_path: Path
+    key_id: str
+    nodes: int
+    resources: int
+    bytes: int
+
+
+def media_type_for(kind: str, path: Path) -> str:
+    """The media type a resource is served with."""
+    if kind in MEDIA_TYPES:
+        return MEDIA_TYPES[kind]
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"
+
+
+def _source_file(source: Path, rel: Any, where: str) -> Path:
+    """Resolve a resource's file, refusing paths that leave the source tree or are links."""
+    if not isinstance(rel, str) or not rel:
+        raise SourceError(f"{where}: 'file' must be a relative path inside {source}.")
+    p = source / rel
+    if p.is_symlink():
+        raise SourceError(f"{where}: {rel} is a symlink; copy the real file into the tree.")
+    resolved = p.resolve()
+    if not resolved.is_relative_to(source.resolve()):
+        raise SourceError(f"{where}: {rel} leaves the source folder {source}.")
+    if not resolved.is_file():
+        raise SourceError(f"{where}: {rel} does not exist in {source}.")
+    return resolved
+
+
+def _flatten(source: Path, doc: dict[str, Any]) -> tuple[list[Node], list[tuple[dict, Path]]]:
+    nodes: list[Node] = []
+    resources: list[tuple[dict, Path]] = []
+
+    def walk(items: Any, parent: str | None, depth: int) -> None:
+        if not isinstance(items, list):
+            raise SourceError(f"{SOURCE_FILE}: 'children' of {parent or 'the root'} is not a list.")
+        for item in items:
+            if not isinstance(item, dict):
+                raise SourceError(
+                    f"{SOURCE_FILE}: a node under {parent or 'the root'} is not an object."
+                )
+            nid, kind = item.get("id"), item.get("kind")
+            if kind not in NODE_KINDS:
+                raise SourceError(f"{SOURCE_FILE}: node {nid!r} has unknown kind {kind!r}; "
+                                  f"use one of {', '.join(NODE_KINDS)}.")
+            nodes.append(Node(nid, kind, item.get("title") or {}, parent,
+                              item.get("description") or {}))
+            if kind == "lesson":
+                for r in item.get("resources", []):
+                    if r.get("kind") not in RESOURCE_KINDS:
+                        raise SourceError(f"{SOURCE_FILE}: resource {r.get('id')!r} has unknown "
+                                          f"kind {r.get('kind')!r}.")
+                    path = _source_file(source, r.get("file"), f"resource {r.get('id')!r}")
+                    resources.append(({**r, "lesson": nid}, path))
+            else:
+                walk(item.get("children", []), nid, depth + 1)
+
+    walk(doc.get("nodes"), None, 0)
+    return nodes, resources
+
+
+def publish(
+    source: Path,
+    channel: str,
+    version: int,
+    key_path: Path,
+    out: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> PublishedRelease:
+    """Build and sign a release of ``source`` into the bundle folder ``out``.
+
+    ``progress(done_bytes, total_bytes)`` is called as blobs are copied.
+    """
+    source = Path(source)
+    if not CHANNEL_RE.match(channel):
+        raise SourceError(f"channel {channel!r} must be lowercase letters, digits and '-'.")
+    if version < 1:
+        raise SourceError("version must be a positive integer.")
+    src_file = source / SOURCE_FILE
+    try:
+        doc = json.loads(src_file.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise SourceError(f"{src_file} is missing: a source tree needs a {SOURCE_FILE}.") from e
+    except ValueError as e:
+        raise SourceError(f"{src_file} is not valid JSON: {e}") from e
+    if doc.get("format") != SOURCE_FORMAT:
+        raise SourceError(f"{src_file}: 'format' must be {SOURCE_FORMAT!r}.")
+    private = load_private_key(key_path)
+
+    nodes, files = _flatten(source, doc)
+    total = sum(p.stat().st_size for _, p in files)
+    root = Path(out) / BUNDLE_DIR
+    store = BlobStore(root)
+    done = 0
+    resources: list[Resource] = []
+    for r, path in files:
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total)
+
+        sha = store.add_file(path, on_bytes=tick)
+        resources.append(Resource(
+            id=r.get("id"), lesson=r["lesson"], kind=r["kind"], title=r.get("title") or {},
+            sha256=sha, size=path.stat().st_size, media_type=media_type_for(r["kind"], path),
+            duration=r.get("duration"),
+        ))
+    manifest = Manifest(channel, version, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        doc.get("title") or {}, nodes, resources)
+    data = manifest.to_json_bytes()
+    parse_manifest(data, where=str(src_file))  # the same rules a device applies
+    rdir = release_dir(root, channel, version)
+    manifest_path = rdir / "manifest.json"
+    atomic_write_bytes(manifest_path, data)
+    atomic_write_bytes(manifest_path.with_name("manifest.json.sig"), sign(private, data))
+    return PublishedRelease(channel, version, manifest_path, key_id(private.public_key()),
+                            len(nodes), len(resources), total)

@@ -1,0 +1,92 @@
+"""The `ketang` command line: help for every command, docs for every command, errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from appliance.cli import main
+
+from ..helpers import KETANG, make_source
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def all_commands(group: click.Group = main, prefix: str = "ketang") -> list[str]:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append(f"{prefix} {name}")
+        if isinstance(cmd, click.Group):
+            out += all_commands(cmd, f"{prefix} {name}")
+    return out
+
+
+def test_the_issue_commands_exist():
+    cmds = set(all_commands())
+    assert {"ketang serve", "ketang demo", "ketang keys new", "ketang publish",
+            "ketang import"} <= cmds
+
+
+def test_top_level_help_lists_every_command_with_a_description():
+    result = subprocess.run([*KETANG, "--help"], capture_output=True, text=True, check=True)
+    for name, cmd in main.commands.items():
+        assert re.search(rf"^\s+{name}\s+\S", result.stdout, re.M), name
+        assert cmd.get_short_help_str(), name
+
+
+@pytest.mark.parametrize("command", all_commands())
+def test_every_command_has_help(command):
+    args = command.split()[1:] + ["--help"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+
+
+@pytest.mark.parametrize("command", all_commands())
+def test_every_command_is_documented(command):
+    docs = (ROOT / "README.md").read_text() + "".join(
+        p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
+    assert f"`{command}" in docs, f"{command} is not mentioned in README.md or docs/"
+
+
+def test_import_refuses_an_untrusted_bundle_with_a_clear_message(tmp_path):
+    runner = CliRunner()
+    keys = tmp_path / "keys"
+    r = runner.invoke(main, ["keys", "new", "--name", "pub", "--out", str(keys)])
+    assert r.exit_code == 0, r.output
+    src = make_source(tmp_path / "src")
+    r = runner.invoke(main, ["publish", str(src), "--channel", "c1", "--version", "1",
+                             "--key", str(keys / "pub.key"), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    assert "Published c1 v1" in r.output
+    empty_trust = tmp_path / "trust"
+    empty_trust.mkdir()
+    (tmp_path / "k.toml").write_text(f'[trust]\nkeys_dir = "{empty_trust}"\n')
+    r = runner.invoke(main, ["--config", str(tmp_path / "k.toml"), "import", str(tmp_path / "b"),
+                             "--data-dir", str(tmp_path / "data")])
+    assert r.exit_code == 1
+    assert "trusts no publisher key" in r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_import_names_a_folder_without_a_bundle(tmp_path):
+    r = CliRunner().invoke(main, ["import", str(tmp_path), "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 1
+    assert "holds no KETANG/ folder" in r.output
+
+
+def test_keys_new_refuses_to_overwrite_a_key(tmp_path):
+    runner = CliRunner()
+    first = runner.invoke(main, ["keys", "new", "--name", "k", "--out", str(tmp_path)])
+    assert first.exit_code == 0
+    before = (tmp_path / "k.key").read_bytes()
+    r = runner.invoke(main, ["keys", "new", "--name", "k", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "already exists" in r.output
+    assert (tmp_path / "k.key").read_bytes() == before
+    assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,98 @@
+"""Shared test helpers: small source trees, a real `ketang serve` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from appliance.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: F401  (re-exported)
+
+KETANG = [sys.executable, "-m", "appliance"]
+
+
+def make_source(root: Path, lessons: int = 2, seed: str = "a") -> Path:
+    """A tiny valid source tree: one stage … one unit with ``lessons`` lessons."""
+    media = root / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    lesson_nodes = []
+    for i in range(lessons):
+        video = media / f"l{i}.mp4"
+        video.write_bytes(f"video {seed} {i} ".encode() * 1000)
+        pdf = media / f"l{i}.pdf"
+        pdf.write_bytes(b"%PDF-1.4 " + f"{seed}{i}".encode())
+        lesson_nodes.append({
+            "id": f"l{i}", "kind": "lesson",
+            "title": {"zh": f"第{i + 1}课 分数的加法", "en": f"Lesson {i + 1}: adding fractions"},
+            "description": {"zh": "认识分数", "en": "Fractions"},
+            "resources": [
+                {"id": f"l{i}-video", "kind": "video", "title": {"zh": "视频"},
+                 "file": f"media/l{i}.mp4", "duration": 6.0},
+                {"id": f"l{i}-pdf", "kind": "pdf", "title": {"zh": "学习任务单"},
+                 "file": f"media/l{i}.pdf"},
+            ],
+        })
+
+    def node(nid: str, kind: str, zh: str, children: list) -> dict:
+        return {"id": nid, "kind": kind, "title": {"zh": zh, "en": nid}, "children": children}
+
+    tree = node("primary", "stage", "小学", [node("g3", "grade", "三年级", [
+        node("g3-math", "subject", "数学", [node("g3-math-pep", "edition", "人教版", [
+            node("g3-math-pep-v1", "volume", "三年级上册", [
+                node("g3-math-pep-v1-u8", "unit", "第八单元 分数的初步认识", lesson_nodes)])])])])])
+    doc = {"format": "ketang-source/1", "title": {"zh": "测试", "en": "Test"}, "nodes": [tree]}
+    (root / "source.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (to prove that nothing changed)."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def write_config(path: Path, data_dir: Path, keys_dir: Path) -> Path:
+    """A TOML config naming a data folder and a trusted keys folder."""
+    path.write_text(
+        f'[device]\ndata_dir = "{data_dir}"\n\n[trust]\nkeys_dir = "{keys_dir}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextmanager
+def running_server(config: Path, timeout: float = 20.0) -> Iterator[str]:
+    """Start `ketang serve` on a free loopback port; yield its base URL."""
+    proc = subprocess.Popen(
+        [*KETANG, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        url = None
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Serving on "):
+                url = line.split()[-1].replace("localhost", "127.0.0.1")
+                break
+        assert url, "ketang serve did not start:\n" + "".join(lines)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

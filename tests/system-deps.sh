@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs, only where they are missing.
+# Each line of tests/system-packages.txt is "command package": if the command is
+# not on PATH, the package is installed with apt-get (as root) .
+set -euo pipefail
+cd "$(dirname "$0")"
+missing=()
+while read -r cmd pkg; do
+  [[ -z "${cmd}" || "${cmd}" == \#* ]] && continue
+  command -v "${cmd}" >/dev/null 2>&1 || missing+=("${pkg}")
+done < system-packages.txt
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ $(id -u) -ne 0 ]]; then
+  echo "The test suite needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "Installing Debian packages the tests need: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
