@@ -20,9 +20,9 @@ def get(url: str, headers: dict[str, str] | None = None):
     req = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, e.headers, e.read()
 
 
 def test_lesson_list_lesson_page_and_video_range(sample_device, tmp_path):
