@@ -90,3 +90,56 @@ def test_keys_new_refuses_to_overwrite_a_key(tmp_path):
     assert r.exit_code == 1 and "already exists" in r.output
     assert (tmp_path / "k.key").read_bytes() == before
     assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600
+
+
+def _published(tmp_path: Path, key_name: str) -> tuple[Path, Path]:
+    runner = CliRunner()
+    keys = tmp_path / key_name
+    made = runner.invoke(main, ["keys", "new", "--name", key_name, "--out", str(keys)])
+    assert made.exit_code == 0, made.output
+    bundle = tmp_path / f"bundle-{key_name}"
+    r = runner.invoke(main, ["publish", str(make_source(tmp_path / f"src-{key_name}")),
+                             "--channel", "c1", "--version", "1",
+                             "--key", str(keys / f"{key_name}.key"), "--out", str(bundle)])
+    assert r.exit_code == 0, r.output
+    return bundle, keys / f"{key_name}.pub"
+
+
+def _device_config(tmp_path: Path, pub: Path) -> Path:
+    trust = tmp_path / "device-trust"
+    trust.mkdir(exist_ok=True)
+    (trust / pub.name).write_bytes(pub.read_bytes())
+    cfg = tmp_path / "device.toml"
+    cfg.write_text(f'[device]\ndata_dir = "{tmp_path / "data"}"\n[trust]\nkeys_dir = "{trust}"\n')
+    return cfg
+
+
+def test_import_refuses_a_manifest_altered_after_signing(tmp_path):
+    bundle, pub = _published(tmp_path, "pub")
+    manifest = next((bundle / "KETANG" / "releases").rglob("manifest.json"))
+    manifest.write_bytes(manifest.read_bytes().replace("分数".encode(), "小数".encode()))
+    r = CliRunner().invoke(main, ["--config", str(_device_config(tmp_path, pub)), "import",
+                                  str(bundle)])
+    assert r.exit_code == 1
+    assert "altered after signing" in r.output and "Nothing was imported" in r.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_import_refuses_a_release_signed_by_an_untrusted_key(tmp_path):
+    bundle, _ = _published(tmp_path, "stranger")
+    _, trusted_pub = _published(tmp_path, "district")
+    r = CliRunner().invoke(main, ["--config", str(_device_config(tmp_path, trusted_pub)),
+                                  "import", str(bundle)])
+    assert r.exit_code == 1
+    assert "which this device does not trust" in r.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_import_then_reimport_through_the_command(tmp_path):
+    bundle, pub = _published(tmp_path, "pub")
+    cfg = str(_device_config(tmp_path, pub))
+    r = CliRunner().invoke(main, ["--config", cfg, "import", str(bundle)])
+    assert r.exit_code == 0, r.output
+    assert "Activated c1 v1" in r.output and "copied 4 files" in r.output
+    r = CliRunner().invoke(main, ["--config", cfg, "import", str(bundle)])
+    assert "already active; nothing to do" in r.output
