@@ -23,7 +23,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: Path
 
     s = settings_from(ctx).with_overrides("server", host=host, port=port)
     s = s.with_overrides("device", data_dir=data_dir)
-    run(create_app(s), s.server.host, s.server.port, s.server.threads)
+    run(create_app(s), s.server.host, s.server.port, s.server.threads,
+        connection_limit=s.server.connection_limit, channel_timeout=s.server.channel_timeout)
 
 
 @click.command()
@@ -43,7 +44,8 @@ def demo(ctx: click.Context, data_dir: Path, host: str, port: int, no_serve: boo
     if no_serve:
         return
     s = s.with_overrides("server", host=host, port=port)
-    run(create_app(s), s.server.host, s.server.port, s.server.threads)
+    run(create_app(s), s.server.host, s.server.port, s.server.threads,
+        connection_limit=s.server.connection_limit, channel_timeout=s.server.channel_timeout)
 
 
 COMMANDS = [serve, demo]

@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 from waitress.server import create_server
 
 
+def waitress_options(threads: int = 8, connection_limit: int = 200,
+                     channel_timeout: int = 60) -> dict[str, Any]:
+    """Waitress options tuned for media (docs/serving.md explains each).
+
+    Blob bodies go to waitress as ``wsgi.file_wrapper`` and are sent by its I/O
+    thread straight from the file, so worker threads only build responses: a few
+    threads serve many streaming tablets. ``connection_limit`` allows forty tablets
+    with several connections each; ``asyncore_use_poll`` lifts select()'s 1024-fd
+    ceiling; ``outbuf_overflow`` keeps rendered pages in memory up to 4 MiB.
+    """
+    return {
+        "threads": threads,
+        "connection_limit": connection_limit,
+        "channel_timeout": channel_timeout,
+        "backlog": 1024,
+        "asyncore_use_poll": True,
+        "outbuf_overflow": 4 * 1024 * 1024,
+        "outbuf_high_watermark": 16 * 1024 * 1024,
+        "inbuf_overflow": 512 * 1024,
+        "max_request_body_size": 1024 * 1024,
+        "ident": "ketang",
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
 def serve(app: Flask, host: str, port: int, threads: int,
-          announce: Callable[[str], None] = print) -> None:
+          announce: Callable[[str], None] = print, **options: Any) -> None:
     """Serve ``app`` until interrupted. ``port`` 0 picks a free port.
 
-    Announces ``Serving on http://HOST:PORT`` once listening (tests read this line).
+    ``options`` are more :func:`waitress_options` keywords (connection_limit,
+    channel_timeout). Announces ``Serving on http://HOST:PORT`` once listening
+    (tests read this line).
     """
-    server = create_server(app, host=host, port=port, threads=threads,
-                           ident="ketang", clear_untrusted_proxy_headers=True)
+    server = create_server(app, host=host, port=port,
+                           **waitress_options(threads=threads, **options))
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     announce(f"Serving on http://{shown}:{server.effective_port}")
     try:
