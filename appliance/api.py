@@ -95,6 +95,7 @@ def root():
         "channels": url_for("api.channels"),
         "search": url_for("api.search"),
         "device": url_for("api.device"),
+        "health": url_for("api.health"),
     })
 
 
@@ -189,6 +190,16 @@ def device():
         "api_version": API_VERSION,
         "active": {ch: rel.version for ch, rel in sorted(lib.active().items())},
     })
+
+
+@bp.get("/health")
+def health():
+    """Disk, memory, load, CPU temperature, uptime, active releases (see health.py)."""
+    from flask import current_app
+
+    from .health import health_report
+
+    return jsonify(health_report(library(), current_app.config["KETANG_STARTED"]))
 
 
 def _json_error(e: HTTPException):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
 
 from content_cache.library import Library
@@ -15,6 +17,7 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["KETANG_SETTINGS"] = settings
+    app.config["KETANG_STARTED"] = time.time()
     app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
     app.json.ensure_ascii = False
 
