@@ -39,6 +39,14 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class CaptiveSettings:
+    """[captive]: the captive portal (answers to OS connectivity probes)."""
+
+    enabled: bool = True
+    host_names: list[str] = field(default_factory=lambda: ["ketang.lan", "ketang.local"])
+
+
+@dataclass(frozen=True)
 class TrustSettings:
     """[trust]: which publishers this device accepts releases from."""
 
@@ -52,6 +60,7 @@ class Settings:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
+    captive: CaptiveSettings = field(default_factory=CaptiveSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
