@@ -61,7 +61,12 @@ def _channel_summary(channel: str, cat: Catalog) -> dict[str, Any]:
 
 
 def _resource(channel: str, r: dict[str, Any]) -> dict[str, Any]:
-    return dict(r, url=url_for("media.blob", sha256=r["sha256"]))
+    out = dict(r, url=url_for("media.blob", sha256=r["sha256"]))
+    if r["kind"] == "html5":
+        from .pages import app_url
+
+        out["app_url"] = app_url(r["sha256"])
+    return out
 
 
 def _node(channel: str, n: dict[str, Any]) -> dict[str, Any]:

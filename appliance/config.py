@@ -34,6 +34,7 @@ class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 8080
     threads: int = 8
+    apps_port: int = 8081
     connection_limit: int = 200
     channel_timeout: int = 60
 

@@ -35,20 +35,34 @@ def waitress_options(threads: int = 8, connection_limit: int = 200,
 
 
 def serve(app: Flask, host: str, port: int, threads: int,
-          announce: Callable[[str], None] = print, **options: Any) -> None:
+          announce: Callable[[str], None] = print, apps_app: Flask | None = None,
+          apps_port: int = 0, **options: Any) -> None:
     """Serve ``app`` until interrupted. ``port`` 0 picks a free port.
 
+    With ``apps_app``, the same process also listens on ``apps_port`` (the lesson
+    apps' origin): both sockets share one event loop and one pool of worker threads.
+    The main app learns the effective port as ``config["KETANG_APPS_PORT"]``.
     ``options`` are more :func:`waitress_options` keywords (connection_limit,
-    channel_timeout). Announces ``Serving on http://HOST:PORT`` once listening
-    (tests read this line).
+    channel_timeout). Announces ``Serving lesson apps on http://HOST:PORT`` and then
+    ``Serving on http://HOST:PORT`` once listening (tests read the latter).
     """
-    server = create_server(app, host=host, port=port,
-                           **waitress_options(threads=threads, **options))
+    adjustments = waitress_options(threads=threads, **options)
+    shared_map: dict = {}
+    server = create_server(app, map=shared_map, host=host, port=port, **adjustments)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
+    apps_server = None
+    if apps_app is not None:
+        apps_server = create_server(apps_app, map=shared_map,
+                                    _dispatcher=server.task_dispatcher,
+                                    host=host, port=apps_port, **adjustments)
+        app.config["KETANG_APPS_PORT"] = apps_server.effective_port
+        announce(f"Serving lesson apps on http://{shown}:{apps_server.effective_port}")
     announce(f"Serving on http://{shown}:{server.effective_port}")
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if apps_server is not None:
+            apps_server.close()
         server.close()

@@ -74,7 +74,8 @@ def write_config(path: Path, data_dir: Path, keys_dir: Path) -> Path:
 def running_server(config: Path, timeout: float = 20.0) -> Iterator[str]:
     """Start `ketang serve` on a free loopback port; yield its base URL."""
     proc = subprocess.Popen(
-        [*KETANG, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0"],
+        [*KETANG, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0",
+         "--apps-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
