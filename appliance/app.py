@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
 
 from content_cache.library import Library
@@ -15,12 +17,17 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     settings = settings or Settings()
     app = Flask(__name__)
     app.config["KETANG_SETTINGS"] = settings
+    app.config["KETANG_STARTED"] = time.time()
     app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
     app.json.ensure_ascii = False
 
-    from . import media, pages
+    from . import api, captive, media, pages
 
     app.register_blueprint(kiosk_ui_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(api.bp)
+    api.install_error_handlers(app)
+    if settings.captive.enabled:
+        captive.install(app, settings.captive.host_names)
     return app

@@ -34,6 +34,17 @@ class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 8080
     threads: int = 8
+    apps_port: int = 8081
+    connection_limit: int = 200
+    channel_timeout: int = 60
+
+
+@dataclass(frozen=True)
+class CaptiveSettings:
+    """[captive]: the captive portal (answers to OS connectivity probes)."""
+
+    enabled: bool = True
+    host_names: list[str] = field(default_factory=lambda: ["ketang.lan", "ketang.local"])
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class Settings:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
+    captive: CaptiveSettings = field(default_factory=CaptiveSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 
+from .apps import IFRAME_SANDBOX, apps_base
 from .context import library, settings
 
 bp = Blueprint("pages", __name__)
@@ -67,5 +68,15 @@ def lesson(channel: str, lesson_id: str):
     for r in found["resources"]:
         by_kind.setdefault(r["kind"], []).append(r)
     exercises = [(r, _exercise(r)) for r in by_kind.get("exercise", [])]
+    apps = [(r, app_url(r["sha256"])) for r in by_kind.get("html5", [])]
     return render_template("lesson.html", lesson=found, channel=channel, by_kind=by_kind,
-                           exercises=exercises, device=settings().device)
+                           exercises=exercises, apps=apps, app_sandbox=IFRAME_SANDBOX,
+                           device=settings().device)
+
+
+def app_url(sha256: str) -> str | None:
+    """Where an html5 resource runs: its entry page on the apps origin, or None."""
+    port = current_app.config.get("KETANG_APPS_PORT")
+    if port is None:
+        return None
+    return f"{apps_base(request.host, port)}/apps/{sha256}/index.html"

@@ -3,24 +3,66 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 from waitress.server import create_server
 
 
+def waitress_options(threads: int = 8, connection_limit: int = 200,
+                     channel_timeout: int = 60) -> dict[str, Any]:
+    """Waitress options tuned for media (docs/serving.md explains each).
+
+    Blob bodies go to waitress as ``wsgi.file_wrapper`` and are sent by its I/O
+    thread straight from the file, so worker threads only build responses: a few
+    threads serve many streaming tablets. ``connection_limit`` allows forty tablets
+    with several connections each; ``asyncore_use_poll`` lifts select()'s 1024-fd
+    ceiling; ``outbuf_overflow`` keeps rendered pages in memory up to 4 MiB.
+    """
+    return {
+        "threads": threads,
+        "connection_limit": connection_limit,
+        "channel_timeout": channel_timeout,
+        "backlog": 1024,
+        "asyncore_use_poll": True,
+        "outbuf_overflow": 4 * 1024 * 1024,
+        "outbuf_high_watermark": 16 * 1024 * 1024,
+        "inbuf_overflow": 512 * 1024,
+        "max_request_body_size": 1024 * 1024,
+        "ident": "ketang",
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
 def serve(app: Flask, host: str, port: int, threads: int,
-          announce: Callable[[str], None] = print) -> None:
+          announce: Callable[[str], None] = print, apps_app: Flask | None = None,
+          apps_port: int = 0, **options: Any) -> None:
     """Serve ``app`` until interrupted. ``port`` 0 picks a free port.
 
-    Announces ``Serving on http://HOST:PORT`` once listening (tests read this line).
+    With ``apps_app``, the same process also listens on ``apps_port`` (the lesson
+    apps' origin): both sockets share one event loop and one pool of worker threads.
+    The main app learns the effective port as ``config["KETANG_APPS_PORT"]``.
+    ``options`` are more :func:`waitress_options` keywords (connection_limit,
+    channel_timeout). Announces ``Serving lesson apps on http://HOST:PORT`` and then
+    ``Serving on http://HOST:PORT`` once listening (tests read the latter).
     """
-    server = create_server(app, host=host, port=port, threads=threads,
-                           ident="ketang", clear_untrusted_proxy_headers=True)
+    adjustments = waitress_options(threads=threads, **options)
+    shared_map: dict = {}
+    server = create_server(app, map=shared_map, host=host, port=port, **adjustments)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
+    apps_server = None
+    if apps_app is not None:
+        apps_server = create_server(apps_app, map=shared_map,
+                                    _dispatcher=server.task_dispatcher,
+                                    host=host, port=apps_port, **adjustments)
+        app.config["KETANG_APPS_PORT"] = apps_server.effective_port
+        announce(f"Serving lesson apps on http://{shown}:{apps_server.effective_port}")
     announce(f"Serving on http://{shown}:{server.effective_port}")
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if apps_server is not None:
+            apps_server.close()
         server.close()

@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from appliance.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: F401  (re-exported)
 
@@ -71,7 +74,8 @@ def write_config(path: Path, data_dir: Path, keys_dir: Path) -> Path:
 def running_server(config: Path, timeout: float = 20.0) -> Iterator[str]:
     """Start `ketang serve` on a free loopback port; yield its base URL."""
     proc = subprocess.Popen(
-        [*KETANG, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0"],
+        [*KETANG, "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0",
+         "--apps-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -96,3 +100,53 @@ def running_server(config: Path, timeout: float = 20.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def http(url: str, headers: dict[str, str] | None = None, method: str = "GET",
+         timeout: float = 10.0) -> tuple[int, Any, bytes]:
+    """One HTTP request with the standard library (no redirects followed).
+
+    Returns (status, headers, body); HTTP errors are answers, not exceptions.
+    """
+    req = urllib.request.Request(url, headers=headers or {}, method=method)
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def http_json(url: str, **kw: Any) -> tuple[int, Any]:
+    """GET ``url`` and parse its JSON body; returns (status, document)."""
+    status, headers, body = http(url, **kw)
+    assert headers["Content-Type"].startswith("application/json"), headers["Content-Type"]
+    return status, json.loads(body)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # noqa: D102
+        return None
+
+
+@contextmanager
+def served_sample(tmp_path: Path, sample_bundle: Path, extra_config: str = "") -> Iterator[
+        tuple[str, Path]]:
+    """Import the sample bundle into a fresh data folder and serve it; yield (url, data_dir)."""
+    import shutil
+
+    from content_cache.importer import import_bundle
+    from content_cache.keys import load_trusted_keys
+    from content_cache.library import Library
+
+    keys = tmp_path / "trusted-keys"
+    keys.mkdir(exist_ok=True)
+    shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
+    data = tmp_path / "data"
+    import_bundle(sample_bundle, Library(data), load_trusted_keys(keys))
+    config = write_config(tmp_path / "ketang.toml", data, keys)
+    if extra_config:
+        with open(config, "a", encoding="utf-8") as f:
+            f.write("\n" + extra_config)
+    with running_server(config) as url:
+        yield url, data
