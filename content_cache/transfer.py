@@ -295,12 +295,20 @@ class ReleaseTransfer:
         """True once every blob the release needs is in the store."""
         return not self._pending
 
-    def run(self, timeout: float = 600.0, activate: bool = True) -> TransferStatus:
-        """Drive the transfer until every blob is stored (then activate) or raise."""
+    def run(self, timeout: float = 600.0, activate: bool = True,
+            progress: Callable[[TransferStatus], None] | None = None) -> TransferStatus:
+        """Drive the transfer until every blob is stored (then activate) or raise.
+
+        ``progress(status)`` is called about once a second.
+        """
         if self.handle is None:
             self.start()
         deadline = time.monotonic() + timeout
+        last_tick = 0.0
         while self._pending:
+            if progress and time.monotonic() - last_tick >= 1.0:
+                last_tick = time.monotonic()
+                progress(self.status)
             self.session.wait_for_alert(250)
             try:
                 self.poll()
