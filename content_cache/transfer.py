@@ -55,6 +55,8 @@ CLOSED_NETWORK = {
     "anonymous_mode": False,
     "user_agent": "ketang",
     "alert_queue_size": 10000,
+    # A satellite link comes back after seconds: try the web seed again soon.
+    "urlseed_wait_retry": 5,
 }
 
 
