@@ -58,18 +58,23 @@ def keys_new(name: str, out: Path) -> None:
               required=True, help="Publisher private key (from `ketang keys new`).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Folder to write the KETANG/ bundle into (a drive's root, or a spool folder).")
-def publish(source: Path, channel: str, version: int, key_path: Path, out: Path) -> None:
+@click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
+              help="HTTP URL whose root holds KETANG/ (BEP 19 web seed); may be repeated.")
+def publish(source: Path, channel: str, version: int, key_path: Path, out: Path,
+            web_seeds: tuple[str, ...]) -> None:
     """Sign a lesson source tree into a release bundle."""
     from content_cache.publisher import publish as do_publish
 
     bar = ByteBar("发布 Publishing")
     try:
-        rel = do_publish(source, channel, version, key_path, out, progress=bar)
+        rel = do_publish(source, channel, version, key_path, out, progress=bar,
+                         web_seeds=web_seeds)
     finally:
         bar.close()
     click.echo(f"Published {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
                f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
     click.echo(f"Manifest: {rel.manifest_path}")
+    click.echo(f"Torrent:  {rel.manifest_path.with_name('release.torrent')}")
 
 
 @click.command("import")

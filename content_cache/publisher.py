@@ -3,14 +3,15 @@
 A source tree is a folder with ``source.json`` (format ``ketang-source/1``, a nested
 tree of nodes whose lessons list resources by file path) and the files it names.
 ``publish`` writes ``OUT/KETANG/releases/<channel>/<version>/manifest.json`` with its
-detached signature, and every blob under ``OUT/KETANG/blobs/``.
+detached signature, ``release.torrent`` (see ``torrent``), and every blob under
+``OUT/KETANG/blobs/``.
 """
 
 from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from .manifest import (
     Resource,
     parse_manifest,
 )
+from .torrent import write_release_torrent
 
 SOURCE_FORMAT = "ketang-source/1"
 SOURCE_FILE = "source.json"
@@ -115,10 +117,12 @@ def publish(
     key_path: Path,
     out: Path,
     progress: Callable[[int, int], None] | None = None,
+    web_seeds: Sequence[str] = (),
 ) -> PublishedRelease:
     """Build and sign a release of ``source`` into the bundle folder ``out``.
 
     ``progress(done_bytes, total_bytes)`` is called as blobs are copied.
+    ``web_seeds`` are HTTP URLs (BEP 19) embedded in the release's torrent.
     """
     source = Path(source)
     if not CHANNEL_RE.match(channel):
@@ -163,5 +167,6 @@ def publish(
     manifest_path = rdir / "manifest.json"
     atomic_write_bytes(manifest_path, data)
     atomic_write_bytes(manifest_path.with_name("manifest.json.sig"), sign(private, data))
+    write_release_torrent(root, manifest, rdir, web_seeds)
     return PublishedRelease(channel, version, manifest_path, key_id(private.public_key()),
                             len(nodes), len(resources), total)

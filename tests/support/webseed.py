@@ -1,0 +1,68 @@
+"""A local HTTP web seed (BEP 19) on 127.0.0.1: a static server with Range support.
+
+``corrupt=True`` flips bytes in every response body, to play a broken or hostile mirror.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class _RangeHandler(SimpleHTTPRequestHandler):
+    """Static files with single ``Range: bytes=a-b`` support (web seeds need it)."""
+
+    corrupt = False
+    requests: list[str]
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.requests.append(self.path)
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start, end = 0, len(data) - 1
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[6:].split(",")[0].partition("-")
+            start = int(a) if a else max(0, len(data) - int(b))
+            end = min(int(b), len(data) - 1) if a and b else end
+            if start > end:
+                self.send_error(416)
+                return
+        body = data[start:end + 1]
+        if self.corrupt:
+            body = bytes(x ^ 0x5A for x in body)
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextmanager
+def web_seed(root: Path, corrupt: bool = False) -> Iterator[tuple[str, list[str]]]:
+    """Serve ``root`` on a free 127.0.0.1 port; yield (base URL, list of request paths)."""
+    requests: list[str] = []
+    handler = type("Handler", (_RangeHandler,), {"corrupt": corrupt, "requests": requests})
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(handler, directory=str(root)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", requests
+    finally:
+        server.shutdown()
+        server.server_close()
