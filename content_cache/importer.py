@@ -23,6 +23,9 @@ from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 Progress = Callable[[int, int], None]
+# Blobs are made durable in batches: one filesystem sync per batch, not one per blob.
+BATCH_BLOBS = 4096
+BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -133,8 +136,18 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
         if progress:
             progress(done, need)
 
-    for sha, size in lacking.items():
-        library.store.add_file(root / blob_relpath(sha), sha, size, on_bytes=tick)
+    store = library.store
+    try:
+        batch_bytes = 0
+        for sha, size in lacking.items():
+            store.add_file(root / blob_relpath(sha), sha, size, on_bytes=tick, defer=True)
+            batch_bytes += size
+            if store.pending >= BATCH_BLOBS or batch_bytes >= BATCH_BYTES:
+                store.commit()  # what is committed stays: a re-run need not copy it again
+                batch_bytes = 0
+        store.commit()
+    finally:
+        store.discard()
     library.activate(manifest, data, signature)
     return ImportResult(manifest.channel, manifest.version, kid, len(lacking), need,
                         len(blobs) - len(lacking), "activated")
