@@ -89,7 +89,8 @@ def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) 
     bar = ByteBar("导入 Importing")
     try:
         results = import_bundle(path, Library(s.device.data_dir),
-                                load_trusted_keys(s.trust.keys_dir), force=force, progress=bar)
+                                load_trusted_keys(s.trust.keys_dir), force=force, progress=bar,
+                                reserve_bytes=s.device.reserve_mb * 1024 * 1024)
     finally:
         bar.close()
     for r in results:
