@@ -1,4 +1,4 @@
-"""Content commands: ``ketang keys new``, ``ketang publish``, ``ketang import``."""
+"""Content commands: `ketang keys new`, `publish`, `import` and `sample`."""
 
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) 
     bar = ByteBar("导入 Importing")
     try:
         results = import_bundle(path, Library(s.device.data_dir),
-                                load_trusted_keys(s.trust.keys_dir), force=force, progress=bar)
+                                load_trusted_keys(s.trust.keys_dir), force=force, progress=bar,
+                                reserve_bytes=s.device.reserve_mb * 1024 * 1024)
     finally:
         bar.close()
     for r in results:
@@ -106,4 +107,27 @@ def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) 
                        f"{r.blobs_present} already here.")
 
 
-COMMANDS = [keys, publish, import_]
+@click.command()
+@click.option("--resources", type=click.IntRange(min=1), required=True,
+              help="How many resources (four per lesson); 88000 is the national library's size.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder to write the KETANG/ bundle into.")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Publisher private key (default: the DEMO-ONLY key).")
+@click.option("--channel", default="cn-basic-edu-sample", show_default=True, help="Channel id.")
+@click.option("--version", "version", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Release version.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Random seed: the same seed gives the same release.")
+def sample(resources: int, out: Path, key_path: Path | None, channel: str, version: int,
+           seed: int) -> None:
+    """Write a synthetic signed release (realistic titles, small random blobs) for benchmarks."""
+    from content_cache.synthetic import DEMO_KEY, generate_sample
+
+    rel = generate_sample(resources, out, key_path or DEMO_KEY, channel, version, seed)
+    click.echo(f"Wrote sample {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
+               f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
+    click.echo(f"Manifest: {rel.manifest_path}")
+
+
+COMMANDS = [keys, publish, import_, sample]

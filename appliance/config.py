@@ -25,6 +25,7 @@ class DeviceSettings:
 
     name: str = "Ketang 课堂"
     data_dir: Path = Path("/var/lib/ketang")
+    reserve_mb: int = 256
 
 
 @dataclass(frozen=True)

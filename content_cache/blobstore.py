@@ -7,6 +7,7 @@ verified, or it is not there.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import re
@@ -44,12 +45,27 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def syncfs(path: Path) -> None:
+    """Flush every written file of the filesystem holding ``path`` (Linux syncfs(2))."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+
+
 class BlobStore:
     """Blobs under ``root/blobs/sha256``; temporary files under ``root/blobs/tmp``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.tmp_dir = self.root / "blobs" / "tmp"
+        self._pending: list[tuple[Path, Path]] = []
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob named ``sha256`` lives (whether or not it is there)."""
@@ -66,11 +82,17 @@ class BlobStore:
         expected_size: int | None = None,
         where: str = "the input",
         on_bytes: Callable[[int], None] | None = None,
+        defer: bool = False,
     ) -> str:
         """Copy ``src`` into the store, verifying it; return its sha256.
 
         Raises BlobError, leaving the store unchanged, if the bytes do not match
         ``expected_sha256`` or ``expected_size``.
+
+        With ``defer=True`` the verified bytes wait in a temporary file and enter the
+        store at the next :meth:`commit`, which makes a whole batch durable with one
+        filesystem sync before renaming (one fsync per small blob is what makes a
+        national release slow to import). Until then :meth:`has` does not see them.
         """
         if expected_sha256 is not None:
             check_sha256(expected_sha256)
@@ -93,7 +115,8 @@ class BlobStore:
                     if on_bytes:
                         on_bytes(len(chunk))
                 out.flush()
-                os.fsync(out.fileno())
+                if not defer:
+                    os.fsync(out.fileno())
             digest = h.hexdigest()
             if expected_size is not None and size != expected_size:
                 raise BlobError(
@@ -106,8 +129,11 @@ class BlobStore:
                     f"got {digest}. The file was altered or damaged; re-copy the bundle."
                 )
             final = self.path_for(digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp, 0o444)
+            if defer:
+                self._pending.append((tmp, final))
+                return digest
+            final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
             fsync_dir(final.parent)
             return digest
@@ -115,16 +141,44 @@ class BlobStore:
             tmp.unlink(missing_ok=True)
             raise
 
+    @property
+    def pending(self) -> int:
+        """How many deferred blobs wait for :meth:`commit`."""
+        return len(self._pending)
+
+    def commit(self) -> None:
+        """Sync the deferred blobs' bytes, rename them into place, sync their folders."""
+        if not self._pending:
+            return
+        syncfs(self.tmp_dir)
+        dirs: set[Path] = set()
+        for tmp, final in self._pending:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            dirs.add(final.parent)
+        self._pending.clear()
+        for d in dirs:
+            fsync_dir(d)
+        fsync_dir(self.root / "blobs" / "sha256")
+
+    def discard(self) -> None:
+        """Drop the deferred blobs (after an error): the store is as it was."""
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+
     def add_file(
         self,
         path: Path,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        defer: bool = False,
     ) -> str:
         """Copy the file at ``path`` into the store, verifying it; return its sha256."""
         path = Path(path)
         if path.is_symlink() or not path.is_file():
             raise BlobError(f"{path} is not a regular file; refusing to read it.")
         with open(path, "rb") as f:
-            return self.add_stream(f, expected_sha256, expected_size, str(path), on_bytes)
+            return self.add_stream(f, expected_sha256, expected_size, str(path), on_bytes,
+                                   defer)

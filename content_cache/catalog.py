@@ -74,10 +74,15 @@ def build_catalog(manifest: Manifest, path: Path) -> Path:
     try:
         with db:
             db.create_tables([Info, Node, Resource])
-            db.execute_sql(
-                "CREATE VIRTUAL TABLE search USING fts5(node_id UNINDEXED, title, body, "
-                "tokenize='trigram')"
-            )
+            # Two contentless full-text indexes keyed by the lesson's rowid in ``node``:
+            # trigrams for terms of three or more characters, and CJK-friendly bigrams
+            # (see :func:`bigrams`) for two-character terms such as 分数 or 加法.
+            # Columns: the lesson's titles, its descriptions, and its ancestors' titles
+            # (so 三年级 古诗 or 数学 分数 narrow a search to a grade or subject).
+            db.execute_sql("CREATE VIRTUAL TABLE search USING fts5(title, body, path, "
+                           "tokenize='trigram', content='', columnsize=1)")
+            db.execute_sql("CREATE VIRTUAL TABLE search_bi USING fts5(title, body, path, "
+                           "tokenize='unicode61', content='', columnsize=1)")
             with db.atomic():
                 Info.insert_many([
                     ("channel", manifest.channel), ("version", str(manifest.version)),
@@ -103,11 +108,7 @@ def build_catalog(manifest: Manifest, path: Path) -> Path:
                            Resource.media_type, Resource.duration]
                 for i in range(0, len(rrows), BATCH):
                     Resource.insert_many(rrows[i:i + BATCH], fields=rfields).execute()
-                db.execute_sql(
-                    "INSERT INTO search(node_id, title, body) SELECT id, "
-                    "title_zh || ' ' || title_en, description_zh || ' ' || description_en "
-                    "FROM node WHERE kind = 'lesson'"
-                )
+                _build_search(db, manifest)
     finally:
         db.close()
     with open(tmp, "rb+") as f:
@@ -115,6 +116,62 @@ def build_catalog(manifest: Manifest, path: Path) -> Path:
     os.replace(tmp, path)
     fsync_dir(path.parent)
     return path
+
+
+def bigrams(text: str) -> str:
+    """Every two-character substring of each word of ``text``, plus each word's last character.
+
+    Indexed with FTS5's unicode61 tokenizer, a two-character term is one token, a
+    longer term is the phrase of its bigrams (see :func:`bigram_query`), and a
+    one-character term is a prefix query (``分*``), so short Chinese words match
+    anywhere inside a title, as the trigram index does for longer ones.
+    """
+    out: list[str] = []
+    for word in _WORD_SPLIT.split(text.lower()):
+        if word:
+            out += [word[i:i + 2] for i in range(len(word) - 1)]
+            out.append(word[-1])
+    return " ".join(out)
+
+
+def bigram_query(term: str) -> str | None:
+    """The FTS5 query on the bigram index that matches ``term`` as a substring."""
+    words = [w for w in _WORD_SPLIT.split(term.lower()) if w]
+    if len(words) == 1 and len(words[0]) == 1:
+        return _quote(words[0]) + "*"
+    grams = [w[i:i + 2] for w in words for i in range(len(w) - 1)]
+    return _quote(" ".join(grams)) if grams else None
+
+
+# Runs of letters and digits (CJK included); anything else separates words, as it
+# does for the unicode61 tokenizer.
+_WORD_SPLIT = re.compile(r"[\W_]+")
+
+
+def _build_search(db: SqliteDatabase, manifest: Manifest) -> None:
+    by_id = {n.id: n for n in manifest.nodes}
+    paths: dict[str, str] = {}
+
+    def path_text(node_id: str | None) -> str:
+        if node_id is None:
+            return ""
+        if node_id not in paths:
+            n = by_id[node_id]
+            paths[node_id] = " ".join(filter(None, (path_text(n.parent), n.title.get("zh", ""),
+                                                    n.title.get("en", ""))))
+        return paths[node_id]
+
+    rows = [(rowid, title, body, path_text(parent)) for rowid, title, body, parent in
+            db.execute_sql(
+                "SELECT rowid, title_zh || ' ' || title_en, "
+                "description_zh || ' ' || description_en, parent "
+                "FROM node WHERE kind = 'lesson'")]
+    conn = db.connection()
+    conn.executemany("INSERT INTO search(rowid, title, body, path) VALUES (?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO search_bi(rowid, title, body, path) VALUES (?, ?, ?, ?)",
+                     ((r, bigrams(t), bigrams(b), bigrams(p)) for r, t, b, p in rows))
+    for table in ("search", "search_bi"):
+        db.execute_sql(f"INSERT INTO {table}({table}) VALUES ('optimize')")
 
 
 def _node_dict(n: Any) -> dict[str, Any]:
@@ -169,33 +226,47 @@ class Catalog:
         ).order_by(self.Node.position)
         return [_node_dict(n) for n in q]
 
+    def breadcrumbs(self, node_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The path from the stage down to each node (inclusive), in one query."""
+        if not node_ids:
+            return {}
+        marks = ",".join("?" * len(node_ids))
+        sql = (
+            "WITH RECURSIVE up(start, id, depth) AS ("
+            f" SELECT id, id, 0 FROM node WHERE id IN ({marks})"
+            " UNION ALL SELECT up.start, n.parent, up.depth + 1 FROM up JOIN node n"
+            " ON n.id = up.id WHERE n.parent IS NOT NULL AND up.depth < 16)"
+            " SELECT up.start, up.depth, n.id, n.parent, n.kind, n.title_zh, n.title_en,"
+            " n.description_zh, n.description_en FROM up JOIN node n ON n.id = up.id"
+            " ORDER BY up.start, up.depth DESC"
+        )
+        out: dict[str, list[dict[str, Any]]] = {nid: [] for nid in node_ids}
+        for start, _depth, *row in self.db.execute_sql(sql, list(node_ids)):
+            out[start].append(_row_dict(row))
+        return out
+
     def breadcrumb(self, node_id: str) -> list[dict[str, Any]]:
         """The path from the stage down to ``node_id`` (inclusive)."""
-        path: list[dict[str, Any]] = []
-        current: str | None = node_id
-        while current is not None and len(path) < 16:
-            n = self.node(current)
-            if n is None:
-                break
-            path.append(n)
-            current = n["parent"]
-        return list(reversed(path))
+        return self.breadcrumbs([node_id])[node_id]
 
     def lessons(self, limit: int = 500) -> list[dict[str, Any]]:
         """Lessons in teaching order, each with its breadcrumb titles."""
         q = (self.Node.select().where(self.Node.kind == "lesson")
              .order_by(self.Node.position).limit(limit))
-        return [dict(_node_dict(n), path=self.breadcrumb(n.id)[:-1]) for n in q]
+        return self._with_paths([_node_dict(n) for n in q])
+
+    def _with_paths(self, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        paths = self.breadcrumbs([n["id"] for n in nodes]) if nodes else {}
+        return [dict(n, path=paths[n["id"]][:-1]) for n in nodes]
 
     def lesson(self, node_id: str) -> dict[str, Any] | None:
-        """A lesson with its resources and breadcrumb, or None."""
-        n = self.Node.get_or_none((self.Node.id == node_id) & (self.Node.kind == "lesson"))
-        if n is None:
+        """A lesson with its resources and breadcrumb, or None (two queries)."""
+        path = self.breadcrumb(node_id)
+        if not path or path[-1]["kind"] != "lesson":
             return None
         resources = (self.Resource.select().where(self.Resource.lesson == node_id)
                      .order_by(self.Resource.position))
-        return dict(_node_dict(n), path=self.breadcrumb(node_id)[:-1],
-                    resources=[_resource_dict(r) for r in resources])
+        return dict(path[-1], path=path[:-1], resources=[_resource_dict(r) for r in resources])
 
     def resource_by_sha256(self, sha256: str) -> dict[str, Any] | None:
         """A resource whose blob is ``sha256`` (any one, if several share it)."""
@@ -205,31 +276,41 @@ class Catalog:
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         """Lessons matching ``query`` in title or description, best first.
 
-        Every whitespace-separated term must match. Terms of three or more characters
-        use the trigram index; shorter ones (e.g. 分数) fall back to a substring scan.
+        Every whitespace-separated term must occur as a substring (case-insensitive)
+        of the lesson's title, description, or the titles above it (grade, subject…).
+        Queries of terms with three or more characters use the trigram index; a query
+        with a shorter term (e.g. 分数) uses the bigram index. Title matches rank above
+        description matches, which rank above path matches (bm25).
         """
-        terms = [t for t in re.split(r"\s+", query.strip()) if t][:8]
+        terms = [t for t in re.split(r"\s+", query.strip().lower()) if t][:8]
         if not terms:
             return []
-        long_terms = [t for t in terms if len(t) >= 3]
-        short_terms = [t for t in terms if len(t) < 3]
-        where, params = [], []
-        if long_terms:
-            where.append("search MATCH ?")
-            params.append(" AND ".join('"' + t.replace('"', '""') + '"' for t in long_terms))
-        for t in short_terms:
-            where.append("(title LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\')")
-            like = "%" + t.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            params += [like, like]
-        order = "bm25(search, 10.0, 1.0)" if long_terms else \
-            "(CASE WHEN title LIKE ? ESCAPE '\\' THEN 0 ELSE 1 END), rowid"
-        if not long_terms:
-            params.append(params[0])
-        sql = (f"SELECT node_id FROM search WHERE {' AND '.join(where)} "
-               f"ORDER BY {order} LIMIT ?")
-        ids = [row[0] for row in self.db.execute_sql(sql, (*params, limit))]
-        out = []
-        for nid in ids:
-            n = self.Node.get_by_id(nid)
-            out.append(dict(_node_dict(n), path=self.breadcrumb(nid)[:-1]))
-        return out
+        if all(len(t) >= 3 for t in terms):
+            table, match = "search", " AND ".join(_quote(t) for t in terms)
+        else:
+            parts = [bigram_query(t) for t in terms]
+            if None in parts:
+                return []
+            table, match = "search_bi", " AND ".join(parts)
+        sql = (f"SELECT rowid FROM {table} WHERE {table} MATCH ? "
+               f"ORDER BY bm25({table}, 10.0, 2.0, 1.0) LIMIT ?")
+        params = [match]
+        rowids = [row[0] for row in self.db.execute_sql(sql, (*params, limit))]
+        if not rowids:
+            return []
+        marks = ",".join("?" * len(rowids))
+        rows = {r[0]: r[1:] for r in self.db.execute_sql(
+            "SELECT rowid, id, parent, kind, title_zh, title_en, description_zh, "
+            f"description_en FROM node WHERE rowid IN ({marks})", rowids)}
+        return self._with_paths([_row_dict(rows[r]) for r in rowids if r in rows])
+
+
+def _quote(term: str) -> str:
+    """An FTS5 string literal: the term matched as written."""
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    nid, parent, kind, tzh, ten, dzh, den = row
+    return {"id": nid, "parent": parent, "kind": kind, "title": {"zh": tzh, "en": ten},
+            "description": {"zh": dzh, "en": den}}

@@ -23,3 +23,7 @@ class ReplayError(KetangError):
 
 class SourceError(KetangError):
     """A publisher's source tree is malformed."""
+
+
+class SpaceError(KetangError):
+    """The disk cannot hold what an import needs (keeping the configured reserve)."""

@@ -17,12 +17,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .blobstore import blob_relpath
 from .bundle import BundleRelease, bundle_root, find_releases
-from .errors import BlobError, KetangError, ManifestError, ReplayError, SignatureError
+from .errors import (
+    BlobError,
+    KetangError,
+    ManifestError,
+    ReplayError,
+    SignatureError,
+    SpaceError,
+)
 from .keys import MAX_SIGNATURE_FILE, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 
 Progress = Callable[[int, int], None]
+# Blobs are made durable in batches: one filesystem sync per batch, not one per blob.
+BATCH_BLOBS = 4096
+BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,11 @@ class ImportResult:
     bytes_copied: int
     blobs_present: int
     status: str  # "activated" or "up-to-date"
+
+
+def space_needed(manifest: Manifest, blob_bytes: int, manifest_bytes: int) -> int:
+    """Bytes an import needs: new blobs, the kept manifest, and a generous catalog estimate."""
+    return blob_bytes + manifest_bytes + 1024 * (len(manifest.nodes) + len(manifest.resources))
 
 
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:
@@ -71,12 +86,13 @@ def import_bundle(
     trusted: dict[str, Ed25519PublicKey],
     force: bool = False,
     progress: Progress | None = None,
+    reserve_bytes: int = 0,
 ) -> list[ImportResult]:
     """Import the newest release of each channel in the bundle at ``path``.
 
     Raises a KetangError subclass (the device keeps serving what it served) when the
     bundle is untrusted, tampered, incomplete, older than what is served (unless
-    ``force``), or does not fit on the disk.
+    ``force``), or does not fit on the disk while leaving ``reserve_bytes`` free.
     """
     root = bundle_root(path)
     found = find_releases(root)
@@ -93,11 +109,13 @@ def import_bundle(
     # Every signature is checked before the device writes anything at all.
     verified = [verify_release(f, trusted) for f in newest.values()]
     with library.exclusive():
-        return [_import_one(root, *v, library, force, progress) for v in verified]
+        return [_import_one(root, *v, library, force, progress, reserve_bytes)
+                for v in verified]
 
 
 def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, kid: str,
-                library: Library, force: bool, progress: Progress | None) -> ImportResult:
+                library: Library, force: bool, progress: Progress | None,
+                reserve_bytes: int = 0) -> ImportResult:
     active = library.active_version(manifest.channel)
     if active is not None and manifest.version == active and not force:
         return ImportResult(manifest.channel, manifest.version, kid, 0, 0,
@@ -112,19 +130,26 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
     lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
     need = sum(lacking.values())
     library.data_dir.mkdir(parents=True, exist_ok=True)
+    space = space_needed(manifest, need, len(data))
     free = shutil.disk_usage(library.data_dir).free
-    if need > free:
-        raise KetangError(
-            f"{manifest.channel} v{manifest.version} needs {need / 1e6:.1f} MB for "
-            f"{len(lacking)} new files but {library.data_dir} has {free / 1e6:.1f} MB free. "
-            "Free space (ketang gc) or use a larger disk."
+    if space + reserve_bytes > free:
+        raise SpaceError(
+            f"{manifest.channel} v{manifest.version} needs {space / 1e6:.1f} MB "
+            f"({len(lacking)} new files, {need / 1e6:.1f} MB, plus its catalog) and this "
+            f"device keeps {reserve_bytes / 1e6:.1f} MB in reserve, but {library.data_dir} "
+            f"has {free / 1e6:.1f} MB free. Nothing was changed. Free space (`ketang gc`), "
+            "subscribe to fewer subjects, or use a larger disk."
         )
+    bundle_real = root.resolve()
     for sha in lacking:
         src = root / blob_relpath(sha)
         if src.is_symlink() or not src.is_file():
             raise BlobError(f"the bundle at {root} lacks blob {sha} that "
                             f"{manifest.channel} v{manifest.version} needs; the drive is "
                             "incomplete. Re-copy it from its source.")
+        if not src.resolve().is_relative_to(bundle_real):
+            raise BlobError(f"blob {sha} in the bundle at {root} leads outside it (a "
+                            "symlinked folder); refused. Re-copy the bundle without links.")
     done = 0
 
     def tick(n: int) -> None:
@@ -133,8 +158,18 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
         if progress:
             progress(done, need)
 
-    for sha, size in lacking.items():
-        library.store.add_file(root / blob_relpath(sha), sha, size, on_bytes=tick)
+    store = library.store
+    try:
+        batch_bytes = 0
+        for sha, size in lacking.items():
+            store.add_file(root / blob_relpath(sha), sha, size, on_bytes=tick, defer=True)
+            batch_bytes += size
+            if store.pending >= BATCH_BLOBS or batch_bytes >= BATCH_BYTES:
+                store.commit()  # what is committed stays: a re-run need not copy it again
+                batch_bytes = 0
+        store.commit()
+    finally:
+        store.discard()
     library.activate(manifest, data, signature)
     return ImportResult(manifest.channel, manifest.version, kid, len(lacking), need,
                         len(blobs) - len(lacking), "activated")
