@@ -125,4 +125,23 @@ def sample(resources: int, out: Path, key_path: Path | None, channel: str, versi
     click.echo(f"Manifest: {rel.manifest_path}")
 
 
-COMMANDS = [keys, publish, import_, sample]
+@click.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Data folder to clean (default: device.data_dir).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.pass_context
+def gc(ctx: click.Context, data_dir: Path | None, dry_run: bool) -> None:
+    """Remove blobs and old releases that no active release needs."""
+    from content_cache.gc import collect_garbage
+    from content_cache.library import Library
+
+    s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
+    r = collect_garbage(Library(s.device.data_dir), dry_run=dry_run)
+    verb = "Would remove" if r.dry_run else "Removed"
+    click.echo(f"{verb} {r.blobs_removed} files ({r.bytes_freed / 1e6:.1f} MB) and "
+               f"{len(r.releases_removed)} old releases"
+               + (f" ({', '.join(r.releases_removed)})" if r.releases_removed else "")
+               + f"; kept {r.blobs_kept} files the active releases need.")
+
+
+COMMANDS = [keys, publish, import_, sample, gc]
