@@ -90,7 +90,8 @@ def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) 
     try:
         results = import_bundle(path, Library(s.device.data_dir),
                                 load_trusted_keys(s.trust.keys_dir), force=force, progress=bar,
-                                reserve_bytes=s.device.reserve_mb * 1024 * 1024)
+                                reserve_bytes=s.device.reserve_mb * 1024 * 1024,
+                                subscription=s.subscriptions.subscription())
     finally:
         bar.close()
     for r in results:

@@ -80,7 +80,8 @@ def collect_garbage(library: Library, dry_run: bool = False) -> GcResult:
                 for leftover in tmp.iterdir():  # parts of an interrupted import
                     leftover.unlink()
         old_releases: list[str] = []
-        for kind, suffix in (("releases", ""), ("catalogs", ".sqlite")):
+        keep_catalogs = {r.catalog_path.resolve() for r in library.active().values()}
+        for kind in ("releases", "catalogs"):
             base = library.data_dir / kind
             if not base.is_dir():
                 continue
@@ -88,12 +89,13 @@ def collect_garbage(library: Library, dry_run: bool = False) -> GcResult:
                 if not ch_dir.is_dir():
                     continue
                 for entry in sorted(ch_dir.iterdir()):
-                    version = entry.name.removesuffix(suffix)
-                    if (entry.name.endswith(suffix) and version.isdigit()
-                            and (ch_dir.name, int(version)) in active):
+                    if kind == "catalogs":
+                        if entry.resolve() in keep_catalogs:
+                            continue
+                    elif entry.name.isdigit() and (ch_dir.name, int(entry.name)) in active:
                         continue
-                    if kind == "releases":
-                        old_releases.append(f"{ch_dir.name} v{version}")
+                    else:
+                        old_releases.append(f"{ch_dir.name} v{entry.name}")
                     if dry_run:
                         continue
                     if entry.is_dir() and not entry.is_symlink():

@@ -28,6 +28,7 @@ from .errors import (
 from .keys import MAX_SIGNATURE_FILE, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from .subscription import EVERYTHING, Subscription
 
 Progress = Callable[[int, int], None]
 # Blobs are made durable in batches: one filesystem sync per batch, not one per blob.
@@ -87,12 +88,15 @@ def import_bundle(
     force: bool = False,
     progress: Progress | None = None,
     reserve_bytes: int = 0,
+    subscription: Subscription = EVERYTHING,
 ) -> list[ImportResult]:
     """Import the newest release of each channel in the bundle at ``path``.
 
     Raises a KetangError subclass (the device keeps serving what it served) when the
     bundle is untrusted, tampered, incomplete, older than what is served (unless
     ``force``), or does not fit on the disk while leaving ``reserve_bytes`` free.
+    Only the blobs of lessons in ``subscription`` are copied; the catalog shows the
+    lessons whose every blob the device holds.
     """
     root = bundle_root(path)
     found = find_releases(root)
@@ -109,15 +113,18 @@ def import_bundle(
     # Every signature is checked before the device writes anything at all.
     verified = [verify_release(f, trusted) for f in newest.values()]
     with library.exclusive():
-        return [_import_one(root, *v, library, force, progress, reserve_bytes)
+        return [_import_one(root, *v, library, force, progress, reserve_bytes, subscription)
                 for v in verified]
 
 
 def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, kid: str,
                 library: Library, force: bool, progress: Progress | None,
-                reserve_bytes: int = 0) -> ImportResult:
+                reserve_bytes: int = 0,
+                subscription: Subscription = EVERYTHING) -> ImportResult:
     active = library.active_version(manifest.channel)
-    if active is not None and manifest.version == active and not force:
+    blobs = subscription.blobs(manifest)
+    lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
+    if active is not None and manifest.version == active and not force and not lacking:
         return ImportResult(manifest.channel, manifest.version, kid, 0, 0,
                             len(manifest.blobs()), "up-to-date")
     if active is not None and manifest.version < active and not force:
@@ -126,8 +133,6 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             "serves; refused so an old release cannot be replayed. A technician can "
             "roll back on purpose with --force."
         )
-    blobs = manifest.blobs()
-    lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
     need = sum(lacking.values())
     library.data_dir.mkdir(parents=True, exist_ok=True)
     space = space_needed(manifest, need, len(data))

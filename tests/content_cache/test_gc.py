@@ -53,7 +53,8 @@ def test_gc_removes_only_what_no_active_release_needs(tmp_path, publisher_key):
     assert (r.blobs_kept, r.blobs_removed, r.releases_removed) == (4, 2, ["test-channel v1"])
     assert _stored(lib) == _blobs(v2, 2)
     assert not (lib.data_dir / "releases" / "test-channel" / "1").exists()
-    assert not (lib.data_dir / "catalogs" / "test-channel" / "1.sqlite").exists()
+    assert [p.name for p in (lib.data_dir / "catalogs" / "test-channel").iterdir()] == [
+        lib.active()["test-channel"].catalog_path.name]
     assert list(lib.store.tmp_dir.iterdir()) == []
     cat = lib.catalog("test-channel")
     assert [x["id"] for x in cat.lessons()] == ["l0", "l1"]
