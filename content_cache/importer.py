@@ -113,6 +113,7 @@ def import_bundle(
     # Every signature is checked before the device writes anything at all.
     verified = [verify_release(f, trusted) for f in newest.values()]
     with library.exclusive():
+        library.remove_interrupted()
         return [_import_one(root, *v, library, force, progress, reserve_bytes, subscription)
                 for v in verified]
 

@@ -67,6 +67,22 @@ class Library:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def remove_interrupted(self) -> int:
+        """Delete what an import killed part-way left behind; return how many files.
+
+        Unverified blob parts in ``blobs/tmp``, half-built catalogs and an unswitched
+        ``active.json`` temporary file. None of it was ever served. Call inside
+        :meth:`exclusive` (then no import is running, so every such file is stale).
+        """
+        leftovers: list[Path] = []
+        if self.store.tmp_dir.is_dir():
+            leftovers += list(self.store.tmp_dir.iterdir())
+        leftovers += list(self.data_dir.glob("catalogs/*/*.building"))
+        leftovers += list(self.data_dir.glob(f".{ACTIVE_FILE}.*.tmp"))
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+        return len(leftovers)
+
     def active(self) -> dict[str, ActiveRelease]:
         """Every channel's active release. Re-read only when ``active.json`` changed."""
         path = self.data_dir / ACTIVE_FILE
