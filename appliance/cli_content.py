@@ -87,11 +87,17 @@ def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) 
 
     s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
     bar = ByteBar("导入 Importing")
+
+    def say_plan(p) -> None:
+        click.echo(f"{p.channel} v{p.version}: 需要 needs {p.space_bytes / 1e6:.1f} MB "
+                   f"({p.files} new files, {p.blob_bytes / 1e6:.1f} MB, plus its catalog); "
+                   f"{p.free_bytes / 1e6:.1f} MB free, keeping {p.reserve_bytes / 1e6:.1f} MB "
+                   "in reserve.")
     try:
         results = import_bundle(path, Library(s.device.data_dir),
                                 load_trusted_keys(s.trust.keys_dir), force=force, progress=bar,
-                                reserve_bytes=s.device.reserve_mb * 1024 * 1024,
-                                subscription=s.subscriptions.subscription())
+                                reserve_bytes=s.device.reserve_mb * 1_000_000,
+                                subscription=s.subscriptions.subscription(), on_plan=say_plan)
     finally:
         bar.close()
     for r in results:

@@ -75,10 +75,7 @@ def collect_garbage(library: Library, dry_run: bool = False) -> GcResult:
                 if changed:
                     fsync_dir(sub)
         if not dry_run:
-            tmp = library.store.tmp_dir
-            if tmp.is_dir():
-                for leftover in tmp.iterdir():  # parts of an interrupted import
-                    leftover.unlink()
+            library.remove_interrupted()  # parts of an interrupted import, never served
         old_releases: list[str] = []
         keep_catalogs = {r.catalog_path.resolve() for r in library.active().values()}
         for kind in ("releases", "catalogs"):

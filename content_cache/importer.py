@@ -31,6 +31,21 @@ from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .subscription import EVERYTHING, Subscription
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """What an import is about to copy, told before it copies anything."""
+
+    channel: str
+    version: int
+    files: int
+    blob_bytes: int
+    space_bytes: int
+    free_bytes: int
+    reserve_bytes: int
+
+
 # Blobs are made durable in batches: one filesystem sync per batch, not one per blob.
 BATCH_BLOBS = 4096
 BATCH_BYTES = 256 * 1024 * 1024
@@ -89,6 +104,7 @@ def import_bundle(
     progress: Progress | None = None,
     reserve_bytes: int = 0,
     subscription: Subscription = EVERYTHING,
+    on_plan: Callable[[ImportPlan], None] | None = None,
 ) -> list[ImportResult]:
     """Import the newest release of each channel in the bundle at ``path``.
 
@@ -96,7 +112,8 @@ def import_bundle(
     bundle is untrusted, tampered, incomplete, older than what is served (unless
     ``force``), or does not fit on the disk while leaving ``reserve_bytes`` free.
     Only the blobs of lessons in ``subscription`` are copied; the catalog shows the
-    lessons whose every blob the device holds.
+    lessons whose every blob the device holds. ``on_plan`` hears, per release, how
+    much it will copy and the space it needs, before anything is copied.
     """
     root = bundle_root(path)
     found = find_releases(root)
@@ -114,14 +131,15 @@ def import_bundle(
     verified = [verify_release(f, trusted) for f in newest.values()]
     with library.exclusive():
         library.remove_interrupted()
-        return [_import_one(root, *v, library, force, progress, reserve_bytes, subscription)
-                for v in verified]
+        return [_import_one(root, *v, library, force, progress, reserve_bytes, subscription,
+                            on_plan) for v in verified]
 
 
 def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, kid: str,
                 library: Library, force: bool, progress: Progress | None,
                 reserve_bytes: int = 0,
-                subscription: Subscription = EVERYTHING) -> ImportResult:
+                subscription: Subscription = EVERYTHING,
+                on_plan: Callable[[ImportPlan], None] | None = None) -> ImportResult:
     active = library.active_version(manifest.channel)
     blobs = subscription.blobs(manifest)
     lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
@@ -156,6 +174,9 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
         if not src.resolve().is_relative_to(bundle_real):
             raise BlobError(f"blob {sha} in the bundle at {root} leads outside it (a "
                             "symlinked folder); refused. Re-copy the bundle without links.")
+    if on_plan:
+        on_plan(ImportPlan(manifest.channel, manifest.version, len(lacking), need, space, free,
+                           reserve_bytes))
     done = 0
 
     def tick(n: int) -> None:

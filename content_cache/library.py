@@ -113,6 +113,9 @@ class Library:
         with self._lock:
             cat = self._catalogs.get(rel.catalog_path)
             if cat is None:
+                # Forget catalogs no longer active (a long-running server switches often).
+                live = {r.catalog_path for r in self._active.values()}
+                self._catalogs = {p: c for p, c in self._catalogs.items() if p in live}
                 cat = self._catalogs[rel.catalog_path] = Catalog(rel.catalog_path)
             return cat
 

@@ -205,7 +205,7 @@ def test_the_reserve_comes_from_the_config(tmp_path, device):
     from ..helpers import write_config
     keys = tmp_path / "trusted"
     config = write_config(tmp_path / "k.toml", lib.data_dir, keys)
-    free_mb = shutil.disk_usage(lib.data_dir).free // (1024 * 1024)
+    free_mb = shutil.disk_usage(lib.data_dir).free // 1_000_000
     config.write_text(config.read_text().replace(
         "[device]\n", f"[device]\nreserve_mb = {free_mb + 1}\n"))
     before = snapshot(lib.data_dir)

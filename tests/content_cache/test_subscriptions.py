@@ -79,6 +79,7 @@ def test_subscriptions_come_from_the_config(tmp_path, bundle, demo_keys):
     config.write_text(config.read_text() + '\n[subscriptions]\nsubjects = ["英语"]\n')
     r = CliRunner().invoke(main, ["--config", str(config), "import", str(out)])
     assert r.exit_code == 0, r.output
+    assert "需要 needs" in r.output and "MB free, keeping 256.0 MB in reserve" in r.output
     assert _subjects(Library(tmp_path / "data").catalog(manifest.channel)) == {"英语"}
 
 
