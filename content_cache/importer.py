@@ -165,13 +165,16 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             "subscribe to fewer subjects, or use a larger disk."
         )
     bundle_real = root.resolve()
+    inside: dict[str, bool] = {}  # per blobs/sha256/xx folder: does it stay in the bundle?
     for sha in lacking:
         src = root / blob_relpath(sha)
         if src.is_symlink() or not src.is_file():
             raise BlobError(f"the bundle at {root} lacks blob {sha} that "
                             f"{manifest.channel} v{manifest.version} needs; the drive is "
                             "incomplete. Re-copy it from its source.")
-        if not src.resolve().is_relative_to(bundle_real):
+        if sha[:2] not in inside:
+            inside[sha[:2]] = src.parent.resolve().is_relative_to(bundle_real)
+        if not inside[sha[:2]]:
             raise BlobError(f"blob {sha} in the bundle at {root} leads outside it (a "
                             "symlinked folder); refused. Re-copy the bundle without links.")
     if on_plan:
