@@ -92,10 +92,17 @@ def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) 
 
     s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
     bar = ByteBar("导入 Importing")
+
+    def say_plan(p) -> None:
+        click.echo(f"{p.channel} v{p.version}: 需要 needs {p.space_bytes / 1e6:.1f} MB "
+                   f"({p.files} new files, {p.blob_bytes / 1e6:.1f} MB, plus its catalog); "
+                   f"{p.free_bytes / 1e6:.1f} MB free, keeping {p.reserve_bytes / 1e6:.1f} MB "
+                   "in reserve.")
     try:
         results = import_bundle(path, Library(s.device.data_dir),
                                 load_trusted_keys(s.trust.keys_dir), force=force, progress=bar,
-                                reserve_bytes=s.device.reserve_mb * 1024 * 1024)
+                                reserve_bytes=s.device.reserve_mb * 1_000_000,
+                                subscription=s.subscriptions.subscription(), on_plan=say_plan)
     finally:
         bar.close()
     for r in results:
@@ -130,4 +137,23 @@ def sample(resources: int, out: Path, key_path: Path | None, channel: str, versi
     click.echo(f"Manifest: {rel.manifest_path}")
 
 
-COMMANDS = [keys, publish, import_, sample]
+@click.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Data folder to clean (default: device.data_dir).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.pass_context
+def gc(ctx: click.Context, data_dir: Path | None, dry_run: bool) -> None:
+    """Remove blobs and old releases that no active release needs."""
+    from content_cache.gc import collect_garbage
+    from content_cache.library import Library
+
+    s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
+    r = collect_garbage(Library(s.device.data_dir), dry_run=dry_run)
+    verb = "Would remove" if r.dry_run else "Removed"
+    click.echo(f"{verb} {r.blobs_removed} files ({r.bytes_freed / 1e6:.1f} MB) and "
+               f"{len(r.releases_removed)} old releases"
+               + (f" ({', '.join(r.releases_removed)})" if r.releases_removed else "")
+               + f"; kept {r.blobs_kept} files the active releases need.")
+
+
+COMMANDS = [keys, publish, import_, sample, gc]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from content_cache.errors import KetangError
+from content_cache.subscription import Subscription
 
 DEFAULT_CONFIG_PATH = Path("/etc/ketang/ketang.toml")
 
@@ -56,6 +57,21 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class SubscriptionsSettings:
+    """[subscriptions]: what this school keeps (empty lists keep everything)."""
+
+    stages: list[str] = field(default_factory=list)
+    grades: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
+    editions: list[str] = field(default_factory=list)
+
+    def subscription(self) -> Subscription:
+        """The content_cache Subscription these settings name."""
+        return Subscription(tuple(self.stages), tuple(self.grades), tuple(self.subjects),
+                            tuple(self.editions))
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -63,6 +79,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     captive: CaptiveSettings = field(default_factory=CaptiveSettings)
+    subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
@@ -87,7 +104,7 @@ def documented_settings() -> list[str]:
 
 
 TYPE_WORDS = {bool: "true or false", int: "a whole number", str: "a string",
-              list: "a list", type(Path()): "a path (a string)"}
+              list: "a list of strings", type(Path()): "a path (a string)"}
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -99,7 +116,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         ok = isinstance(value, str) and value != ""
         value = Path(value) if ok else value
     elif isinstance(default, list):
-        ok = isinstance(value, list)
+        ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
     else:
         ok = isinstance(value, type(default))
     if not ok:

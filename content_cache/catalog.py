@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,35 @@ def _models(db: SqliteDatabase) -> tuple[type[Model], type[Model], type[Model]]:
     return Info, Node, Resource
 
 
-def build_catalog(manifest: Manifest, path: Path) -> Path:
-    """Build the catalog of ``manifest`` at ``path`` (atomically: temp, fsync, rename)."""
+def shown_part(manifest: Manifest, has_blob: Callable[[str], bool]) -> Manifest:
+    """The part of ``manifest`` a device can show: lessons whose every blob it holds.
+
+    Nodes above lessons are kept only when some shown lesson sits under them.
+    """
+    missing = {r.lesson for r in manifest.resources if not has_blob(r.sha256)}
+    if not missing:
+        return manifest
+    parents = {n.id: n.parent for n in manifest.nodes}
+    keep: set[str] = set()
+    for n in manifest.nodes:
+        if n.kind == "lesson" and n.id not in missing:
+            current: str | None = n.id
+            while current is not None and current not in keep:
+                keep.add(current)
+                current = parents.get(current)
+    return replace(manifest, nodes=[n for n in manifest.nodes if n.id in keep],
+                   resources=[r for r in manifest.resources if r.lesson in keep])
+
+
+def build_catalog(manifest: Manifest, path: Path,
+                  has_blob: Callable[[str], bool] | None = None) -> Path:
+    """Build the catalog of ``manifest`` at ``path`` (atomically: temp, fsync, rename).
+
+    With ``has_blob``, a lesson is left out unless every blob it names is present
+    (a subscription, or a download still under way); see :func:`shown_part`.
+    """
+    if has_blob is not None:
+        manifest = shown_part(manifest, has_blob)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".building")
@@ -94,20 +123,18 @@ def build_catalog(manifest: Manifest, path: Path) -> Path:
                      n.description.get("zh", ""), n.description.get("en", ""))
                     for i, n in enumerate(manifest.nodes)
                 ]
-                fields = [Node.id, Node.parent, Node.kind, Node.position, Node.title_zh,
-                          Node.title_en, Node.description_zh, Node.description_en]
-                for i in range(0, len(rows), BATCH):
-                    Node.insert_many(rows[i:i + BATCH], fields=fields).execute()
-                rrows = [
-                    (r.id, r.lesson, r.kind, i, r.title.get("zh", ""), r.title.get("en", ""),
-                     r.sha256, r.size, r.media_type, r.duration)
-                    for i, r in enumerate(manifest.resources)
-                ]
-                rfields = [Resource.id, Resource.lesson, Resource.kind, Resource.position,
-                           Resource.title_zh, Resource.title_en, Resource.sha256, Resource.size,
-                           Resource.media_type, Resource.duration]
-                for i in range(0, len(rrows), BATCH):
-                    Resource.insert_many(rrows[i:i + BATCH], fields=rfields).execute()
+                # Plain executemany: peewee's insert_many spends most of a national
+                # release's build time generating SQL.
+                conn = db.connection()
+                conn.executemany(
+                    "INSERT INTO node (id, parent, kind, position, title_zh, title_en, "
+                    "description_zh, description_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                conn.executemany(
+                    "INSERT INTO resource (id, lesson, kind, position, title_zh, title_en, "
+                    "sha256, size, media_type, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((r.id, r.lesson, r.kind, i, r.title.get("zh", ""), r.title.get("en", ""),
+                      r.sha256, r.size, r.media_type, r.duration)
+                     for i, r in enumerate(manifest.resources)))
                 _build_search(db, manifest)
     finally:
         db.close()

@@ -28,8 +28,24 @@ from .errors import (
 from .keys import MAX_SIGNATURE_FILE, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from .subscription import EVERYTHING, Subscription
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """What an import is about to copy, told before it copies anything."""
+
+    channel: str
+    version: int
+    files: int
+    blob_bytes: int
+    space_bytes: int
+    free_bytes: int
+    reserve_bytes: int
+
+
 # Blobs are made durable in batches: one filesystem sync per batch, not one per blob.
 BATCH_BLOBS = 4096
 BATCH_BYTES = 256 * 1024 * 1024
@@ -87,12 +103,17 @@ def import_bundle(
     force: bool = False,
     progress: Progress | None = None,
     reserve_bytes: int = 0,
+    subscription: Subscription = EVERYTHING,
+    on_plan: Callable[[ImportPlan], None] | None = None,
 ) -> list[ImportResult]:
     """Import the newest release of each channel in the bundle at ``path``.
 
     Raises a KetangError subclass (the device keeps serving what it served) when the
     bundle is untrusted, tampered, incomplete, older than what is served (unless
     ``force``), or does not fit on the disk while leaving ``reserve_bytes`` free.
+    Only the blobs of lessons in ``subscription`` are copied; the catalog shows the
+    lessons whose every blob the device holds. ``on_plan`` hears, per release, how
+    much it will copy and the space it needs, before anything is copied.
     """
     root = bundle_root(path)
     found = find_releases(root)
@@ -109,15 +130,20 @@ def import_bundle(
     # Every signature is checked before the device writes anything at all.
     verified = [verify_release(f, trusted) for f in newest.values()]
     with library.exclusive():
-        return [_import_one(root, *v, library, force, progress, reserve_bytes)
-                for v in verified]
+        library.remove_interrupted()
+        return [_import_one(root, *v, library, force, progress, reserve_bytes, subscription,
+                            on_plan) for v in verified]
 
 
 def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, kid: str,
                 library: Library, force: bool, progress: Progress | None,
-                reserve_bytes: int = 0) -> ImportResult:
+                reserve_bytes: int = 0,
+                subscription: Subscription = EVERYTHING,
+                on_plan: Callable[[ImportPlan], None] | None = None) -> ImportResult:
     active = library.active_version(manifest.channel)
-    if active is not None and manifest.version == active and not force:
+    blobs = subscription.blobs(manifest)
+    lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
+    if active is not None and manifest.version == active and not force and not lacking:
         return ImportResult(manifest.channel, manifest.version, kid, 0, 0,
                             len(manifest.blobs()), "up-to-date")
     if active is not None and manifest.version < active and not force:
@@ -126,8 +152,6 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             "serves; refused so an old release cannot be replayed. A technician can "
             "roll back on purpose with --force."
         )
-    blobs = manifest.blobs()
-    lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
     need = sum(lacking.values())
     library.data_dir.mkdir(parents=True, exist_ok=True)
     space = space_needed(manifest, need, len(data))
@@ -141,15 +165,21 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             "subscribe to fewer subjects, or use a larger disk."
         )
     bundle_real = root.resolve()
+    inside: dict[str, bool] = {}  # per blobs/sha256/xx folder: does it stay in the bundle?
     for sha in lacking:
         src = root / blob_relpath(sha)
         if src.is_symlink() or not src.is_file():
             raise BlobError(f"the bundle at {root} lacks blob {sha} that "
                             f"{manifest.channel} v{manifest.version} needs; the drive is "
                             "incomplete. Re-copy it from its source.")
-        if not src.resolve().is_relative_to(bundle_real):
+        if sha[:2] not in inside:
+            inside[sha[:2]] = src.parent.resolve().is_relative_to(bundle_real)
+        if not inside[sha[:2]]:
             raise BlobError(f"blob {sha} in the bundle at {root} leads outside it (a "
                             "symlinked folder); refused. Re-copy the bundle without links.")
+    if on_plan:
+        on_plan(ImportPlan(manifest.channel, manifest.version, len(lacking), need, space, free,
+                           reserve_bytes))
     done = 0
 
     def tick(n: int) -> None:

@@ -4,7 +4,7 @@ Layout under the data folder::
 
     blobs/sha256/ab/abcdef…            verified blobs (see blobstore)
     releases/<channel>/<version>/      the verified manifest and its signature
-    catalogs/<channel>/<version>.sqlite
+    catalogs/<channel>/<version>-<build>.sqlite
     active.json                        {channel: {"version": N, "catalog": "catalogs/…"}}
 
 Activation builds the new catalog beside the old one and then replaces
@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,22 @@ class Library:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def remove_interrupted(self) -> int:
+        """Delete what an import killed part-way left behind; return how many files.
+
+        Unverified blob parts in ``blobs/tmp``, half-built catalogs and an unswitched
+        ``active.json`` temporary file. None of it was ever served. Call inside
+        :meth:`exclusive` (then no import is running, so every such file is stale).
+        """
+        leftovers: list[Path] = []
+        if self.store.tmp_dir.is_dir():
+            leftovers += list(self.store.tmp_dir.iterdir())
+        leftovers += list(self.data_dir.glob("catalogs/*/*.building"))
+        leftovers += list(self.data_dir.glob(f".{ACTIVE_FILE}.*.tmp"))
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+        return len(leftovers)
+
     def active(self) -> dict[str, ActiveRelease]:
         """Every channel's active release. Re-read only when ``active.json`` changed."""
         path = self.data_dir / ACTIVE_FILE
@@ -96,6 +113,9 @@ class Library:
         with self._lock:
             cat = self._catalogs.get(rel.catalog_path)
             if cat is None:
+                # Forget catalogs no longer active (a long-running server switches often).
+                live = {r.catalog_path for r in self._active.values()}
+                self._catalogs = {p: c for p, c in self._catalogs.items() if p in live}
                 cat = self._catalogs[rel.catalog_path] = Catalog(rel.catalog_path)
             return cat
 
@@ -106,20 +126,18 @@ class Library:
     def activate(self, manifest: Manifest, manifest_bytes: bytes, signature: bytes) -> Path:
         """Keep a verified release, build its catalog and make it the active one.
 
-        The caller has verified the signature and every blob. Call inside
+        The caller has verified the signature and copied the blobs it wants. The
+        catalog shows only lessons whose every blob is in the store. Call inside
         :meth:`exclusive`.
         """
-        missing = [sha for sha in manifest.blobs() if not self.store.has(sha)]
-        if missing:
-            raise KetangError(
-                f"cannot activate {manifest.channel} v{manifest.version}: "
-                f"{len(missing)} blobs are not in the store (first: {missing[0]})."
-            )
         rdir = self.release_dir(manifest.channel, manifest.version)
         atomic_write_bytes(rdir / "manifest.json", manifest_bytes)
         atomic_write_bytes(rdir / "manifest.json.sig", signature)
-        rel_catalog = Path("catalogs", manifest.channel, f"{manifest.version}.sqlite")
-        build_catalog(manifest, self.data_dir / rel_catalog)
+        # A new name on every build: a server holding the previous catalog open keeps
+        # reading it, and notices the switch through active.json.
+        rel_catalog = Path("catalogs", manifest.channel,
+                           f"{manifest.version}-{time.time_ns()}.sqlite")
+        build_catalog(manifest, self.data_dir / rel_catalog, has_blob=self.store.has)
         path = self.data_dir / ACTIVE_FILE
         doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         doc[manifest.channel] = {"version": manifest.version, "catalog": str(rel_catalog)}
