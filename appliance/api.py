@@ -101,6 +101,7 @@ def root():
         "search": url_for("api.search"),
         "device": url_for("api.device"),
         "health": url_for("api.health"),
+        "peers": url_for("api.peers"),
     })
 
 
@@ -188,13 +189,26 @@ def search():
 @bp.get("/device")
 def device():
     """Who this device is: its name, software and API version, active releases."""
+    from .discovery import device_id
+
     lib = library()
     return jsonify({
+        "id": device_id(settings().device.id),
         "name": settings().device.name,
         "software_version": _software_version(),
         "api_version": API_VERSION,
         "active": {ch: rel.version for ch, rel in sorted(lib.active().items())},
     })
+
+
+@bp.get("/peers")
+def peers():
+    """Other Ketang devices seen on the LAN by zeroconf (``_ketang._tcp``)."""
+    from flask import current_app
+
+    disco = current_app.extensions.get("ketang_discovery")
+    return jsonify({"enabled": disco is not None,
+                    "peers": disco.peers() if disco is not None else []})
 
 
 @bp.get("/health")

@@ -24,6 +24,7 @@ class DeviceSettings:
     """[device]: who this device is and where it keeps its data."""
 
     name: str = "Ketang 课堂"
+    id: str = ""
     data_dir: Path = Path("/var/lib/ketang")
 
 
@@ -48,6 +49,14 @@ class CaptiveSettings:
 
 
 @dataclass(frozen=True)
+class ZeroconfSettings:
+    """[zeroconf]: advertising the device and finding peers on the LAN (mDNS/DNS-SD)."""
+
+    enabled: bool = True
+    interfaces: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class TrustSettings:
     """[trust]: which publishers this device accepts releases from."""
 
@@ -62,6 +71,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     captive: CaptiveSettings = field(default_factory=CaptiveSettings)
+    zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -36,12 +37,16 @@ def waitress_options(threads: int = 8, connection_limit: int = 200,
 
 def serve(app: Flask, host: str, port: int, threads: int,
           announce: Callable[[str], None] = print, apps_app: Flask | None = None,
-          apps_port: int = 0, **options: Any) -> None:
+          apps_port: int = 0,
+          on_listening: Callable[[int, int | None], Callable[[], None] | None] | None = None,
+          **options: Any) -> None:
     """Serve ``app`` until interrupted. ``port`` 0 picks a free port.
 
     With ``apps_app``, the same process also listens on ``apps_port`` (the lesson
     apps' origin): both sockets share one event loop and one pool of worker threads.
     The main app learns the effective port as ``config["KETANG_APPS_PORT"]``.
+    ``on_listening(port, apps_port)`` runs once both sockets listen (zeroconf starts
+    there) and may return a function that runs at shutdown, also on SIGTERM.
     ``options`` are more :func:`waitress_options` keywords (connection_limit,
     channel_timeout). Announces ``Serving lesson apps on http://HOST:PORT`` and then
     ``Serving on http://HOST:PORT`` once listening (tests read the latter).
@@ -55,14 +60,27 @@ def serve(app: Flask, host: str, port: int, threads: int,
         apps_server = create_server(apps_app, map=shared_map,
                                     _dispatcher=server.task_dispatcher,
                                     host=host, port=apps_port, **adjustments)
-        app.config["KETANG_APPS_PORT"] = apps_server.effective_port
+        app.config["KETANG_APPS_PORT"] = int(apps_server.effective_port)
         announce(f"Serving lesson apps on http://{shown}:{apps_server.effective_port}")
-    announce(f"Serving on http://{shown}:{server.effective_port}")
+    closer = None
+    previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
+        if on_listening is not None:
+            closer = on_listening(int(server.effective_port),
+                                  int(apps_server.effective_port) if apps_server else None)
+        announce(f"Serving on http://{shown}:{server.effective_port}")
         server.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        if closer is not None:
+            closer()
         if apps_server is not None:
             apps_server.close()
         server.close()
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    """systemd and tests stop the server with SIGTERM: unwind so shutdown code runs."""
+    raise SystemExit(0)
