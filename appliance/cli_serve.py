@@ -73,7 +73,7 @@ def _run(s: Settings) -> None:
     run(app, s.server.host, s.server.port, s.server.threads,
         apps_app=create_apps_app(lib), apps_port=s.server.apps_port,
         on_listening=on_listening, connection_limit=s.server.connection_limit,
-        channel_timeout=s.server.channel_timeout)
+        channel_timeout=s.server.channel_timeout, send_buffer=s.server.send_buffer)
 
 
 COMMANDS = [serve, demo]

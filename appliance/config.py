@@ -38,6 +38,7 @@ class ServerSettings:
     apps_port: int = 8081
     connection_limit: int = 200
     channel_timeout: int = 60
+    send_buffer: int = 262144
 
 
 @dataclass(frozen=True)
