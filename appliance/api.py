@@ -7,6 +7,7 @@ to do. Nothing here writes to disk.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -21,6 +22,7 @@ API_VERSION = 1
 PREFIX = "/api/v1"
 MAX_QUERY = 100
 MAX_LIMIT = 200
+SEARCH_CACHE_SIZE = 512
 
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
@@ -101,6 +103,7 @@ def root():
         "search": url_for("api.search"),
         "device": url_for("api.device"),
         "health": url_for("api.health"),
+        "peers": url_for("api.peers"),
     })
 
 
@@ -166,6 +169,14 @@ def lesson(channel: str, lesson_id: str):
                         resources=[_resource(channel, r) for r in found["resources"]]))
 
 
+@lru_cache(maxsize=SEARCH_CACHE_SIZE)
+def _cached_search(cat: Catalog, q: str, limit: int) -> list[dict[str, Any]]:
+    """Search results of one catalog. A catalog never changes (a new release gets a new
+    Catalog object), so answers are kept: a class searching the same words costs one
+    query. Callers must not modify what they get."""
+    return cat.search(q, limit=limit)
+
+
 @bp.get("/search")
 def search():
     """Lessons matching ``q`` (all channels, or ``channel``), best first, at most ``limit``."""
@@ -181,20 +192,33 @@ def search():
     results: list[dict[str, Any]] = []
     for ch in chans:
         cat = _catalog(ch)
-        results += [dict(_node(ch, r), channel=ch) for r in cat.search(q, limit=limit)]
+        results += [dict(_node(ch, r), channel=ch) for r in _cached_search(cat, q, limit)]
     return jsonify({"q": q, "results": results[:limit]})
 
 
 @bp.get("/device")
 def device():
     """Who this device is: its name, software and API version, active releases."""
+    from .discovery import device_id
+
     lib = library()
     return jsonify({
+        "id": device_id(settings().device.id),
         "name": settings().device.name,
         "software_version": _software_version(),
         "api_version": API_VERSION,
         "active": {ch: rel.version for ch, rel in sorted(lib.active().items())},
     })
+
+
+@bp.get("/peers")
+def peers():
+    """Other Ketang devices seen on the LAN by zeroconf (``_ketang._tcp``)."""
+    from flask import current_app
+
+    disco = current_app.extensions.get("ketang_discovery")
+    return jsonify({"enabled": disco is not None,
+                    "peers": disco.peers() if disco is not None else []})
 
 
 @bp.get("/health")

@@ -56,10 +56,24 @@ def _run(s: Settings) -> None:
     from .server import serve as run
 
     app = create_app(s)
+    lib = app.extensions["ketang_library"]
+
+    def on_listening(port: int, apps_port: int | None):
+        if not s.zeroconf.enabled:
+            return None
+        from .discovery import Discovery, device_id
+
+        disco = Discovery(name=s.device.name, dev_id=device_id(s.device.id), library=lib,
+                          port=port, apps_port=apps_port, interfaces=s.zeroconf.interfaces,
+                          host=s.server.host)
+        disco.start()
+        app.extensions["ketang_discovery"] = disco
+        return disco.close
+
     run(app, s.server.host, s.server.port, s.server.threads,
-        apps_app=create_apps_app(app.extensions["ketang_library"]),
-        apps_port=s.server.apps_port, connection_limit=s.server.connection_limit,
-        channel_timeout=s.server.channel_timeout)
+        apps_app=create_apps_app(lib), apps_port=s.server.apps_port,
+        on_listening=on_listening, connection_limit=s.server.connection_limit,
+        channel_timeout=s.server.channel_timeout, send_buffer=s.server.send_buffer)
 
 
 COMMANDS = [serve, demo]

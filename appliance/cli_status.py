@@ -1,4 +1,4 @@
-"""``ketang status``: how the device is doing."""
+"""``ketang status`` (how the device is doing) and ``ketang peers`` (who is nearby)."""
 
 from __future__ import annotations
 
@@ -33,4 +33,32 @@ def status(ctx: click.Context, data_dir: Path | None, as_json: bool) -> None:
     ctx.exit(0 if report["status"] == "ok" else 2)
 
 
-COMMANDS = [status]
+@click.command()
+@click.option("--timeout", type=float, default=3.0, show_default=True,
+              help="Seconds to listen for answers.")
+@click.option("--interface", "interfaces", multiple=True,
+              help="Address of an interface to browse on (repeatable; default: "
+                   "zeroconf.interfaces, else all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the devices as JSON.")
+@click.pass_context
+def peers(ctx: click.Context, timeout: float, interfaces: tuple[str, ...],
+          as_json: bool) -> None:
+    """Find other Ketang devices on the LAN (zeroconf, _ketang._tcp)."""
+    from .discovery import browse
+
+    if not 0 < timeout <= 60:
+        raise click.BadParameter("should be more than 0 and at most 60 seconds.",
+                                 param_hint="--timeout")
+    found = browse(list(interfaces) or settings_from(ctx).zeroconf.interfaces, timeout)
+    if as_json:
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        click.echo("没有找到其他设备。No Ketang device answered.")
+    for p in found:
+        chans = ", ".join(f"{c} v{v}" for c, v in p["channels"].items()) or "-"
+        click.echo(f"{p['name']}  id={p['id']}  http://{(p['addresses'] or ['?'])[0]}:"
+                   f"{p['port']}{p['path']}  {chans}")
+
+
+COMMANDS = [status, peers]

@@ -25,6 +25,7 @@ class DeviceSettings:
     """[device]: who this device is and where it keeps its data."""
 
     name: str = "Ketang 课堂"
+    id: str = ""
     data_dir: Path = Path("/var/lib/ketang")
     reserve_mb: int = 256
 
@@ -39,6 +40,7 @@ class ServerSettings:
     apps_port: int = 8081
     connection_limit: int = 200
     channel_timeout: int = 60
+    send_buffer: int = 262144
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,14 @@ class CaptiveSettings:
 
     enabled: bool = True
     host_names: list[str] = field(default_factory=lambda: ["ketang.lan", "ketang.local"])
+
+
+@dataclass(frozen=True)
+class ZeroconfSettings:
+    """[zeroconf]: advertising the device and finding peers on the LAN (mDNS/DNS-SD)."""
+
+    enabled: bool = True
+    interfaces: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class Settings:
     trust: TrustSettings = field(default_factory=TrustSettings)
     captive: CaptiveSettings = field(default_factory=CaptiveSettings)
     subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
+    zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

@@ -61,10 +61,15 @@ def snapshot(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-def write_config(path: Path, data_dir: Path, keys_dir: Path) -> Path:
-    """A TOML config naming a data folder and a trusted keys folder."""
+def write_config(path: Path, data_dir: Path, keys_dir: Path, zeroconf: str = "") -> Path:
+    """A TOML config naming a data folder and a trusted keys folder.
+
+    Zeroconf is off unless ``zeroconf`` gives the body of a [zeroconf] section (tests
+    advertise on 127.0.0.1 only, never on the machine's other interfaces).
+    """
     path.write_text(
-        f'[device]\ndata_dir = "{data_dir}"\n\n[trust]\nkeys_dir = "{keys_dir}"\n',
+        f'[device]\ndata_dir = "{data_dir}"\n\n[trust]\nkeys_dir = "{keys_dir}"\n\n'
+        f'[zeroconf]\n{zeroconf or "enabled = false"}\n',
         encoding="utf-8",
     )
     return path

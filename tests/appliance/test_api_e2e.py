@@ -137,3 +137,9 @@ def test_pages_keep_html_errors(api):
     base, _, _ = api
     status, headers, _ = http(base + "/no-such-page")
     assert status == 404 and headers["Content-Type"].startswith("text/html")
+
+
+def test_peers_when_zeroconf_is_off(api):
+    base, _, _ = api
+    status, doc = http_json(base + "/api/v1/peers")
+    assert status == 200 and doc == {"enabled": False, "peers": []}
