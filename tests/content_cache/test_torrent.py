@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import libtorrent as lt
@@ -103,3 +104,38 @@ def test_aria2c_downloads_a_release_from_its_web_seed(tmp_path, publisher_key):
         assert got.read_bytes() == (mirror / "KETANG" / blob_relpath(sha)).read_bytes()
     assert {p.relative_to(dl / "KETANG") for p in (dl / "KETANG").rglob("*") if p.is_file()} \
         == {blob_relpath(sha) for sha in manifest.blobs()}
+
+
+@pytest.mark.slow
+def test_aria2c_downloads_a_release_an_appliance_seeds(tmp_path, publisher_key):
+    """Debian's aria2 gets the release from a seeding libtorrent session (no web seed)."""
+    from content_cache.transfer import make_session
+
+    from ..support.tracker import tracker
+
+    pair, _ = publisher_key
+    out, torrent, manifest = _published(tmp_path, pair.private_path, lessons=4)
+    seeder = make_session()
+    atp = lt.load_torrent_buffer(torrent.read_bytes())
+    atp.save_path = str(out)
+    handle = seeder.add_torrent(atp)
+    deadline = time.monotonic() + 20
+    while not handle.status().is_seeding and time.monotonic() < deadline:
+        seeder.wait_for_alert(100)
+        seeder.pop_alerts()
+    assert handle.status().is_seeding
+    dl = tmp_path / "download"
+    with tracker(("127.0.0.1", seeder.listen_port())) as (announce, announces):
+        proc = subprocess.run(
+            ["aria2c", "--dir", str(dl), "--seed-time=0", "--enable-dht=false",
+             "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+             "--disable-ipv6=true", "--interface=127.0.0.1", "--listen-port=6881-6999",
+             f"--bt-tracker={announce}", "--bt-stop-timeout=60", "--summary-interval=0",
+             "--console-log-level=warn", str(torrent)],
+            capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert announces
+    assert handle.status().total_payload_upload >= sum(manifest.blobs().values())
+    for sha in manifest.blobs():
+        got = dl / "KETANG" / blob_relpath(sha)
+        assert got.read_bytes() == (out / "KETANG" / blob_relpath(sha)).read_bytes()
