@@ -44,12 +44,22 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class DrivesSettings:
+    """[drives]: USB drives (mounted read-only, imported, given a status report)."""
+
+    mount_root: Path = Path("/media/ketang")
+    status_file: Path = Path("/run/ketang/drives.json")
+    device_id: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
     device: DeviceSettings = field(default_factory=DeviceSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
+    drives: DrivesSettings = field(default_factory=DrivesSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
