@@ -43,9 +43,9 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import cli_content, cli_serve
+    from . import cli_content, cli_drives, cli_serve
 
-    for module in (cli_serve, cli_content):
+    for module in (cli_serve, cli_content, cli_drives):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -16,10 +16,12 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from content_cache.errors import KetangError
 
@@ -141,12 +143,21 @@ def _start_fuse(program: str, device: str, mountpoint: Path, options: str) -> in
     if exe is None:
         raise DriveError(f"the kernel has no driver for this drive and {program} is not "
                          f"installed; install it (apt-get install {program.split('.')[-1]}).")
-    proc = subprocess.Popen([exe, "-f", "-o", options, device, str(mountpoint)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its chatter goes to an unlinked temporary file: a pipe nobody drains would fill
+    # and block the driver (and every read of the drive) once it is full.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([exe, "-f", "-o", options, device, str(mountpoint)],
+                                stdout=subprocess.DEVNULL, stderr=log)
+        return _wait_mounted(proc, program, device, mountpoint, log)
+
+
+def _wait_mounted(proc: subprocess.Popen, program: str, device: str, mountpoint: Path,
+                  log: Any) -> int:
     deadline = time.monotonic() + MOUNT_TIMEOUT
     while not is_mounted(mountpoint):
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            log.seek(0)
+            err = log.read()[-2000:].decode(errors="replace").strip()
             detail = err or f"exit {proc.returncode}"
             raise DriveError(f"{program} could not mount {device}: {detail}")
         if time.monotonic() > deadline:
