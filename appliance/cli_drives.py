@@ -1,4 +1,4 @@
-"""Drive commands: ``ketang drives watch``, ``ketang drives insert``, ``ketang drives status``."""
+"""Drive commands: ``ketang drives watch|insert|status`` and ``ketang export``."""
 
 from __future__ import annotations
 
@@ -70,4 +70,33 @@ def status(ctx: click.Context) -> None:
             click.echo("  " + json.dumps(entry["imported"], ensure_ascii=False))
 
 
-COMMANDS = [drives]
+@click.command("export")
+@click.option("--to", "to", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder (e.g. a mounted drive's root) to write the KETANG/ bundle into.")
+@click.option("--channel", help="Export only this channel (default: every active one).")
+@click.option("--for-manifest", "for_manifest",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Another school's manifest: leave out the blobs it already has.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Data folder to export from (default: device.data_dir).")
+@click.pass_context
+def export(ctx: click.Context, to: Path, channel: str | None, for_manifest: Path | None,
+           data_dir: Path | None) -> None:
+    """Write the active release(s) as a bundle for another school (a sneakernet relay)."""
+    from content_cache.export import export_bundle
+    from content_cache.library import Library
+
+    s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
+    bar = ByteBar("导出 Exporting")
+    try:
+        r = export_bundle(Library(s.device.data_dir), to, channel, for_manifest, progress=bar)
+    finally:
+        bar.close()
+    if not r.space_checked:
+        click.echo(f"Note: {to} does not report its free space, so it was not checked first.")
+    names = ", ".join(f"{ch} v{v}" for ch, v in r.releases)
+    click.echo(f"Exported {names}: wrote {r.blobs_written} files, "
+               f"{r.bytes_written / 1e6:.1f} MB; {r.blobs_skipped} left out or already there.")
+
+
+COMMANDS = [drives, export]
