@@ -80,6 +80,14 @@ class SubscriptionsSettings:
         return Subscription(tuple(self.stages), tuple(self.grades), tuple(self.subjects),
                             tuple(self.editions))
 
+@dataclass(frozen=True)
+class DrivesSettings:
+    """[drives]: USB drives (mounted read-only, imported, given a status report)."""
+
+    mount_root: Path = Path("/media/ketang")
+    status_file: Path = Path("/run/ketang/drives.json")
+    device_id: str = ""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -91,6 +99,7 @@ class Settings:
     captive: CaptiveSettings = field(default_factory=CaptiveSettings)
     subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
+    drives: DrivesSettings = field(default_factory=DrivesSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

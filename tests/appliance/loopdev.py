@@ -1,0 +1,74 @@
+"""Real drive images on loop devices, for the USB drive tests (root, /dev/loop*, FUSE)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from appliance.drives import _mount_at, unmount
+
+
+def loop_skip_reason() -> str | None:
+    """Why drive tests cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "drive tests need root (losetup, mount)"
+    for cmd in ("losetup", "mkfs.vfat", "mkfs.ext4", "blkid", "fusefat"):
+        if shutil.which(cmd) is None:
+            return f"drive tests need {cmd} (make test installs it)"
+    if not Path("/dev/loop-control").exists():
+        return "no loop devices on this machine (/dev/loop-control missing)"
+    if not Path("/dev/fuse").exists():
+        return "no FUSE on this machine (/dev/fuse missing), so FAT32 cannot be mounted"
+    return None
+
+
+needs_loop = pytest.mark.skipif(loop_skip_reason() is not None,
+                                reason=loop_skip_reason() or "")
+
+
+def make_image(path: Path, fstype: str, size_mb: int = 32, content: Path | None = None) -> Path:
+    """A fresh filesystem image holding a copy of ``content`` (if given)."""
+    with open(path, "wb") as f:
+        f.truncate(size_mb * 1024 * 1024)
+    if fstype == "ext4":
+        cmd = ["mkfs.ext4", "-q", "-F"] + (["-d", str(content)] if content else []) + [str(path)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        return path
+    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "KETANGTEST", str(path)], check=True,
+                   capture_output=True)
+    if content is not None:
+        with loop(path) as dev:
+            mnt = path.with_suffix(".fill")
+            m = _mount_at(dev, "vfat", mnt, rw=True)
+            try:
+                copy_plain(content, mnt)
+            finally:
+                unmount(m)
+    return path
+
+
+def copy_plain(src: Path, dst: Path) -> None:
+    """Copy a tree's folders and file bytes only (FAT keeps no modes or times for us)."""
+    for item in sorted(src.iterdir()):
+        if item.is_dir():
+            (dst / item.name).mkdir(exist_ok=True)
+            copy_plain(item, dst / item.name)
+        else:
+            shutil.copyfile(item, dst / item.name)
+
+
+@contextmanager
+def loop(image: Path) -> Iterator[str]:
+    """Attach ``image`` to a free loop device; detach it afterwards."""
+    dev = subprocess.run(["losetup", "-f", "--show", str(image)], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "-d", dev], capture_output=True)
