@@ -29,7 +29,7 @@ def _content(tmp_path: Path) -> Path:
     return src
 
 
-@pytest.mark.parametrize("fstype", ["ext4", "vfat"])
+@pytest.mark.parametrize("fstype", ["ext4", "vfat", "exfat"])
 def test_mount_readonly_then_writable_then_unmount(tmp_path, fstype):
     img = make_image(tmp_path / f"d.{fstype}", fstype, 32, _content(tmp_path))
     root = tmp_path / "media"
