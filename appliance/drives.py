@@ -120,6 +120,25 @@ def check_not_system(device: str, protected: tuple[Path, ...] = ()) -> None:
     if disk is not None and disk in protected_disks(protected):
         raise DriveError(f"{device} is on {disk}, a disk this device runs from "
                          "(/, /boot or the data folder); it is never mounted as a drive.")
+    where = mounted_at(device)
+    if where:
+        raise DriveError(f"{device} is already mounted at {where}; a drive someone else "
+                         "mounted is left alone.")
+
+
+def mounted_at(device: str) -> str | None:
+    """Where block device ``device`` is mounted now (by anyone), or None."""
+    rdev = os.stat(device).st_rdev
+    wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
+    real = os.path.realpath(device)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            # fields[2] is major:minor (0:N for FUSE); the source follows the " - " marker.
+            source = fields[fields.index("-") + 2] if "-" in fields else ""
+            if fields[2] == wanted or os.path.realpath(source) == real:
+                return fields[4].replace("\\040", " ")
+    return None
 
 
 def mountpoint_for(device: str, mount_root: Path) -> Path:
