@@ -51,7 +51,7 @@ class DriveStatus:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._last_write = 0.0
+        self._last: dict[str, tuple[str, float]] = {}  # device -> (state, time written)
 
     def read(self) -> dict[str, Any]:
         """Every drive's status, by device name (empty if none)."""
@@ -62,10 +62,15 @@ class DriveStatus:
 
     def set(self, device: str, state: str, done: int = 0, total: int = 0,
             error: str = "", throttle: bool = False, **extra: Any) -> None:
-        """Record a drive's state (``throttle`` skips writes closer than MIN_INTERVAL)."""
+        """Record a drive's state.
+
+        ``throttle`` skips a write that repeats the drive's last state within MIN_INTERVAL
+        (progress); a change of state is always written.
+        """
         with self._lock:
             now = time.monotonic()
-            if throttle and now - self._last_write < MIN_INTERVAL:
+            last_state, last_time = self._last.get(device, ("", 0.0))
+            if throttle and last_state == state and now - last_time < MIN_INTERVAL:
                 return
             drives = self.read()
             drives[device] = {
@@ -74,7 +79,7 @@ class DriveStatus:
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra,
             }
             self._write(drives)
-            self._last_write = now
+            self._last[device] = (state, now)
 
     def forget(self, device: str) -> None:
         """Drop a drive from the file (it was removed after finishing)."""

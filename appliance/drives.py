@@ -28,6 +28,8 @@ from content_cache.errors import KetangError
 SAFE_OPTIONS = "nosuid,nodev,noexec"
 SUPPORTED = ("vfat", "exfat", "ext4", "ext3", "ext2")
 FUSE_DRIVERS = {"vfat": "fusefat", "exfat": "mount.exfat-fuse"}
+FUSE_PACKAGES = {"fusefat": "fusefat", "mount.exfat-fuse": "exfat-fuse"}
+FOREGROUND = ("fusefat",)  # FUSE drivers with a quiet foreground mode (-f)
 PROTECTED_PATHS = (Path("/"), Path("/boot"), Path("/boot/firmware"))
 MOUNT_TIMEOUT = 15.0
 
@@ -118,6 +120,25 @@ def check_not_system(device: str, protected: tuple[Path, ...] = ()) -> None:
     if disk is not None and disk in protected_disks(protected):
         raise DriveError(f"{device} is on {disk}, a disk this device runs from "
                          "(/, /boot or the data folder); it is never mounted as a drive.")
+    where = mounted_at(device)
+    if where:
+        raise DriveError(f"{device} is already mounted at {where}; a drive someone else "
+                         "mounted is left alone.")
+
+
+def mounted_at(device: str) -> str | None:
+    """Where block device ``device`` is mounted now (by anyone), or None."""
+    rdev = os.stat(device).st_rdev
+    wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
+    real = os.path.realpath(device)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            # fields[2] is major:minor (0:N for FUSE); the source follows the " - " marker.
+            source = fields[fields.index("-") + 2] if "-" in fields else ""
+            if fields[2] == wanted or os.path.realpath(source) == real:
+                return fields[4].replace("\\040", " ")
+    return None
 
 
 def mountpoint_for(device: str, mount_root: Path) -> Path:
@@ -137,14 +158,20 @@ def is_mounted(path: Path) -> bool:
     return False
 
 
-def _start_fuse(program: str, device: str, mountpoint: Path, options: str) -> int:
-    """Start a FUSE driver in the foreground (so its pid is ours); wait for the mount."""
+def _start_fuse(program: str, device: str, mountpoint: Path, options: str) -> int | None:
+    """Start a FUSE driver (in the foreground where it can, so its pid is ours)."""
     exe = shutil.which(program)
     if exe is None:
         raise DriveError(f"the kernel has no driver for this drive and {program} is not "
-                         f"installed; install it (apt-get install {program.split('.')[-1]}).")
+                         f"installed; install it (apt-get install {FUSE_PACKAGES[program]}).")
     # Its chatter goes to an unlinked temporary file: a pipe nobody drains would fill
     # and block the driver (and every read of the drive) once it is full.
+    if program not in FOREGROUND:
+        # exfat-fuse has no quiet foreground mode: let it daemonise (its pid is not kept).
+        _run([exe, "-o", options, device, str(mountpoint)], f"{program} mounting {device}")
+        if not is_mounted(mountpoint):
+            raise DriveError(f"{program} exited but {mountpoint} is not mounted.")
+        return None
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen([exe, "-f", "-o", options, device, str(mountpoint)],
                                 stdout=subprocess.DEVNULL, stderr=log)
@@ -184,7 +211,27 @@ def _mount_at(device: str, fstype: str, mountpoint: Path, rw: bool) -> Mounted:
     # fusefat spells read-write "rw+"; plain "rw" leaves it read-only.
     fuse_mode = "rw+" if (rw and program == "fusefat") else mode
     pid = _start_fuse(program, device, mountpoint, f"{fuse_mode},{SAFE_OPTIONS}")
-    return Mounted(device, fstype, mountpoint, program, rw, pid)
+    m = Mounted(device, fstype, mountpoint, program, rw, pid)
+    if not set(SAFE_OPTIONS.split(",")) <= mount_options(mountpoint):
+        # Some drivers (exfat-fuse) drop noexec; set the mount's own flags in place.
+        try:
+            _run(["mount", "-o", f"remount,bind,{mode},{SAFE_OPTIONS}", str(mountpoint)],
+                 f"setting {SAFE_OPTIONS} on {mountpoint}")
+        except DriveError:
+            unmount(m, remove_dir=False)
+            raise
+    return m
+
+
+def mount_options(path: Path) -> set[str]:
+    """The options ``path`` is mounted with now (empty if it is not a mount point)."""
+    target = str(Path(path))
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].replace("\\040", " ") == target:
+                return set(fields[3].split(","))
+    return set()
 
 
 def mount_readonly(device: str, mount_root: Path, fstype: str | None = None,

@@ -18,7 +18,8 @@ def loop_skip_reason() -> str | None:
     """Why drive tests cannot run here, or None when they can."""
     if os.geteuid() != 0:
         return "drive tests need root (losetup, mount)"
-    for cmd in ("losetup", "mkfs.vfat", "mkfs.ext4", "blkid", "fusefat"):
+    for cmd in ("losetup", "mkfs.vfat", "mkfs.ext4", "mkfs.exfat", "blkid", "fusefat",
+                "mount.exfat-fuse"):
         if shutil.which(cmd) is None:
             return f"drive tests need {cmd} (make test installs it)"
     if not Path("/dev/loop-control").exists():
@@ -40,12 +41,16 @@ def make_image(path: Path, fstype: str, size_mb: int = 32, content: Path | None 
         cmd = ["mkfs.ext4", "-q", "-F"] + (["-d", str(content)] if content else []) + [str(path)]
         subprocess.run(cmd, check=True, capture_output=True)
         return path
-    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "KETANGTEST", str(path)], check=True,
-                   capture_output=True)
+    if fstype == "exfat":
+        subprocess.run(["mkfs.exfat", "-L", "KETANGTEST", str(path)], check=True,
+                       capture_output=True)
+    else:
+        subprocess.run(["mkfs.vfat", "-F", "32", "-n", "KETANGTEST", str(path)], check=True,
+                       capture_output=True)
     if content is not None:
         with loop(path) as dev:
             mnt = path.with_suffix(".fill")
-            m = _mount_at(dev, "vfat", mnt, rw=True)
+            m = _mount_at(dev, fstype, mnt, rw=True)
             try:
                 copy_plain(content, mnt)
             finally:

@@ -29,7 +29,7 @@ def _content(tmp_path: Path) -> Path:
     return src
 
 
-@pytest.mark.parametrize("fstype", ["ext4", "vfat"])
+@pytest.mark.parametrize("fstype", ["ext4", "vfat", "exfat"])
 def test_mount_readonly_then_writable_then_unmount(tmp_path, fstype):
     img = make_image(tmp_path / f"d.{fstype}", fstype, 32, _content(tmp_path))
     root = tmp_path / "media"
@@ -98,3 +98,15 @@ def _options(mountpoint: Path) -> set[str]:
         if f[1] == str(mountpoint):
             return set(f[3].split(","))
     raise AssertionError(f"{mountpoint} is not mounted")
+
+
+def test_a_device_mounted_by_someone_else_is_left_alone(tmp_path):
+    img = make_image(tmp_path / "d.img", "ext4", 16)
+    with loop(img) as dev:
+        m = mount_readonly(dev, tmp_path / "elsewhere")
+        try:
+            with pytest.raises(DriveError, match="already mounted at"):
+                mount_readonly(dev, tmp_path / "media")
+            assert not (tmp_path / "media" / Path(dev).name).exists()
+        finally:
+            unmount(m)

@@ -67,7 +67,13 @@ def test_two_drives_one_after_the_other(tmp_path, sample_bundle, demo_keys):
     img_b = make_image(tmp_path / "b.img", "vfat", 40, second)
     s = settings_for(tmp_path, demo_keys)
     seen: list[tuple[int, int]] = []
-    watcher = DriveWatcher(s, on_progress=lambda d, t: seen.append((d, t)))
+    shown: list[dict] = []
+
+    def watch(done: int, total: int) -> None:
+        seen.append((done, total))
+        shown.append(json.loads(s.drives.status_file.read_text())["drives"])
+
+    watcher = DriveWatcher(s, on_progress=watch)
     with loop(img_a) as dev_a, loop(img_b) as dev_b:
         out_a = watcher.handle_event("add", udev_device(dev_a))
         out_b = watcher.handle_event("add", udev_device(dev_b))
@@ -80,6 +86,10 @@ def test_two_drives_one_after_the_other(tmp_path, sample_bundle, demo_keys):
         assert {ch: r.version for ch, r in lib.active().items()} == {
             "cn-basic-edu-demo": 1, "second-ch": 3}
         assert seen and seen[-1][0] == seen[-1][1] > 0
+        # While importing, the dashboard's file said so, in words, for the right drive.
+        during = shown[0][Path(dev_a).name]
+        assert during["state"] == "importing" and "don't remove the drive" in during["message"]
+        assert "请勿拔出" in during["message"] and during["total_bytes"] == seen[0][1]
         status = json.loads(s.drives.status_file.read_text())["drives"]
         for dev in (dev_a, dev_b):
             entry = status[Path(dev).name]
