@@ -8,6 +8,7 @@ activated. A refused bundle changes nothing the device serves.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -198,6 +199,12 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
                 store.commit()  # what is committed stays: a re-run need not copy it again
                 batch_bytes = 0
         store.commit()
+    except BaseException:
+        # Blobs verified before the failure (a pulled drive, a bad blob) are kept, so the
+        # next try resumes instead of copying them again.
+        with contextlib.suppress(OSError):
+            store.commit()
+        raise
     finally:
         store.discard()
     library.activate(manifest, data, signature)
