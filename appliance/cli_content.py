@@ -18,6 +18,8 @@ class ByteBar:
         self.shown = 0
 
     def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None and done < self.shown:  # the next channel of a bundle
+            self.close()
         if self.bar is None:
             self.bar = click.progressbar(length=max(total, 1), label=self.label,
                                          show_pos=False, show_percent=True, file=None)
@@ -28,6 +30,8 @@ class ByteBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
+            self.shown = 0
 
 
 @click.group()

@@ -86,7 +86,6 @@ class DrivesSettings:
 
     mount_root: Path = Path("/media/ketang")
     status_file: Path = Path("/run/ketang/drives.json")
-    device_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,10 @@ content sharing builds on it later. Both services are unregistered on shutdown.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -34,22 +32,12 @@ from zeroconf import (
 
 from content_cache.library import Library
 
+from .identity import device_id  # noqa: F401  (re-exported)
+
 HTTP_TYPE = "_http._tcp.local."
 KETANG_TYPE = "_ketang._tcp.local."
 API_VERSION = "1"
 REFRESH_SECONDS = 10.0
-MACHINE_ID = Path("/etc/machine-id")
-
-
-def device_id(configured: str = "") -> str:
-    """The configured device id, else one derived from /etc/machine-id (or the host name)."""
-    if configured:
-        return configured
-    try:
-        seed = MACHINE_ID.read_text().strip()
-    except OSError:
-        seed = ""
-    return hashlib.sha256((seed or socket.gethostname()).encode()).hexdigest()[:16]
 
 
 def _instance_name(name: str) -> str:

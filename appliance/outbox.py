@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from content_cache.atomic import fsync_dir
 from content_cache.errors import KetangError
 
+from . import identity
 from .config import Settings
 
 OUTBOX_DIR = "outbox"
@@ -42,9 +42,8 @@ def providers() -> list[Provider]:
 
 
 def device_id(settings: Settings) -> str:
-    """This device's outbox folder name: ``drives.device_id`` or the host name, made safe."""
-    raw = settings.drives.device_id or socket.gethostname() or "ketang"
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw).lstrip(".-_") or "ketang"
+    """This device's outbox folder name: ``device.id``, else derived from the machine id."""
+    return identity.device_id(settings.device.id)
 
 
 def status_report(settings: Settings, active: dict[str, int], last_sync: dict[str, Any],

@@ -30,10 +30,12 @@ class BundleRelease:
 def bundle_root(path: Path) -> Path:
     """Accept either the folder holding ``KETANG/`` or ``KETANG/`` itself."""
     path = Path(path)
-    if path.name == BUNDLE_DIR and path.is_dir():
-        return path
-    if (path / BUNDLE_DIR).is_dir():
-        return path / BUNDLE_DIR
+    root = path if path.name == BUNDLE_DIR else path / BUNDLE_DIR
+    if root.is_symlink():
+        raise KetangError(f"{root} is a symlink; a bundle must be a real {BUNDLE_DIR}/ folder "
+                          "so nothing outside the drive is read. Copy the folder itself.")
+    if root.is_dir():
+        return root
     raise KetangError(
         f"{path} holds no {BUNDLE_DIR}/ folder. A Ketang bundle is a {BUNDLE_DIR}/ folder at "
         "the root of a drive or spool folder; check you named the right place."

@@ -143,3 +143,15 @@ def test_import_then_reimport_through_the_command(tmp_path):
     assert "Activated c1 v1" in r.output and "copied 4 files" in r.output
     r = CliRunner().invoke(main, ["--config", cfg, "import", str(bundle)])
     assert "already active; nothing to do" in r.output
+
+
+def test_the_progress_bar_starts_afresh_for_each_channel(capsys):
+    from appliance.cli_content import ByteBar
+
+    bar = ByteBar("导入 Importing")
+    bar(50, 100)
+    bar(100, 100)
+    bar(10, 40)  # a second channel starts from zero: a new bar, never a negative step
+    assert bar.shown == 10 and bar.bar is not None and bar.bar.length == 40
+    bar.close()
+    assert bar.bar is None

@@ -33,10 +33,10 @@ pytestmark = needs_loop
 
 def settings_for(tmp_path: Path, keys_dir: Path) -> Settings:
     return Settings(
-        device=DeviceSettings(name="红星小学 Red Star", data_dir=tmp_path / "data"),
+        device=DeviceSettings(name="红星小学 Red Star", id="rs-001", data_dir=tmp_path / "data"),
         trust=TrustSettings(keys_dir=keys_dir),
         drives=DrivesSettings(mount_root=tmp_path / "media", status_file=tmp_path / "run" /
-                              "drives.json", device_id="rs-001"),
+                              "drives.json"),
     )
 
 
@@ -232,9 +232,10 @@ def test_ketang_drives_insert_does_the_same_by_hand(tmp_path, sample_bundle, dem
 
     cfg = tmp_path / "ketang.toml"
     cfg.write_text(
-        f'[device]\ndata_dir = "{tmp_path / "data"}"\n[trust]\nkeys_dir = "{demo_keys}"\n'
+        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[trust]\nkeys_dir = "{demo_keys}"\n'
         f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
-        f'status_file = "{tmp_path / "drives.json"}"\ndevice_id = "cli-01"\n')
+        f'status_file = "{tmp_path / "drives.json"}"\n')
     img = make_image(tmp_path / "c.img", "vfat", 40, sample_bundle)
     with loop(img) as dev:
         r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "insert", dev])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from content_cache.blobstore import blob_relpath, sha256_file
-from content_cache.errors import BlobError, ReplayError, SignatureError
+from content_cache.errors import BlobError, KetangError, ReplayError, SignatureError
 from content_cache.importer import import_bundle
 from content_cache.keys import generate_keypair, load_trusted_keys
 from content_cache.library import Library
@@ -203,3 +203,14 @@ def test_the_sample_pack_is_signed_by_the_demo_key(sample_bundle, tmp_path, demo
         kinds = {r["kind"] for r in cat.lesson(lesson["id"])["resources"]}
         assert {"video", "pdf", "html5", "exercise"} <= kinds, lesson["id"]
     assert cat.search("加法"), "Chinese search finds 加法"
+
+
+def test_a_symlinked_ketang_folder_is_refused(tmp_path, publisher_key):
+    pair, trusted = publisher_key
+    bundle = _publish(tmp_path, pair.private_path)
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "KETANG").symlink_to(bundle / "KETANG")
+    with pytest.raises(KetangError, match="is a symlink"):
+        import_bundle(drive, Library(tmp_path / "data"), load_trusted_keys(trusted))
+    assert not (tmp_path / "data").exists()
