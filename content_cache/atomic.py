@@ -7,11 +7,22 @@ one, never a mix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+
+def chmod_if_supported(path: Path, mode: int) -> None:
+    """chmod, except on filesystems that have no modes (FAT and exFAT, above all under FUSE)."""
+    try:
+        os.chmod(path, mode)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP,
+                                             errno.ENOTSUP, errno.EACCES):
+            raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -38,7 +49,7 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        chmod_if_supported(tmp, mode)
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException:

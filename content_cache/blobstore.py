@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .atomic import fsync_dir
+from .atomic import chmod_if_supported, fsync_dir
 from .errors import BlobError
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -133,7 +133,7 @@ class BlobStore:
                     f"got {digest}. The file was altered or damaged; re-copy the bundle."
                 )
             final = self.path_for(digest)
-            os.chmod(tmp, 0o444)
+            chmod_if_supported(tmp, 0o444)
             if defer:
                 self._pending.append((tmp, final))
                 return digest

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from .atomic import atomic_write_bytes, fsync_dir
+from .atomic import atomic_write_bytes, chmod_if_supported, fsync_dir
 from .blobstore import CHUNK, blob_relpath
 from .bundle import BUNDLE_DIR
 from .errors import BlobError, KetangError
@@ -223,7 +223,7 @@ class ReleaseTransfer:
             os.link(path, tmp)
         except OSError:
             shutil.copyfile(path, tmp)
-        os.chmod(tmp, 0o444)
+        chmod_if_supported(tmp, 0o444)
         os.replace(tmp, final)
         fsync_dir(final.parent)
         self._pending.discard(sha)
