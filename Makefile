@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint system-deps clean
+.PHONY: demo test lint system-deps translations clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ system-deps:
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F kiosk_ui/babel.cfg -k _l --no-location --sort-output \
+	  --omit-header -o $(VENV)/messages.pot appliance kiosk_ui
+	$(BIN)/pybabel update -i $(VENV)/messages.pot -d kiosk_ui/translations --no-fuzzy-matching \
+	  --ignore-pot-creation-date
+	$(BIN)/pybabel compile -d kiosk_ui/translations --statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

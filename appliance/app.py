@@ -21,7 +21,9 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
     app.json.ensure_ascii = False
 
-    from . import api, captive, media, pages
+    from . import api, captive, i18n, media, pages
+
+    i18n.init_app(app)
 
     app.register_blueprint(kiosk_ui_bp)
     app.register_blueprint(pages.bp)
