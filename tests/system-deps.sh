@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only where they are missing.
 # Each line of tests/system-packages.txt is "command package": if the command is
-# not on PATH, the package is installed with apt-get (as root) .
+# not on PATH (or, for a command starting with "/", that file is missing), the
+# package is installed with apt-get (as root).
 set -euo pipefail
 cd "$(dirname "$0")"
 missing=()
 while read -r cmd pkg; do
   [[ -z "${cmd}" || "${cmd}" == \#* ]] && continue
-  command -v "${cmd}" >/dev/null 2>&1 || missing+=("${pkg}")
+  if [[ "${cmd}" == /* ]]; then
+    [[ -e "${cmd}" ]] || missing+=("${pkg}")
+  else
+    command -v "${cmd}" >/dev/null 2>&1 || missing+=("${pkg}")
+  fi
 done < system-packages.txt
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]]; then
