@@ -89,6 +89,13 @@ class DrivesSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """[admin]: the technician dashboard's login (docs/dashboard.md)."""
+
+    session_minutes: int = 480
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -99,6 +106,7 @@ class Settings:
     subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     drives: DrivesSettings = field(default_factory=DrivesSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
