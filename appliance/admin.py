@@ -29,6 +29,8 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
+from flask.wrappers import Request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -51,27 +53,45 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
-def _ensure_secret_key() -> None:
-    app = current_app
+def _needs_session(req: Request) -> bool:
+    """Dashboard pages and non-API forms use the session; nothing else makes the key."""
+    if _is_api(req.path):
+        return False
+    return req.method not in SAFE_METHODS or req.path == "/admin" or \
+        req.path.startswith("/admin/")
+
+
+def _load_key(app: Flask) -> str:
+    """Give ``app`` this device's session key; return why not ("" when it has one)."""
     if app.secret_key:
-        return
-    data_dir = settings().device.data_dir
+        return ""
+    data_dir = app.config["KETANG_SETTINGS"].device.data_dir
     try:
         app.secret_key = admin_auth.session_key(data_dir)
     except (OSError, KetangError) as e:
-        abort(503, description=(
-            f"无法保存会话密钥：{e}。Cannot keep the session key in {data_dir}/admin: {e}. "
-            "Check that device.data_dir exists and the service may write to it."))
+        return (f"无法保存会话密钥：{e}。Cannot keep the session key in {data_dir}/admin: "
+                f"{e}. Check that device.data_dir exists and the service may write to it.")
+    return ""
+
+
+class DeviceKeySessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, under a key made on the first request that needs
+    one (sessions open before any before_request hook runs)."""
+
+    def open_session(self, app: Flask, request: Request):  # noqa: D102
+        if _needs_session(request):
+            _load_key(app)
+        return super().open_session(app, request)
 
 
 def _guard_forms():
     """CSRF on every non-API form (before any view runs)."""
-    if _is_api(request.path):
+    if not _needs_session(request):
         return
-    unsafe = request.method not in SAFE_METHODS
-    if unsafe or request.blueprint == bp.name:
-        _ensure_secret_key()
-    if unsafe:
+    problem = _load_key(current_app)
+    if problem:
+        abort(503, description=problem)
+    if request.method not in SAFE_METHODS:
         csrf.protect()
 
 
@@ -103,6 +123,7 @@ def install(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=None,       # the token lives as long as the session
         WTF_CSRF_SSL_STRICT=False,
     )
+    app.session_interface = DeviceKeySessions()
     app.extensions[LIMITER] = admin_auth.LoginLimiter()
     app.before_request(_guard_forms)
     csrf.init_app(app)
