@@ -9,6 +9,7 @@ instead of breaking the page.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from typing import Any
 
@@ -21,6 +22,7 @@ from .drive_status import DriveStatus, human_bytes
 from .health import health_report
 
 log = logging.getLogger(__name__)
+_logged: set[str] = set()
 
 # The summaries later parts provide: the function, and the modules that may hold it
 # (first found wins).
@@ -70,22 +72,27 @@ def peers() -> list[dict[str, Any]] | None:
 def summary(name: str, settings: Settings) -> dict[str, Any] | None:
     """The named later-part summary, None when its module is not installed yet."""
     function, modules = SUMMARIES[name]
-    for module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            continue
-        if hasattr(module, function):
-            break
-    else:
-        return None
     try:
+        for module_name in modules:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as e:
+                if e.name != module_name:
+                    raise
+                continue
+            if hasattr(module, function):
+                break
+        else:
+            return None
         result = getattr(module, function)(settings)
+        # Whatever it holds (paths, dates…) becomes plain JSON for the page and the poll.
+        result = json.loads(json.dumps(result, default=str))
     except Exception as e:  # one broken part must not take the dashboard down
-        log.exception("%s.%s failed", module_name, function)
-        return {"error": f"{type(e).__name__}: {e}"}
+        problem = f"{type(e).__name__}: {e}"
+        if problem not in _logged:     # the page polls every 2 s: say it once
+            _logged.add(problem)
+            log.exception("the %s summary failed", name)
+        return {"error": problem}
     return result if isinstance(result, dict) else {"value": result}
 
 

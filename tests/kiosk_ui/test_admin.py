@@ -356,7 +356,8 @@ def test_sync_and_usage_say_not_set_up_then_show_any_summary(app, monkeypatch):
 
     sync = types.ModuleType("appliance.sync_service")
     sync.sync_summary = lambda settings: {"state": "downloading", "releases": [
-        {"channel": "cn", "done_bytes": 5, "peers": ["10.0.0.2"]}], "window": {}, "ok": True}
+        {"channel": "cn", "done_bytes": 5, "peers": ["10.0.0.2"]}], "window": {}, "ok": True,
+        "status_file": settings.drives.status_file.parent / "sync.json"}
     usage = types.ModuleType("appliance.usage_upload")
 
     def broken(settings):
@@ -368,7 +369,7 @@ def test_sync_and_usage_say_not_set_up_then_show_any_summary(app, monkeypatch):
     doc = client.get("/admin/status.json").json
     html = doc["sections"]["sync"]
     assert "<th scope=\"row\">state</th><td>downloading</td>" in html
-    assert "10.0.0.2" in html and "✓" in html
+    assert "10.0.0.2" in html and "✓" in html and "sync.json</td>" in html
     assert "usage.db is locked" in doc["sections"]["usage"]
     assert client.get("/admin/").status_code == 200
 
