@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,11 @@ SCREENSHOTS = Path(os.environ.get("KETANG_SCREENSHOTS", "")) if os.environ.get(
     "KETANG_SCREENSHOTS") else None
 
 
-def device(tmp: Path, sample_bundle: Path) -> tuple[Path, Path]:
-    """A data folder with the sample release and an admin password; returns (config, drives)."""
+def device(tmp: Path, sample_bundle: Path, zeroconf_id: str = "") -> tuple[Path, Path]:
+    """A data folder with the sample release and an admin password; returns (config, drives).
+
+    With ``zeroconf_id``, the device has that id and advertises on 127.0.0.1 only.
+    """
     keys = tmp / "trusted-keys"
     keys.mkdir()
     shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
@@ -41,7 +45,14 @@ def device(tmp: Path, sample_bundle: Path) -> tuple[Path, Path]:
     import_bundle(sample_bundle, Library(data), load_trusted_keys(keys))
     admin_auth.set_password(data, PASSWORD)
     drives = tmp / "run" / "drives.json"
-    config = write_config(tmp / "ketang.toml", data, keys)
+    config = tmp / "ketang.toml"
+    if zeroconf_id:
+        config.write_text(
+            f'[device]\nname = "Ketang {zeroconf_id}"\nid = "{zeroconf_id}"\n'
+            f'data_dir = "{data}"\n\n[trust]\nkeys_dir = "{keys}"\n\n'
+            '[zeroconf]\nenabled = true\ninterfaces = ["127.0.0.1"]\n', encoding="utf-8")
+    else:
+        write_config(config, data, keys)
     with open(config, "a", encoding="utf-8") as f:
         f.write(f'\n[drives]\nstatus_file = "{drives}"\n')
     return config, drives
@@ -210,5 +221,27 @@ def test_a_wrong_password_says_so_and_repeated_ones_lock_out(tmp_path, sample_bu
             page.click("form button[type=submit]")
             page.wait_for_load_state()
             assert page.url.endswith("/admin/")
+        finally:
+            context.close()
+
+
+def test_a_device_nearby_appears_among_the_peers(tmp_path, sample_bundle, browser):
+    id_a, id_b = (f"{c}{uuid.uuid4().hex[:12]}" for c in "ab")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    config_a, _ = device(tmp_path / "a", sample_bundle, id_a)
+    config_b, _ = device(tmp_path / "b", sample_bundle, id_b)
+    with running_server(config_a) as base_a, running_server(config_b) as base_b:
+        context = browser.new_context(locale="zh-CN")
+        try:
+            page = context.new_page()
+            log_in(page, base_a)
+            peers = page.locator("#section-peers")
+            # Found by zeroconf within seconds; the 2-second poll shows it.
+            expect(peers).to_contain_text(f"Ketang {id_b}", timeout=20000)
+            port_b = base_b.rsplit(":", 1)[1]
+            assert f"127.0.0.1:{port_b}" in peers.inner_text()
+            assert f"{CH} v1" in peers.inner_text()
+            assert f"Ketang {id_a}" not in peers.inner_text()     # never itself
         finally:
             context.close()
