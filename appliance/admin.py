@@ -54,7 +54,7 @@ def _is_api(path: str) -> bool:
 
 
 def _needs_session(req: Request) -> bool:
-    """Dashboard pages and non-API forms use the session; nothing else makes the key."""
+    """Dashboard pages and non-API forms cannot work without the session."""
     if _is_api(req.path):
         return False
     return req.method not in SAFE_METHODS or req.path == "/admin" or \
@@ -65,7 +65,7 @@ def _load_key(app: Flask) -> str:
     """Give ``app`` this device's session key; return why not ("" when it has one)."""
     if app.secret_key:
         return ""
-    data_dir = app.config["KETANG_SETTINGS"].device.data_dir
+    data_dir = app.extensions["ketang_library"].data_dir
     try:
         app.secret_key = admin_auth.session_key(data_dir)
     except (OSError, KetangError) as e:
@@ -75,11 +75,13 @@ def _load_key(app: Flask) -> str:
 
 
 class DeviceKeySessions(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, under a key made on the first request that needs
-    one (sessions open before any before_request hook runs)."""
+    """Flask's signed-cookie sessions, under this device's key, made on the first request
+    outside the API (sessions open before any before_request hook runs). Any page may
+    then put ``csrf_token()`` in a form. Where the key cannot be kept, pages still work
+    without a session, and the dashboard says why (503)."""
 
     def open_session(self, app: Flask, request: Request):  # noqa: D102
-        if _needs_session(request):
+        if not _is_api(request.path):
             _load_key(app)
         return super().open_session(app, request)
 
@@ -132,7 +134,7 @@ def install(app: Flask) -> None:
 
 
 def _data_dir():
-    return settings().device.data_dir
+    return library().data_dir
 
 
 def logged_in() -> bool:

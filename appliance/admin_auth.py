@@ -50,7 +50,9 @@ def _write_secret(path: Path, data: bytes) -> None:
     Run as root (``sudo ketang admin password``), the file is handed to the data folder's
     owner, so the service user can still read it.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Never parents=True: a missing data folder (a data partition not mounted) is an
+    # error, not something to create on the root filesystem.
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     owner = path.parent.parent.stat()
     with atomic_writer(path, mode=0o600) as f:
         f.write(data)

@@ -294,6 +294,34 @@ def test_a_form_without_its_csrf_token_is_refused_but_the_api_is_not(app):
     assert r.status_code == 405 and r.is_json
 
 
+def test_any_page_form_outside_the_api_gets_a_token_and_needs_it(app):
+    @app.route("/exercise-demo", methods=["GET", "POST"])
+    def exercise_demo():
+        from flask import render_template_string, request
+
+        if request.method == "POST":
+            return "saved"
+        return render_template_string('<input name="csrf_token" value="{{ csrf_token() }}">')
+
+    client = app.test_client()
+    form_token = TOKEN.search(client.get("/exercise-demo").get_data(as_text=True)).group(1)
+    assert client.post("/exercise-demo", data={"answer": "b"}).status_code == 400
+    r = client.post("/exercise-demo", data={"answer": "b", "csrf_token": form_token})
+    assert r.status_code == 200 and r.data == b"saved"
+    r = client.post("/exercise-demo", data={"answer": "b"},
+                    headers={"X-CSRFToken": form_token})
+    assert r.status_code == 200
+
+
+def test_a_missing_data_folder_is_never_created_by_a_page_view(tmp_path):
+    missing = tmp_path / "not-mounted"
+    client = make_app(missing).test_client()
+    assert client.get("/").status_code == 200          # lessons still answer
+    r = client.get("/admin/login")
+    assert r.status_code == 503 and "device.data_dir" in r.get_data(as_text=True)
+    assert not missing.exists()
+
+
 def test_an_api_blueprint_added_later_is_not_blocked_either(data):
     app = make_app(data)
     bp = Blueprint("late_api", __name__, url_prefix="/api/v1")
