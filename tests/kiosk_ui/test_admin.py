@@ -447,7 +447,7 @@ def test_ketang_admin_password_refuses_a_short_one_and_changes_nothing(tmp_path)
 
 
 def test_ketang_admin_password_asks_twice_and_again_when_refused(tmp_path):
-    typed = "short\n" + "a good long one\n" + "a different one\n" + \
+    typed = "tiny12\n" + "a good long one\n" + "a different one\n" + \
         "a good long one\n" + "a good long one\n"
     r = CliRunner().invoke(main, ["admin", "password", "--data-dir", str(tmp_path)],
                            input=typed)
