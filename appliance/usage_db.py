@@ -6,7 +6,9 @@ request is answered only after its transaction is committed with ``synchronous=F
 so an acknowledged event survives a power cut. Nothing runs on a timer: an idle device
 writes nothing.
 
-Tables: ``event`` (raw events, ``seq`` grows forever, ids unique), ``rollup`` (per day,
+Tables: ``event`` (raw events, ``seq`` grows forever; an event is the same event when
+its id and its time as sent are, a key that grows with time, so a commit touches a few
+index pages rather than one per event as a random UUID key would), ``rollup`` (per day,
 resource, grade, subject, view and type: how many events and seconds), ``cursor``
 (how far the LRS upload and the drive outbox have got), ``meta`` (counters, last
 error), ``failed`` (statements the LRS refused for good). Raw events are kept up to
@@ -39,11 +41,13 @@ PRUNE_EVERY = 600.0  # seconds between retention checks (only ever on a write)
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS event (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, time TEXT NOT NULL, actor TEXT NOT NULL,
-        view TEXT NOT NULL, resource TEXT NOT NULL, lesson TEXT NOT NULL DEFAULT '',
+        id TEXT NOT NULL, sent_ms INTEGER NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL,
+        actor TEXT NOT NULL, view TEXT NOT NULL, resource TEXT NOT NULL,
+        lesson TEXT NOT NULL DEFAULT '',
         channel TEXT NOT NULL DEFAULT '', version INTEGER NOT NULL DEFAULT 0,
         grade TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '',
-        kind TEXT NOT NULL DEFAULT '', extra TEXT NOT NULL DEFAULT '{}')""",
+        kind TEXT NOT NULL DEFAULT '', extra TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (sent_ms, id))""",
     "CREATE INDEX IF NOT EXISTS event_time ON event(time)",
     """CREATE TABLE IF NOT EXISTS rollup (
         day TEXT NOT NULL, resource TEXT NOT NULL, grade TEXT NOT NULL, subject TEXT NOT NULL,
@@ -104,9 +108,11 @@ class UsageDB:
             "max_page_count": max(64, self.settings.max_mb * 1_000_000 // PAGE_SIZE),
             "journal_size_limit": 4_000_000,
         })
-        with self.tx():
-            for stmt in SCHEMA:
-                self.db.execute_sql(stmt)
+        if not self.db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'failed'"
+                                   ).fetchone():
+            with self.tx():
+                for stmt in SCHEMA:
+                    self.db.execute_sql(stmt)
         self._last_prune = 0.0
 
     def close(self) -> None:
@@ -159,10 +165,10 @@ class UsageDB:
                 flags = []
                 for ev, where in batch:
                     cur = self.db.execute_sql(
-                        "INSERT OR IGNORE INTO event (id, type, time, actor, view, resource,"
-                        " lesson, channel, version, grade, subject, kind, extra)"
-                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (ev.id, ev.type, ev.time, ev.actor, ev.view, ev.resource,
+                        "INSERT OR IGNORE INTO event (id, sent_ms, type, time, actor, view,"
+                        " resource, lesson, channel, version, grade, subject, kind, extra)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (ev.id, ev.sent_ms, ev.type, ev.time, ev.actor, ev.view, ev.resource,
                          ev.lesson or where.lesson, ev.channel or where.channel,
                          ev.version or where.version, where.grade, where.subject, where.kind,
                          json.dumps(ev.extra, separators=(",", ":"), sort_keys=True)))

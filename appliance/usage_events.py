@@ -53,6 +53,7 @@ class Event:
     channel: str = ""
     version: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    sent_ms: int = 0  # the time as the sender sent it (before clock correction), in ms
 
 
 def iso(t: datetime) -> str:
@@ -106,9 +107,10 @@ def check_event(doc: Any, now: datetime, skew: timedelta, oldest_days: int) -> E
         raise ValueError("actor must be the tablet's pseudonymous id (8–64 letters, digits "
                          f"or -), not {actor!r}")
     try:
-        t = parse_time(doc.get("time")) + skew
+        sent = parse_time(doc.get("time"))
     except ValueError as e:
         raise ValueError(f"time {e}") from None
+    t = sent + skew
     if t > now + FUTURE_SLACK:
         raise ValueError(f"time {doc['time']} is in the future (server time {iso(now)})")
     if t < max(EARLIEST, now - timedelta(days=oldest_days)):
@@ -141,7 +143,7 @@ def check_event(doc: Any, now: datetime, skew: timedelta, oldest_days: int) -> E
         resource=_str(doc, "resource", TOKEN),
         lesson=_str(doc, "lesson", TOKEN, required=False),
         channel=_str(doc, "channel", TOKEN, required=False),
-        version=version, extra=clean,
+        version=version, extra=clean, sent_ms=int(sent.timestamp() * 1000),
     )
 
 

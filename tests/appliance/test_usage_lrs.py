@@ -59,7 +59,12 @@ def add_events(settings, n: int) -> list[str]:
     kinds = [("video-progress", LESSON + "-video", {"position": 30.0, "seconds": 30.0}),
              ("lesson-opened", LESSON, {}), ("pdf-page-viewed", LESSON + "-pdf", {"page": 2}),
              ("exercise-answered", LESSON + "-exercise", {"correct": True}),
-             ("projected", LESSON, {"seconds": 1200.0})]
+             ("projected", LESSON, {"seconds": 1200.0}),
+             ("video-played", LESSON + "-video", {"position": 0.0, "duration": 6.0}),
+             ("video-paused", LESSON + "-video", {"position": 3.5, "seconds": 3.5}),
+             ("video-completed", LESSON + "-video", {"position": 6.0, "seconds": 2.5}),
+             ("exercise-attempted", LESSON + "-exercise", {}),
+             ("app-opened", LESSON + "-html5", {})]  # every type, so the LRS checks each
     events = []
     for i in range(n):
         etype, res, extra = kinds[i % len(kinds)]
