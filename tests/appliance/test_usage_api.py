@@ -207,7 +207,7 @@ def test_every_acknowledged_event_survives_sigkill(sample_device):
     with running_server(sample_device) as url:
         parts = urlsplit(url)
         (server,) = [p for p in psutil.Process().children()
-                     if "serve" in p.cmdline()]
+                     if "serve" in p.cmdline() and str(sample_device) in p.cmdline()]
         threads = [threading.Thread(target=tablet, args=(parts.hostname, parts.port))
                    for _ in range(8)]
         for t in threads:
