@@ -22,8 +22,19 @@ demo: $(STAMP)
 system-deps:
 	@bash tests/system-deps.sh
 
+## ralph: the xAPI LRS the usage tests post to (Ralph, in a virtualenv of its own; pinned)
+RALPH_VENV := .venv-ralph
+RALPH_STAMP := $(RALPH_VENV)/.installed
+$(RALPH_STAMP): Makefile
+	@test -x $(RALPH_VENV)/bin/python || $(PYTHON) -m venv $(RALPH_VENV)
+	@# requests: Ralph's OIDC module imports it even for Basic auth.
+	@$(RALPH_VENV)/bin/python -m pip install --quiet 'ralph-malph[cli,lrs]==5.1.0' \
+	    'requests>=2.31' && touch $(RALPH_STAMP) || { \
+	  echo "Could not install Ralph (the LRS) into $(RALPH_VENV): usage LRS tests will be skipped." >&2; \
+	  test -z "$$CI"; }
+
 ## test: set everything up and run the whole suite, slow end-to-end tests included
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(RALPH_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
@@ -39,4 +50,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RALPH_VENV) .demo .pytest_cache .ruff_cache

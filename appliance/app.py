@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     api.install_error_handlers(app)
     from . import admin
     admin.install(app)
+    from .usage_api import bp as usage_bp  # usage events (docs/usage.md)
+    app.register_blueprint(usage_bp)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
     return app

@@ -96,6 +96,31 @@ class AdminSettings:
 
 
 @dataclass(frozen=True)
+class UsageSettings:
+    """[usage]: usage events (their database, limits, and the LRS they go to)."""
+
+    enabled: bool = True
+    max_mb: int = 200
+    raw_max_mb: int = 150
+    raw_max_days: int = 180
+    rollup_max_days: int = 1830
+    max_batch: int = 100
+    max_body_kb: int = 256
+    rate_per_minute: int = 600
+    commit_delay_ms: int = 20
+    school_homepage: str = "http://ketang.lan"
+    activity_base: str = "http://ketang.lan/resource/"
+    lrs_url: str = ""
+    lrs_username: str = ""
+    lrs_password: str = ""
+    upload_batch: int = 100
+    upload_timeout: int = 30
+    upload_retries: int = 3
+    upload_windows: list[str] = field(default_factory=list)
+    device_keys_dir: Path = Path("/etc/ketang/device-keys")
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -107,6 +132,7 @@ class Settings:
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     drives: DrivesSettings = field(default_factory=DrivesSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    usage: UsageSettings = field(default_factory=UsageSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

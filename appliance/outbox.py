@@ -26,14 +26,22 @@ from .config import Settings
 
 OUTBOX_DIR = "outbox"
 Provider = Callable[[Settings], dict[str, bytes]]
+Written = Callable[[Settings, list[Path]], None]
 _PROVIDERS: list[Provider] = []
+_WRITTEN: dict[Provider, Written] = {}
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-def register_provider(provider: Provider) -> None:
-    """Add a source of outbox files (the usage reports hook)."""
+def register_provider(provider: Provider, written: Written | None = None) -> None:
+    """Add a source of outbox files (the usage reports hook).
+
+    ``written(settings, paths)`` is called once the provider's files are on the drive
+    (fsynced), so it may then count them as carried.
+    """
     if provider not in _PROVIDERS:
         _PROVIDERS.append(provider)
+    if written is not None:
+        _WRITTEN[provider] = written
 
 
 def providers() -> list[Provider]:
@@ -100,9 +108,16 @@ def write_outbox(bundle: Path, settings: Settings, files: dict[str, bytes]) -> l
     """
     folder = Path(bundle) / OUTBOX_DIR / device_id(settings)
     everything = dict(files)
+    given = []
     for provider in _PROVIDERS:
-        everything.update(provider(settings))
-    return [write_new_file(folder, name, data) for name, data in everything.items()]
+        got = provider(settings)
+        everything.update(got)
+        given.append((provider, got))
+    written = {name: write_new_file(folder, name, data) for name, data in everything.items()}
+    for provider, got in given:
+        if provider in _WRITTEN and got:
+            _WRITTEN[provider](settings, [written[name] for name in got])
+    return list(written.values())
 
 
 def status_file_name(now: datetime | None = None) -> str:
