@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Blueprint, jsonify
 
-from appliance import admin_auth
+from appliance import admin_auth, admin_status
 from appliance.admin_auth import LoginLimiter
 from appliance.app import create_app
 from appliance.cli import main
@@ -326,12 +326,12 @@ def test_an_api_blueprint_added_later_is_not_blocked_either(data):
     app = make_app(data)
     bp = Blueprint("late_api", __name__, url_prefix="/api/v1")
 
-    @bp.post("/usage")
-    def usage():
+    @bp.post("/later")
+    def later():
         return jsonify(stored=True), 201
 
     app.register_blueprint(bp)
-    assert app.test_client().post("/api/v1/usage", json=[]).status_code == 201
+    assert app.test_client().post("/api/v1/later", json=[]).status_code == 201
 
 
 def test_logout_ends_the_session(app):
@@ -375,30 +375,35 @@ def test_the_dashboard_shows_drive_imports_with_progress(app, tmp_path):
     assert 'value="25"' in section
 
 
-def test_sync_and_usage_say_not_set_up_then_show_any_summary(app, monkeypatch):
+def test_a_missing_part_says_not_set_up_and_any_summary_shows(app, monkeypatch):
     client = app.test_client()
     log_in(client)
+    monkeypatch.setitem(admin_status.SUMMARIES, "sync", ("sync_summary", ("appliance.nowhere",)))
     status = client.get("/admin/status.json").json
-    assert status["status"]["sync"] is None and status["status"]["usage"] is None
-    assert "未配置" in status["sections"]["sync"] and "未配置" in status["sections"]["usage"]
+    assert status["status"]["sync"] is None and "未配置" in status["sections"]["sync"]
 
-    sync = types.ModuleType("appliance.sync_service")
+    sync = types.ModuleType("appliance.nowhere")
     sync.sync_summary = lambda settings: {"state": "downloading", "releases": [
         {"channel": "cn", "done_bytes": 5, "peers": ["10.0.0.2"]}], "window": {}, "ok": True,
         "status_file": settings.drives.status_file.parent / "sync.json"}
-    usage = types.ModuleType("appliance.usage_upload")
+    monkeypatch.setitem(sys.modules, "appliance.nowhere", sync)
+    html = client.get("/admin/status.json").json["sections"]["sync"]
+    assert "<th scope=\"row\">state</th><td>downloading</td>" in html
+    assert "10.0.0.2" in html and "✓" in html and "sync.json</td>" in html
+
+
+def test_usage_shows_its_counts_and_a_broken_part_its_error(app, monkeypatch):
+    client = app.test_client()
+    log_in(client)
+    usage = client.get("/admin/status.json").json["sections"]["usage"]
+    assert "等待发出" in usage and "从未" in usage     # nothing recorded, nothing sent yet
 
     def broken(settings):
         raise OSError("usage.db is locked")
 
-    usage.usage_summary = broken
-    monkeypatch.setitem(sys.modules, "appliance.sync_service", sync)
-    monkeypatch.setitem(sys.modules, "appliance.usage_upload", usage)
-    doc = client.get("/admin/status.json").json
-    html = doc["sections"]["sync"]
-    assert "<th scope=\"row\">state</th><td>downloading</td>" in html
-    assert "10.0.0.2" in html and "✓" in html and "sync.json</td>" in html
-    assert "usage.db is locked" in doc["sections"]["usage"]
+    import appliance.usage_upload
+    monkeypatch.setattr(appliance.usage_upload, "usage_summary", broken)
+    assert "usage.db is locked" in client.get("/admin/status.json").json["sections"]["usage"]
     assert client.get("/admin/").status_code == 200
 
 

@@ -119,7 +119,7 @@ def test_log_in_and_see_health_releases_and_a_moving_import(server, page, tmp_pa
     cells = row.locator("td").all_inner_texts()
     assert cells[0] == CH and cells[1] == "v1" and int(cells[2]) > 0
     assert page.locator("#section-peers").inner_text().count("Zeroconf 已关闭") == 1
-    assert "未配置" in page.locator("#section-usage").inner_text()
+    assert "等待发出" in page.locator("#section-usage").inner_text()
     assert "没有正在导入的 U 盘" in page.locator("#section-drives").inner_text()
 
     # A drive import appears and moves with no page load (the 2-second poll).
