@@ -89,6 +89,15 @@ class DrivesSettings:
 
 
 @dataclass(frozen=True)
+class ProjectorSettings:
+    """[projector]: the teacher's projector view (docs/projector.md)."""
+
+    join_url: str = ""
+    token: str = ""
+    recent: int = 6
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -99,6 +108,7 @@ class Settings:
     subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     drives: DrivesSettings = field(default_factory=DrivesSettings)
+    projector: ProjectorSettings = field(default_factory=ProjectorSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
