@@ -1,0 +1,159 @@
+/* "Follow the teacher" for the tablet pages (docs/projector.md). Include it once:
+     <script src="/ui/projector/follow.js" defer></script>
+   It offers following when the page was opened from the projector's QR code (?follow=1)
+   or shows the lesson the projector shows; while following, the tablet opens the lesson
+   and scrolls to the part the projector shows. "Leave" stops it. ES5, no dependencies;
+   server-sent events where the browser has EventSource, else a poll. */
+(function () {
+  'use strict';
+  if (window.ketangFollow) { return; }
+  var KEY = 'ketang-follow';
+  var STATE_URL = '/projector/follow/state';
+  var POLL_MS = 3000;
+  var here = /\/lessons\/([^\/?#]+)\/([^\/?#]+)/.exec(window.location.pathname);
+  var current = here ? {channel: decodeURIComponent(here[1]), lesson: decodeURIComponent(here[2])} : null;
+  var param = /[?&]follow=([^&#]*)/.exec(window.location.search);
+  var labels = {offer: '', follow: 'Follow', following: 'Following', leave: 'Leave'};
+  var following = false;
+  var source = null;
+  var timer = null;
+  var bar = null;
+  var lastSeq = -1;
+  var api = window.ketangFollow = {};
+
+  function stored(value) {
+    try {
+      if (value === undefined) { return window.sessionStorage.getItem(KEY); }
+      if (value === null) { window.sessionStorage.removeItem(KEY); } else { window.sessionStorage.setItem(KEY, value); }
+    } catch (e) { /* private mode on an old browser: the URL carries it instead */ }
+    return null;
+  }
+
+  function get(url, done) {
+    var xhr = new XMLHttpRequest();
+    xhr.open('GET', url);
+    xhr.onload = function () {
+      if (xhr.status === 200) {
+        try { done(JSON.parse(xhr.responseText)); } catch (e) { /* ignore a bad answer */ }
+      }
+    };
+    xhr.send();
+  }
+
+  function style() {
+    var css = '#ketang-follow{position:fixed;left:0;right:0;bottom:0;z-index:1000;display:flex;' +
+      'align-items:center;gap:12px;padding:10px 14px;background:#13314f;color:#fff;' +
+      'font-size:18px;box-shadow:0 -2px 8px rgba(0,0,0,.3)}' +
+      '#ketang-follow span{flex:1}' +
+      '#ketang-follow button{font-size:18px;padding:8px 16px;border:0;border-radius:6px;' +
+      'background:#ffd400;color:#000;font-weight:bold}' +
+      '.ketang-followed{outline:4px solid #ffd400;outline-offset:4px}';
+    var el = document.createElement('style');
+    el.appendChild(document.createTextNode(css));
+    document.getElementsByTagName('head')[0].appendChild(el);
+  }
+
+  function render(show) {
+    if (!bar) {
+      bar = document.createElement('div');
+      bar.id = 'ketang-follow';
+      bar.setAttribute('role', 'region');
+      document.body.appendChild(bar);
+    }
+    bar.style.display = show ? '' : 'none';
+    bar.setAttribute('data-state', following ? 'following' : 'offered');
+    bar.innerHTML = '';
+    var text = document.createElement('span');
+    text.textContent = following ? labels.following : labels.offer;
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = following ? labels.leave : labels.follow;
+    button.onclick = following ? leave : join;
+    bar.appendChild(text);
+    bar.appendChild(button);
+  }
+
+  function scrollTo(state) {
+    var sel = '[data-usage-resource="' + state.resource + '"]';
+    var el = null;
+    if (state.kind === 'pdf') { el = document.querySelector(sel + '[data-usage-pdf-page="' + state.page + '"]'); }
+    el = el || document.querySelector(sel) ||
+      document.querySelector('[data-usage-exercise="' + state.resource + '"]');
+    if (!el) { return; }
+    var old = document.querySelectorAll('.ketang-followed');
+    for (var i = 0; i < old.length; i++) { old[i].className = old[i].className.replace(/\s*ketang-followed/g, ''); }
+    var box = el.parentNode && el.parentNode.tagName === 'SECTION' ? el.parentNode : el;
+    box.className += ' ketang-followed';
+    try { box.scrollIntoView({behavior: 'smooth', block: 'start'}); } catch (e) { box.scrollIntoView(true); }
+  }
+
+  function apply(state) {
+    if (!state || typeof state.seq !== 'number') { return; }
+    api.state = state;
+    if (!following || !state.lesson || state.seq === lastSeq) { return; }
+    lastSeq = state.seq;
+    if (!current || current.channel !== state.channel || current.lesson !== state.lesson) {
+      window.location.href = '/lessons/' + encodeURIComponent(state.channel) + '/' +
+        encodeURIComponent(state.lesson) + '?follow=on';
+      return;
+    }
+    if (state.resource) { scrollTo(state); }
+  }
+
+  function connect() {
+    if (window.EventSource) {
+      source = new window.EventSource('/projector/follow/events');
+      // The server answers and closes at once; EventSource reconnects after its retry.
+      source.addEventListener('state', function (e) {
+        try { apply(JSON.parse(e.data)); } catch (err) { /* ignore */ }
+      });
+    } else {
+      timer = setInterval(function () { get(STATE_URL, function (doc) { apply(doc.state); }); }, POLL_MS);
+    }
+  }
+
+  function disconnect() {
+    if (source) { source.close(); source = null; }
+    if (timer) { clearInterval(timer); timer = null; }
+  }
+
+  function join() {
+    following = true;
+    lastSeq = -1;
+    stored('1');
+    render(true);
+    connect();
+  }
+
+  function leave() {
+    following = false;
+    stored(null);
+    disconnect();
+    if (window.history && history.replaceState && param) {
+      history.replaceState(null, '', window.location.pathname);
+    }
+    render(true);
+  }
+
+  api.join = join;
+  api.leave = leave;
+  api.following = function () { return following; };
+
+  function start() {
+    get(STATE_URL, function (doc) {
+      labels = doc.labels || labels;
+      var state = doc.state || {};
+      var teacherHere = current && state.channel === current.channel && state.lesson === current.lesson;
+      following = stored() === '1' || (param && param[1] === 'on');
+      style();
+      render(following || !!param || !!teacherHere);
+      if (following) { connect(); }
+    });
+  }
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+}());
