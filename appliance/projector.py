@@ -8,7 +8,6 @@ The follow state tablets read is appliance/follow.py's; this blueprint serves it
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,7 +31,7 @@ from .apps import IFRAME_SANDBOX
 from .context import library, settings
 from .drive_status import DriveStatus, human_bytes
 from .follow import Follow, FollowError, event_stream, is_projector
-from .pages import MAX_EXERCISE_BYTES, app_url
+from .pages import _exercise, app_url
 from .projector_recent import read_recent, remember
 
 bp = Blueprint("projector", __name__, url_prefix="/projector")
@@ -220,28 +219,17 @@ def browse(channel: str, node_id: str):
                    focus=request.args.get("focus", ""))
 
 
-def _exercise(resource: dict[str, Any]) -> dict[str, Any] | None:
-    if resource["size"] > MAX_EXERCISE_BYTES:
-        return None
-    try:
-        doc = json.loads(library().store.path_for(resource["sha256"]).read_bytes())
-    except (OSError, ValueError):
-        return None
-    qs = doc.get("questions") if isinstance(doc, dict) else None
-    if not isinstance(qs, list) or not qs:
-        return None
-    return doc
-
-
 def _parts(lesson: dict[str, Any]) -> list[dict[str, Any]]:
     """A lesson's resources in order, each with how many pages it shows."""
     parts = []
     for r in lesson["resources"]:
         part: dict[str, Any] = {"r": r, "kind": r["kind"], "pages": 1}
         if r["kind"] == "exercise":
-            part["exercise"] = _exercise(r)
-            if part["exercise"]:
+            part["exercise"] = _exercise(r)   # the tablet view's reader, size limit included
+            if part["exercise"] and part["exercise"]["questions"]:
                 part["pages"] = len(part["exercise"]["questions"])
+            else:
+                part["exercise"] = None
         elif r["kind"] == "html5":
             part["src"] = app_url(r["sha256"])
         elif r["kind"] == "pdf":
@@ -284,7 +272,8 @@ def lesson(channel: str, lesson_id: str):
         pi, pg = steps[i]
         return url_for(".lesson", channel=channel, lesson_id=lesson_id, part=pi, page=pg)
 
-    remember(settings().device.data_dir, channel, lesson_id, settings().projector.recent)
+    if _from_projector():   # a tablet browsing /projector must not change the teacher's list
+        remember(settings().device.data_dir, channel, lesson_id, settings().projector.recent)
     join = f"{join_base()}{url_for('pages.lesson', channel=channel, lesson_id=lesson_id)}"
     join += "?" + urlencode({"follow": "1"})
     up = _up_url(cat, channel, found["path"] + [found])
@@ -314,12 +303,16 @@ def not_found(e: Any):
 
 # ---- follow the teacher --------------------------------------------------------------
 
+def _from_projector() -> bool:
+    """Whether this request comes from the projector: loopback, or with its token."""
+    given = request.headers.get(TOKEN_HEADER) or request.cookies.get(TOKEN_COOKIE)
+    return is_projector(request.remote_addr, settings().projector.token, given)
+
+
 @bp.route("/follow", methods=["POST"])
 def follow_set():
     """The projector says what it shows (JSON); only loopback or the token may."""
-    token = settings().projector.token
-    given = request.headers.get(TOKEN_HEADER) or request.cookies.get(TOKEN_COOKIE)
-    if not is_projector(request.remote_addr, token, given):
+    if not _from_projector():
         return jsonify(error="only the projector may set what tablets follow: this request "
                              "came from another machine without the projector's token "
                              "(see [projector] token in docs/configuration.md)."), 403

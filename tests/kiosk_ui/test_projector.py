@@ -154,6 +154,9 @@ def test_opening_a_lesson_remembers_it_once_and_browsing_writes_nothing(client):
     assert client.get("/projector").status_code == 200
     assert client.get(f"/projector/browse/{CH}/primary-g1").status_code == 200
     assert not recent.exists()
+    # A tablet on the LAN looking at the projector's pages changes nothing.
+    assert client.get(f"/projector/lesson/{CH}/{LESSON}", environ_overrides=LAN).status_code == 200
+    assert not recent.exists()
     assert client.get(f"/projector/lesson/{CH}/{LESSON}").status_code == 200
     first = recent.stat()
     assert json.loads(recent.read_text())["recent"][0]["lesson"] == LESSON

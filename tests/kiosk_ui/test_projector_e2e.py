@@ -223,6 +223,10 @@ def test_the_qr_code_opens_the_lesson_and_the_tablet_follows_until_it_leaves(
         assert "老师正在讲这节课" in bar.text_content()
         bar.get_by_role("button", name="跟随老师").click()
         assert bar.get_attribute("data-state") == "following"
+        # The teacher moves to the task sheet: the tablet learns the part.
+        press(page, "ArrowRight")
+        tablet.wait_for_function("window.ketangFollow.state && ketangFollow.state.part === 1 "
+                                 "&& ketangFollow.state.kind === 'pdf'", timeout=8000)
 
         # The teacher moves to the next lesson with the clicker: the tablet follows.
         with page.expect_navigation():
