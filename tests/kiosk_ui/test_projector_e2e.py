@@ -217,12 +217,16 @@ def test_the_qr_code_opens_the_lesson_and_the_tablet_follows_until_it_leaves(
     tablet = tablet_ctx.new_page()
     try:
         tablet.goto(tablet_url(join, base))
-        bar = tablet.locator("#ketang-follow")
+        # follow.js uses the tablet page's follow box, or makes its own bar.
+        bar = tablet.locator("[data-follow-state]")
         bar.wait_for(state="visible", timeout=5000)
-        assert bar.get_attribute("data-state") == "offered"
-        assert "老师正在讲这节课" in bar.text_content()
-        bar.get_by_role("button", name="跟随老师").click()
-        assert bar.get_attribute("data-state") == "following"
+        assert bar.get_attribute("data-follow-state") == "offered"
+        start = bar.locator("[data-follow-start]")
+        assert "跟随老师" in start.text_content()
+        start.click()
+        assert bar.get_attribute("data-follow-state") == "following"
+        assert "正在跟随老师" in bar.text_content()
+        assert f"/lessons/{CH}/{L1}" in tablet.url
         # The teacher moves to the task sheet: the tablet learns the part.
         press(page, "ArrowRight")
         tablet.wait_for_function("window.ketangFollow.state && ketangFollow.state.part === 1 "
@@ -238,14 +242,17 @@ def test_the_qr_code_opens_the_lesson_and_the_tablet_follows_until_it_leaves(
         t0 = time.monotonic()
         tablet.wait_for_url(re.compile(f"/lessons/{CH}/{L2}"), timeout=8000)
         followed_in = time.monotonic() - t0
-        bar = tablet.locator("#ketang-follow")
+        bar = tablet.locator("[data-follow-state]")
         bar.wait_for(state="visible", timeout=5000)
-        assert bar.get_attribute("data-state") == "following"   # still following
+        tablet.wait_for_function("document.querySelector('[data-follow-state]')"
+                                 ".getAttribute('data-follow-state') === 'following'")
         assert followed_in < 6
 
         # Leaving: the projector's next lesson no longer moves the tablet.
-        bar.get_by_role("button", name="离开").click()
-        assert bar.get_attribute("data-state") == "offered"
+        stop = bar.locator("[data-follow-stop]")
+        assert stop.is_visible() and not bar.locator("[data-follow-start]").is_visible()
+        stop.click()
+        assert bar.get_attribute("data-follow-state") == "offered"
         page.goto(f"{base}/projector/lesson/{CH}/{L3}")
         page.wait_for_timeout(4500)                      # two retry periods
         assert f"/lessons/{CH}/{L2}" in tablet.url

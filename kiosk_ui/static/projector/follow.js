@@ -44,7 +44,7 @@
     var css = '#ketang-follow{position:fixed;left:0;right:0;bottom:0;z-index:1000;display:flex;' +
       'align-items:center;gap:12px;padding:10px 14px;background:#13314f;color:#fff;' +
       'font-size:18px;box-shadow:0 -2px 8px rgba(0,0,0,.3)}' +
-      '#ketang-follow span{flex:1}' +
+      '#ketang-follow span{flex:1}#follow [data-follow-text]:empty{display:none}' +
       '#ketang-follow button{font-size:18px;padding:8px 16px;border:0;border-radius:6px;' +
       'background:#ffd400;color:#000;font-weight:bold}' +
       '.ketang-followed{outline:4px solid #ffd400;outline-offset:4px}';
@@ -53,24 +53,47 @@
     document.getElementsByTagName('head')[0].appendChild(el);
   }
 
-  function render(show) {
-    if (!bar) {
+  /* The bar: the tablet page's own follow box (#follow with [data-follow-start] and
+     [data-follow-stop] links) when it has one, else one made here. */
+  function ensureBar() {
+    if (bar) { return; }
+    var theirs = document.getElementById('follow');
+    if (theirs && theirs.querySelector('[data-follow-start]')) {
+      bar = theirs;
+      bar.text = document.createElement('p');
+      bar.text.setAttribute('data-follow-text', '');
+      bar.appendChild(bar.text);
+    } else {
       bar = document.createElement('div');
       bar.id = 'ketang-follow';
       bar.setAttribute('role', 'region');
+      bar.text = document.createElement('span');
+      bar.appendChild(bar.text);
+      var start = document.createElement('button');
+      start.type = 'button';
+      start.setAttribute('data-follow-start', '');
+      start.textContent = labels.follow;
+      var stop = document.createElement('button');
+      stop.type = 'button';
+      stop.setAttribute('data-follow-stop', '');
+      stop.textContent = labels.leave;
+      bar.appendChild(start);
+      bar.appendChild(stop);
       document.body.appendChild(bar);
     }
+    bar.start = bar.querySelector('[data-follow-start]');
+    bar.stop = bar.querySelector('[data-follow-stop]');
+    bar.start.onclick = function (e) { if (e && e.preventDefault) { e.preventDefault(); } join(); };
+    bar.stop.onclick = function (e) { if (e && e.preventDefault) { e.preventDefault(); } leave(); };
+  }
+
+  function render(show) {
+    ensureBar();
     bar.style.display = show ? '' : 'none';
-    bar.setAttribute('data-state', following ? 'following' : 'offered');
-    bar.innerHTML = '';
-    var text = document.createElement('span');
-    text.textContent = following ? labels.following : labels.offer;
-    var button = document.createElement('button');
-    button.type = 'button';
-    button.textContent = following ? labels.leave : labels.follow;
-    button.onclick = following ? leave : join;
-    bar.appendChild(text);
-    bar.appendChild(button);
+    bar.setAttribute('data-follow-state', following ? 'following' : 'offered');
+    bar.start.style.display = following ? 'none' : '';
+    bar.stop.style.display = following ? '' : 'none';
+    bar.text.textContent = following ? labels.following : (bar.id === 'follow' ? '' : labels.offer);
   }
 
   function scrollTo(state) {
@@ -93,8 +116,10 @@
     if (!following || !state.lesson || state.seq === lastSeq) { return; }
     lastSeq = state.seq;
     if (!current || current.channel !== state.channel || current.lesson !== state.lesson) {
+      // ?follow=1 offers following on the next page; sessionStorage says we follow
+      // (?follow=on says it where storage is unavailable).
       window.location.href = '/lessons/' + encodeURIComponent(state.channel) + '/' +
-        encodeURIComponent(state.lesson) + '?follow=on';
+        encodeURIComponent(state.lesson) + (stored() === '1' ? '?follow=1' : '?follow=on');
       return;
     }
     if (state.resource) { scrollTo(state); }
