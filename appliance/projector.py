@@ -240,11 +240,23 @@ def _parts(lesson: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _pdf_page_urls(resource: dict[str, Any]) -> list[str]:
-    """Image URLs of a PDF's pages, where the tablet view renders them; else []."""
-    from . import pages
+    """Image URLs of a PDF's pages where the tablet view renders them (appliance/pdf_pages.py).
 
-    fn = getattr(pages, "pdf_page_urls", None)
-    return list(fn(resource)) if fn else []
+    Empty when this build has no page renderer or poppler cannot read the PDF: the
+    projector then shows the PDF itself.
+    """
+    try:
+        from . import pdf_pages
+    except ImportError:
+        return []
+    urls = getattr(pdf_pages, "page_image_urls", None)
+    failure = getattr(pdf_pages, "PdfPagesError", OSError)
+    if urls is None:
+        return []
+    try:
+        return list(urls(resource["sha256"]))
+    except failure:
+        return []
 
 
 def _int_arg(name: str, default: int) -> int:
