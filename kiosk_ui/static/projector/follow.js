@@ -47,10 +47,19 @@
       '#ketang-follow span{flex:1}#follow [data-follow-text]:empty{display:none}' +
       '#ketang-follow button{font-size:18px;padding:8px 16px;border:0;border-radius:6px;' +
       'background:#ffd400;color:#000;font-weight:bold}' +
-      '.ketang-followed{outline:4px solid #ffd400;outline-offset:4px}';
+      '.ketang-followed{outline:4px solid #ffd400;outline-offset:4px}' +
+      // While following, the page's own box stays in view (so Leave is always there).
+      '#follow.ketang-following{position:fixed;left:0;right:0;bottom:0;z-index:1000;margin:0;' +
+      'border-radius:0;box-shadow:0 -2px 8px rgba(0,0,0,.3)}' +
+      'body.ketang-following{padding-bottom:140px}';
     var el = document.createElement('style');
     el.appendChild(document.createTextNode(css));
     document.getElementsByTagName('head')[0].appendChild(el);
+  }
+
+  function toggleClass(el, name, on) {
+    var rest = (' ' + el.className + ' ').replace(' ' + name + ' ', ' ').replace(/^\s+|\s+$/g, '');
+    el.className = on ? (rest ? rest + ' ' : '') + name : rest;
   }
 
   /* The bar: the tablet page's own follow box (#follow with [data-follow-start] and
@@ -62,7 +71,9 @@
       bar = theirs;
       bar.text = document.createElement('p');
       bar.text.setAttribute('data-follow-text', '');
-      bar.appendChild(bar.text);
+      bar.text.style.fontWeight = 'bold';
+      var first = bar.querySelector('[data-follow-start]');
+      first.parentNode.insertBefore(bar.text, first);
     } else {
       bar = document.createElement('div');
       bar.id = 'ketang-follow';
@@ -94,6 +105,8 @@
     bar.start.style.display = following ? 'none' : '';
     bar.stop.style.display = following ? '' : 'none';
     bar.text.textContent = following ? labels.following : (bar.id === 'follow' ? '' : labels.offer);
+    toggleClass(bar, 'ketang-following', following);
+    toggleClass(document.body, 'ketang-following', following);
   }
 
   function scrollTo(state) {
