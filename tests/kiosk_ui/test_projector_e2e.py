@@ -292,6 +292,42 @@ def test_an_unknown_lesson_is_a_clear_404_and_esc_goes_home(served, projector):
     assert page.url.endswith("/projector")
 
 
+USAGE_RECORDER = """
+window.usageCalls = JSON.parse(sessionStorage.getItem('usageCalls') || '[]');
+function note(call) {
+  usageCalls.push(call); sessionStorage.setItem('usageCalls', JSON.stringify(usageCalls));
+}
+window.ketangUsage = {
+  record: function (type, id, extra) { note(['record', type, id, extra || null]); },
+  projectedStart: function (lesson) { note(['projectedStart', lesson]); },
+  projectedEnd: function () { note(['projectedEnd']); }
+};
+"""
+
+
+def test_usage_calls_follow_the_contract(served, browser):
+    """projectedStart/End around a lesson, record() on each part change (usage.js stood in)."""
+    base, _, _, _ = served
+    ctx = browser.new_context(viewport=HD, locale="zh-CN")
+    ctx.route("**/ui/usage.js", lambda route: route.fulfill(
+        body=USAGE_RECORDER, content_type="text/javascript"))
+    page = ctx.new_page()
+    try:
+        page.goto(f"{base}/projector/lesson/{CH}/{L1}")
+        page.wait_for_function("window.usageCalls && usageCalls.length >= 1")
+        press(page, "ArrowRight", "ArrowRight")
+        with page.expect_navigation():
+            press(page, "Escape")
+        calls = page.evaluate("usageCalls")
+        assert calls[0] == ["projectedStart", L1]
+        assert ["record", "opened", f"{L1}-pdf", {"kind": "pdf", "projected": True}] in calls
+        assert ["record", "pdf_page", f"{L1}-pdf", {"page": 1, "projected": True}] in calls
+        assert ["record", "opened", f"{L1}-html5", {"kind": "html5", "projected": True}] in calls
+        assert calls[-1] == ["projectedEnd"]
+    finally:
+        ctx.close()
+
+
 def test_screenshot_of_the_projector_for_the_readme(served, projector):
     """docs/screenshots/projector.png: a lesson's exercise, the answer shown, the join code."""
     base, _, status_file, _ = served
