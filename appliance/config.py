@@ -98,6 +98,13 @@ class ProjectorSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """[admin]: the technician dashboard's login (docs/dashboard.md)."""
+
+    session_minutes: int = 480
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -109,6 +116,7 @@ class Settings:
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     drives: DrivesSettings = field(default_factory=DrivesSettings)
     projector: ProjectorSettings = field(default_factory=ProjectorSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

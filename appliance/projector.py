@@ -259,6 +259,16 @@ def _pdf_page_urls(resource: dict[str, Any]) -> list[str]:
         return []
 
 
+def _csrf_token() -> str:
+    """The session's CSRF token for the follow POST ("" when the session key cannot be kept)."""
+    from flask_wtf.csrf import generate_csrf
+
+    try:
+        return generate_csrf()
+    except RuntimeError:   # no secret key: the device cannot keep sessions (read-only data)
+        return ""
+
+
 def _int_arg(name: str, default: int) -> int:
     try:
         return int(request.args.get(name, default))
@@ -294,7 +304,7 @@ def lesson(channel: str, lesson_id: str):
         page=page, version=cat.info()["version"], up=up, join_url=join, qr=qr_svg(join),
         prev_url=step_url(at - 1) if at > 0 else None,
         next_url=step_url(at + 1) if at + 1 < len(steps) else None,
-        app_sandbox=IFRAME_SANDBOX,
+        app_sandbox=IFRAME_SANDBOX, csrf=_csrf_token(),
     )
 
 

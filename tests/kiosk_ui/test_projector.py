@@ -5,6 +5,7 @@ launcher (docs/projector.md)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from appliance.config import load_settings
 from appliance.follow import FollowError, is_projector, parse_state
 from appliance.projector_recent import FILE_NAME
 from content_cache.library import Library
+
+from ..helpers import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 KIOSK = ROOT / "kiosk_ui" / "kiosk" / "ketang-kiosk"
@@ -47,9 +50,18 @@ def client(sample_device, tmp_path):
     return c
 
 
-def post_state(client, doc, **kw):
+def csrf_of(client, **kw) -> str:
+    """The CSRF token a projector lesson page gives this client (its session)."""
+    page = client.get(f"/projector/lesson/{CH}/{LESSON}", **kw).get_data(as_text=True)
+    return re.search(r'data-csrf="([^"]+)"', page).group(1)
+
+
+def post_state(client, doc, csrf: bool = True, **kw):
+    headers = dict(kw.pop("headers", {}))
+    if csrf:
+        headers["X-CSRFToken"] = csrf_of(client, environ_overrides=kw.get("environ_overrides"))
     return client.post("/projector/follow", data=json.dumps(doc),
-                       content_type="application/json", **kw)
+                       content_type="application/json", headers=headers, **kw)
 
 
 STATE = {"channel": CH, "lesson": LESSON, "part": 1, "page": 2,
@@ -87,6 +99,15 @@ def test_only_the_projector_sets_the_follow_state_tablets_only_read_it(client):
     assert post_state(other, STATE, environ_overrides=LAN).status_code == 403
 
 
+def test_a_post_without_the_pages_csrf_token_is_refused(client):
+    before = client.get("/projector/follow/state").get_json()["state"]
+    r = post_state(client, STATE, csrf=False)
+    assert r.status_code == 400 and "CSRF token is missing" in r.get_data(as_text=True)
+    r = post_state(client, STATE, csrf=False, headers={"X-CSRFToken": "forged"})
+    assert r.status_code == 400
+    assert client.get("/projector/follow/state").get_json()["state"] == before
+
+
 def test_repeating_the_same_state_is_not_a_change(client):
     seq = post_state(client, STATE).get_json()["seq"]
     assert post_state(client, STATE).get_json()["seq"] == seq
@@ -112,7 +133,8 @@ def test_a_malformed_state_is_refused_and_changes_nothing(client, doc, words):
 
 
 def test_a_state_not_sent_as_json_is_refused(client):
-    r = client.post("/projector/follow", data="channel=x")
+    r = client.post("/projector/follow", data="channel=x",
+                    headers={"X-CSRFToken": csrf_of(client)})
     assert r.status_code == 415 and "application/json" in r.get_json()["error"]
 
 
@@ -191,13 +213,14 @@ def test_a_damaged_recent_file_is_ignored(client):
     (f"/projector/browse/{CH}/nowhere", f"{CH} 中没有 nowhere"),
 ])
 def test_unknown_lessons_get_a_404_in_the_projector_style(client, url, words):
-    before = sorted(p.name for p in client.settings.device.data_dir.iterdir())
+    client.get("/projector")          # the first page makes the device's session key
+    before = snapshot(client.settings.device.data_dir)
     r = client.get(url, headers=ZH)
     page = r.get_data(as_text=True)
     assert r.status_code == 404 and r.mimetype == "text/html"
     assert 'data-view="projector"' in page and "找不到" in page and words in page
     assert "按 Esc 回到首页" in page and 'data-up="/projector"' in page
-    assert sorted(p.name for p in client.settings.device.data_dir.iterdir()) == before
+    assert snapshot(client.settings.device.data_dir) == before
 
 
 def test_drive_activity_shows_as_a_banner(client):

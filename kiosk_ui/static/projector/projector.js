@@ -117,6 +117,7 @@
     var xhr = new XMLHttpRequest();
     xhr.open('POST', url);
     xhr.setRequestHeader('Content-Type', 'application/json');
+    xhr.setRequestHeader('X-CSRFToken', lessonEl.getAttribute('data-csrf') || '');
     xhr.send(JSON.stringify({
       channel: lessonEl.getAttribute('data-usage-channel'),
       lesson: lessonEl.getAttribute('data-usage-lesson'),
