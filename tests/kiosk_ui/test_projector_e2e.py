@@ -339,3 +339,22 @@ def test_screenshot_of_the_projector_for_the_readme(served, projector):
     page.screenshot(path=str(SCREENSHOTS / "projector.png"))
     page.goto(f"{base}/projector")
     page.screenshot(path=str(SCREENSHOTS / "projector-home.png"))
+
+
+def test_the_kiosk_launcher_shows_the_projector(served, tmp_path):
+    """ketang-kiosk itself, headless: waits for the server, then Chromium renders /projector."""
+    import struct
+
+    base, _, _, _ = served
+    shot = tmp_path / "kiosk.png"
+    r = subprocess.run([str(ROOT / "kiosk_ui" / "kiosk" / "ketang-kiosk"), "--url",
+                        f"{base}/projector", "--profile", str(tmp_path / "profile"),
+                        "--screenshot", str(shot), "--wait", "10"],
+                       capture_output=True, text=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                            "CHROMIUM": "/usr/bin/chromium"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    head = shot.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", head[16:24]) == (1920, 1080)
+    assert shot.stat().st_size > 20_000            # a rendered screen, not a blank one
