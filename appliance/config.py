@@ -89,6 +89,15 @@ class DrivesSettings:
 
 
 @dataclass(frozen=True)
+class ProjectorSettings:
+    """[projector]: the teacher's projector view (docs/projector.md)."""
+
+    join_url: str = ""
+    token: str = ""
+    recent: int = 6
+
+
+@dataclass(frozen=True)
 class AdminSettings:
     """[admin]: the technician dashboard's login (docs/dashboard.md)."""
 
@@ -131,6 +140,7 @@ class Settings:
     subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     drives: DrivesSettings = field(default_factory=DrivesSettings)
+    projector: ProjectorSettings = field(default_factory=ProjectorSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
     source: str = "built-in defaults"
