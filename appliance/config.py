@@ -89,6 +89,13 @@ class DrivesSettings:
 
 
 @dataclass(frozen=True)
+class TabletSettings:
+    """[tablet]: the students' tablet pages."""
+
+    pdf_cache_mb: int = 512
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -99,6 +106,7 @@ class Settings:
     subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     drives: DrivesSettings = field(default_factory=DrivesSettings)
+    tablet: TabletSettings = field(default_factory=TabletSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
