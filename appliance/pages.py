@@ -125,7 +125,8 @@ def browse(channel: str, node_id: str):
     shown, pager = paged(children, _page())
     for child in shown:
         if child["kind"] == "unit":
-            child["lessons"] = cat.children(child["id"])
+            lessons = cat.children(child["id"])
+            child["lessons"], child["more"] = lessons[:PAGE_SIZE], len(lessons) > PAGE_SIZE
     return _render("browse.html", channel=channel, info=cat.info(), node=node,
                    crumbs=path[:-1], children=shown, pager=pager)
 
