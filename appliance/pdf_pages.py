@@ -102,7 +102,10 @@ def render_pages(pdf: Path, root: Path, sha256: str, max_bytes: int,
                 f.flush()
                 os.fsync(f.fileno())
             fsync_dir(tmp)
-            os.replace(tmp, root / sha256)
+            final = root / sha256
+            if final.exists():  # incomplete (no pages.json): never served, replace it
+                _discard(root, final)
+            os.replace(tmp, final)
             fsync_dir(root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -178,10 +181,15 @@ def _evict(root: Path, max_bytes: int, keep: str) -> None:
             break
         if path.name == keep:
             continue
-        trash = root / f".{path.name[:16]}.{uuid.uuid4().hex[:8]}.evicted"
-        os.replace(path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        _discard(root, path)
         total -= size
+
+
+def _discard(root: Path, path: Path) -> None:
+    """Remove a cache entry: renamed aside first, so no half-deleted entry is ever served."""
+    trash = root / f".{path.name[:16]}.{uuid.uuid4().hex[:8]}.evicted"
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _pdf_path(sha256: str) -> Path:
