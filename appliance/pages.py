@@ -209,7 +209,7 @@ def _lesson_page(channel: str, lesson_id: str, checked: dict[str, Any] | None = 
     return _render("lesson.html", lesson=found, channel=channel, info=cat.info(),
                    by_kind=by_kind, pdfs=pdfs, exercises=exercises, apps=apps,
                    app_sandbox=IFRAME_SANDBOX, prev=prev, next=nxt, checked=checked,
-                   checked_id=checked_id, follow=request.args.get("follow") == "1")
+                   checked_id=checked_id, follow=request.args.get("follow") in ("1", "on"))
 
 
 @bp.route("/lessons/<channel>/<lesson_id>")
