@@ -51,9 +51,9 @@ def paged(items: list[Any], page: int, size: int = PAGE_SIZE) -> tuple[list[Any]
     """One page of ``items`` and the pager (page, pages, previous/next URLs) to show with it."""
     pages = max(1, math.ceil(len(items) / size))
     page = min(page, pages)
-    args = {k: v for k, v in request.args.items() if k != "page"}
     view = request.endpoint
-    kw = dict(request.view_args or {}, **args)
+    kw = {k: v for k, v in request.args.items() if k != "page"}
+    kw.update(request.view_args or {})
     pager = {
         "page": page, "pages": pages, "total": len(items),
         "prev": url_for(view, **kw, page=page - 1) if page > 1 else None,
