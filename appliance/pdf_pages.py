@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -48,6 +49,7 @@ RENDER_TIMEOUT = 120  # seconds for one document
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _failed: dict[str, str] = {}
+_evict_lock = threading.Lock()
 
 
 class PdfPagesError(Exception):
@@ -159,10 +161,18 @@ def cached_page_sizes(root: Path, sha256: str) -> list[list[int]]:
 
 
 def _sweep_temporaries(root: Path) -> None:
-    """Remove what an interrupted render or eviction left (never served)."""
+    """Remove what an interrupted render or eviction left (never served).
+
+    Only leftovers older than any render can take: a younger one may be another
+    thread's (or process's) render in progress.
+    """
+    stale = time.time() - RENDER_TIMEOUT - 60
     for p in root.iterdir():
-        if p.name.startswith("."):
-            shutil.rmtree(p, ignore_errors=True)
+        try:
+            if p.name.startswith(".") and p.stat().st_mtime < stale:
+                shutil.rmtree(p, ignore_errors=True)
+        except FileNotFoundError:
+            pass
 
 
 def _entry_size(path: Path) -> int:
@@ -171,6 +181,11 @@ def _entry_size(path: Path) -> int:
 
 def _evict(root: Path, max_bytes: int, keep: str) -> None:
     """Remove the oldest complete entries until the cache fits ``max_bytes``."""
+    with _evict_lock:
+        _evict_locked(root, max_bytes, keep)
+
+
+def _evict_locked(root: Path, max_bytes: int, keep: str) -> None:
     entries = []
     for p in root.iterdir():
         if not p.name.startswith(".") and p.is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -39,12 +40,16 @@ def test_leftovers_of_an_interrupted_render_are_never_served_and_are_swept(tmp_p
     pdf = SHEETS[1]
     # A power cut mid-render leaves a temporary folder, and (in theory) an entry
     # without pages.json: neither counts as rendered.
-    (root / f".{sha(pdf)[:16]}.x.rendering").mkdir(parents=True)
+    old = root / f".{sha(pdf)[:16]}.x.rendering"
+    old.mkdir(parents=True)
+    os.utime(old, (1, 1))   # long ago: a render that will never finish
+    young = root / f".{'0' * 16}.y.rendering"   # another render, still running
+    young.mkdir()
     (root / sha(pdf)).mkdir()
     (root / sha(pdf) / "1.png").write_bytes(b"half")
     assert cached_page_count(root, sha(pdf)) is None
     assert render_pages(pdf, root, sha(pdf), max_bytes=10**9) == 1
-    assert [p.name for p in root.iterdir()] == [sha(pdf)]
+    assert sorted(p.name for p in root.iterdir()) == sorted([sha(pdf), young.name])
     assert (root / sha(pdf) / "1.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -78,3 +83,16 @@ def test_without_pdftoppm_the_message_says_what_to_install(tmp_path, monkeypatch
     pdf.write_bytes(pdf.read_bytes() + b"\n% another blob\n")
     with pytest.raises(PdfPagesError, match="poppler-utils"):
         render_pages(pdf, tmp_path / "cache", sha(pdf), max_bytes=10**9)
+
+
+def test_concurrent_first_views_render_each_sheet_once_and_completely(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path / "cache"
+    jobs = [SHEETS[i % 3] for i in range(12)]
+    with ThreadPoolExecutor(6) as pool:
+        pages = list(pool.map(lambda pdf: render_pages(pdf, root, sha(pdf), 10**9), jobs))
+    assert pages == [1] * 12
+    assert sorted(p.name for p in root.iterdir()) == sorted({sha(p) for p in SHEETS})
+    for pdf in SHEETS:
+        assert cached_page_count(root, sha(pdf)) == 1
