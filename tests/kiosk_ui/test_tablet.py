@@ -206,6 +206,9 @@ def test_long_lists_are_paged(device, browser):
         tap(page, page.get_by_role("link", name="‹ 上一页"))
         assert page.locator(".lesson-item").count() == PAGE_SIZE
         # The volume page shows the unit's first lessons and a link to all of them.
+        # A lesson's id under /browse/ leads to the lesson.
+        status, headers, _ = http(f"{base}/browse/{SMALL}/l0")
+        assert status == 302 and headers["Location"].endswith(f"/lessons/{SMALL}/l0")
         page.goto(f"{base}/browse/{SMALL}/g3")
         assert page.locator(".lesson-item").count() == PAGE_SIZE
         tap(page, page.get_by_role("link", name="本单元全部课程 ›"))
@@ -286,6 +289,12 @@ def test_pdf_task_sheet_as_page_images_one_by_one(device, browser, tmp_path):
     assert "immutable" in cache and "max-age=31536000" in cache
     assert http(base + srcs[0], {"If-None-Match": headers["ETag"]})[0] == 304
     assert http(base + srcs[0].replace("/1.png", "/4.png"))[0] == 404
+    # Only PDFs an active release names are rendered: not a video, not an unknown hash.
+    video = Library(data).catalog(CH).lesson(MATH_LESSON)["resources"][0]
+    assert video["kind"] == "video"
+    assert http(f"{base}/pdf-pages/{video['sha256']}/1.png")[0] == 404
+    assert http(f"{base}/pdf-pages/{'0' * 64}/1.png")[0] == 404
+    assert http(f"{base}/pdf-pages/not-a-hash/1.png")[0] == 404
     # The cache holds one complete entry (no leftovers), keyed by the blob's sha256.
     entries = list(cache_root(data).iterdir())
     assert [e.name for e in entries] == [srcs[0].split("/")[2]]
@@ -427,5 +436,22 @@ def test_tablet_screenshots_of_each_page(device, browser, tmp_path):
             assert shot.stat().st_size > 10_000
             # Nothing overflows the tablet's width.
             assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
+    finally:
+        context.close()
+
+
+def test_the_language_switch_works_without_javascript(device, browser):
+    base, _ = device
+    context = tablet(browser, js=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/lessons/{CH}/{MATH_LESSON}")
+        assert page.get_by_role("button", name="提交答案").count() == 1
+        tap(page, page.get_by_role("link", name="English"))
+        # Back on the same lesson, in English; lesson titles stay as published.
+        assert page.url.endswith(f"/lessons/{CH}/{MATH_LESSON}")
+        assert page.get_by_role("button", name="Check my answers").count() == 1
+        assert page.get_by_role("link", name="Read the task sheet").count() == 1
+        assert "5以内的加法" in page.locator("h1").inner_text()
     finally:
         context.close()
