@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.register_blueprint(pdf_pages.bp)
     app.register_blueprint(api.bp)
     api.install_error_handlers(app)
+    from . import admin
+    admin.install(app)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
     return app

@@ -43,9 +43,9 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import cli_content, cli_drives, cli_serve, cli_status, cli_sync
+    from . import cli_admin, cli_content, cli_drives, cli_serve, cli_status, cli_sync
 
-    for module in (cli_serve, cli_content, cli_drives, cli_status, cli_sync):
+    for module in (cli_serve, cli_content, cli_drives, cli_status, cli_sync, cli_admin):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -42,7 +42,9 @@ def demo(ctx: click.Context, data_dir: Path, host: str, port: int, apps_port: in
     """Serve the bundled sample lessons (signed with the demo key)."""
     from .demo import setup_demo
 
-    s = setup_demo(settings_from(ctx), data_dir.resolve(), echo=click.echo)
+    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+    s = setup_demo(settings_from(ctx), data_dir.resolve(), echo=click.echo,
+                   admin_url=f"http://{shown}:{port}/admin")
     if no_serve:
         return
     s = s.with_overrides("server", host=host, port=port, apps_port=apps_port)

@@ -89,6 +89,13 @@ class DrivesSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """[admin]: the technician dashboard's login (docs/dashboard.md)."""
+
+    session_minutes: int = 480
+
+
+@dataclass(frozen=True)
 class TabletSettings:
     """[tablet]: the students' tablet pages."""
 
@@ -106,6 +113,7 @@ class Settings:
     subscriptions: SubscriptionsSettings = field(default_factory=SubscriptionsSettings)
     zeroconf: ZeroconfSettings = field(default_factory=ZeroconfSettings)
     drives: DrivesSettings = field(default_factory=DrivesSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     tablet: TabletSettings = field(default_factory=TabletSettings)
     source: str = "built-in defaults"
 

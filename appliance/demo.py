@@ -16,6 +16,7 @@ from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
 from content_cache.publisher import publish
 
+from .admin_auth import demo_password
 from .config import Settings
 
 SAMPLE_PACK = Path(content_cache.__file__).parent / "sample_pack"
@@ -25,9 +26,13 @@ DEMO_CHANNEL = "cn-basic-edu-demo"
 DEMO_VERSION = 1
 
 
-def setup_demo(settings: Settings, data_dir: Path,
-               echo: Callable[[str], None] = print) -> Settings:
-    """Publish and import the sample pack into ``data_dir``; return settings that serve it."""
+def setup_demo(settings: Settings, data_dir: Path, echo: Callable[[str], None] = print,
+               admin_url: str = "http://localhost:8080/admin") -> Settings:
+    """Publish and import the sample pack into ``data_dir``; return settings that serve it.
+
+    Also prints the dashboard's address and password: one generated on the first run
+    and kept in the demo folder, so every run prints the same one.
+    """
     keys_dir = data_dir / "trusted-keys"
     keys_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DEMO_PUB, keys_dir / DEMO_PUB.name)
@@ -40,4 +45,7 @@ def setup_demo(settings: Settings, data_dir: Path,
     s = s.with_overrides("trust", keys_dir=keys_dir)
     for r in import_bundle(bundle, Library(data_dir), load_trusted_keys(keys_dir)):
         echo(f"{r.channel} v{r.version}: {r.status}")
+    password = demo_password(data_dir)
+    shown = password or "（已用 `ketang admin password` 设置 set with `ketang admin password`）"
+    echo(f"Dashboard 管理页面: {admin_url}  password 密码: {shown}")
     return s
