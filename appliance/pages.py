@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
+from flask_wtf.csrf import generate_csrf
 
 from content_cache.catalog import Catalog
 
@@ -194,6 +195,14 @@ def _siblings(cat: Catalog, lesson: dict[str, Any]) -> tuple[Any, Any]:
     return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
 
 
+def _form_token() -> str | None:
+    """The CSRF token the site-wide guard wants in a form, or None when there is no
+    session key to sign it (the page still shows; the guard explains on submit)."""
+    if "csrf" not in current_app.extensions or not current_app.secret_key:
+        return None
+    return generate_csrf()
+
+
 def _lesson_page(channel: str, lesson_id: str, checked: dict[str, Any] | None = None,
                  checked_id: str | None = None):
     cat = _catalog(channel)
@@ -209,7 +218,8 @@ def _lesson_page(channel: str, lesson_id: str, checked: dict[str, Any] | None = 
     return _render("lesson.html", lesson=found, channel=channel, info=cat.info(),
                    by_kind=by_kind, pdfs=pdfs, exercises=exercises, apps=apps,
                    app_sandbox=IFRAME_SANDBOX, prev=prev, next=nxt, checked=checked,
-                   checked_id=checked_id, follow=request.args.get("follow") in ("1", "on"))
+                   checked_id=checked_id, form_token=_form_token(),
+                   follow=request.args.get("follow") in ("1", "on"))
 
 
 @bp.route("/lessons/<channel>/<lesson_id>")
@@ -218,10 +228,10 @@ def lesson(channel: str, lesson_id: str):
     return _lesson_page(channel, lesson_id)
 
 
-# No CSRF token here, on purpose: this POST only marks the answers sent with it. It
-# is anonymous, stores nothing and changes nothing on the device, so a forged request
-# could only show someone a marked exercise. Forms that change state (the dashboard)
-# carry CSRF tokens.
+# CSRF is not needed for this POST: it only marks the answers sent with it, is
+# anonymous, stores nothing and changes nothing on the device, so a forged request
+# could only show someone a marked exercise. The form carries a token all the same
+# because the site-wide guard (appliance/admin.py) asks every non-API POST for one.
 @bp.route("/lessons/<channel>/<lesson_id>/exercise/<resource_id>", methods=["POST"])
 def check_exercise(channel: str, lesson_id: str, resource_id: str):
     """The lesson page again, with the answers to one exercise marked right or wrong."""

@@ -22,7 +22,9 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -65,14 +67,30 @@ class _Assets(HTMLParser):
             self.urls.append(a["src"])
 
 
+# Cookies kept across requests, like a tablet's browser: a lesson page opens the
+# session whose CSRF token the exercise form carries (see exercise_form).
+_opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(
+    http.cookiejar.CookieJar()))
+
+
 def fetch(url: str, data: bytes | None = None) -> tuple[int, bytes, float]:
     t = time.perf_counter()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=60) as r:
+        with _opener.open(urllib.request.Request(url, data=data), timeout=60) as r:
             body, status = r.read(), r.status
     except urllib.error.HTTPError as e:
         body, status = e.read(), e.code
     return status, body, time.perf_counter() - t
+
+
+def exercise_form(base: str, lesson_path: str, resource_id: str,
+                  answers: dict[str, str]) -> tuple[str, bytes]:
+    """The (path, body) a tablet POSTs to check ``answers`` to an exercise of a lesson,
+    with the form's CSRF token (the lesson page is fetched first, with its cookie)."""
+    _, html, _ = fetch(base + lesson_path)
+    m = re.search(rb'name="csrf_token" value="([^"]+)"', html)
+    fields = dict(answers, **({"csrf_token": m.group(1).decode()} if m else {}))
+    return f"{lesson_path}/exercise/{resource_id}", urllib.parse.urlencode(fields).encode()
 
 
 def page_weight(base: str, path: str, data: bytes | None = None) -> tuple[int, dict[str, int]]:
@@ -140,7 +158,8 @@ def main() -> None:
 
         def exercise() -> tuple[str, bytes]:
             lid = rng.choice(demo_lessons)
-            return f"/lessons/{DEMO}/{lid}/exercise/{lid}-exercise", b"q0=1&q1=0&q2=2"
+            return exercise_form(base, f"/lessons/{DEMO}/{lid}", f"{lid}-exercise",
+                                 {"q0": "1", "q1": "0", "q2": "2"})
 
         # Warm the PDF cache for the reader's page figures (cold renders are timed below).
         cold = []
