@@ -21,13 +21,14 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
     app.json.ensure_ascii = False
 
-    from . import api, captive, i18n, media, pages, pdf_pages
+    from . import api, captive, i18n, media, pages
 
     i18n.init_app(app)
 
     app.register_blueprint(kiosk_ui_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(media.bp)
+    from . import pdf_pages  # the tablet's PDF page images (docs/tablet.md)
     app.register_blueprint(pdf_pages.bp)
     app.register_blueprint(api.bp)
     api.install_error_handlers(app)
