@@ -218,7 +218,9 @@ def _lesson_page(channel: str, lesson_id: str, checked: dict[str, Any] | None = 
     return _render("lesson.html", lesson=found, channel=channel, info=cat.info(),
                    by_kind=by_kind, pdfs=pdfs, exercises=exercises, apps=apps,
                    app_sandbox=IFRAME_SANDBOX, prev=prev, next=nxt, checked=checked,
-                   checked_id=checked_id, form_token=_form_token(),
+                   checked_id=checked_id,
+                   # Only a page with a form opens a session (sets a cookie).
+                   form_token=_form_token() if any(ex for _, ex in exercises) else None,
                    follow=request.args.get("follow") in ("1", "on"))
 
 
