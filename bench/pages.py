@@ -245,6 +245,8 @@ def render(base: str, ch: str, nodes: dict, demo_lessons: list[str], args) -> No
                     page.goto(target if target.startswith("data:") else base + target,
                               wait_until="load")
                     page.wait_for_timeout(50)  # loadEventEnd is set after the load handlers
+                    page.wait_for_function("performance.getEntriesByName("
+                                           "'first-contentful-paint').length > 0")
                     fcp, load = page.evaluate(
                         "(() => { const n = performance.getEntriesByType('navigation')[0];"
                         " const p = performance.getEntriesByName('first-contentful-paint')[0];"
