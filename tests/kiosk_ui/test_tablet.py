@@ -64,6 +64,18 @@ def device(tmp_path_factory):
                     str(media / "g3-math-u8-l1.pdf"), str(three)], check=True)
     shutil.copyfile(three, media / "g1-math-u3-l1.pdf")
     small = make_source(tmp / "small", lessons=PAGE_SIZE + 5)  # its PDFs are not real PDFs
+    # Its first lesson also has an audio recording and a picture (a rendered sheet).
+    shutil.copyfile(media / "g1-math-u3-l2.mp4", small / "media" / "l0.m4a")
+    subprocess.run(["pdftoppm", "-png", "-singlefile", "-scale-to", "400",
+                    str(media / "g3-math-u8-l1.pdf"), str(small / "media" / "board")], check=True)
+    doc = json.loads((small / "source.json").read_text(encoding="utf-8"))
+    unit = doc["nodes"][0]
+    while unit["kind"] != "unit":
+        unit = unit["children"][0]
+    unit["children"][0]["resources"] += [
+        {"id": "l0-audio", "kind": "audio", "title": {"zh": "课文录音"}, "file": "media/l0.m4a"},
+        {"id": "l0-image", "kind": "image", "title": {"zh": "板书"}, "file": "media/board.png"}]
+    (small / "source.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     keys = tmp / "keys"
     keys.mkdir()
     shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
@@ -455,5 +467,23 @@ def test_the_language_switch_works_without_javascript(device, browser):
         assert page.get_by_role("button", name="Check my answers").count() == 1
         assert page.get_by_role("link", name="Read the task sheet").count() == 1
         assert "5以内的加法" in page.locator("h1").inner_text()
+    finally:
+        context.close()
+
+
+def test_audio_and_pictures_show_on_the_lesson_page(device, browser):
+    base, _ = device
+    context = tablet(browser, js=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/lessons/{SMALL}/l0", wait_until="networkidle")
+        audio = page.locator("audio")
+        assert audio.get_attribute("data-usage-resource") == "l0-audio"
+        assert audio.get_attribute("controls") is not None
+        img = page.locator(".resource.image img")
+        img.scroll_into_view_if_needed()
+        page.wait_for_function("document.querySelector('.resource.image img').complete")
+        assert img.evaluate("i => i.naturalWidth") > 100
+        assert img.get_attribute("alt") == "板书"
     finally:
         context.close()
