@@ -15,6 +15,8 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,16 @@ def tablet(browser, js: bool = True):
                                java_script_enabled=js)
 
 
+@contextmanager
+def tablet_page(browser, js: bool = True) -> Iterator:
+    """A page in a fresh tablet context, closed afterwards."""
+    context = tablet(browser, js)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def shoot(page, name: str, tmp_path: Path) -> Path:
     path = (SHOTS or tmp_path) / f"tablet-{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,10 +149,8 @@ def browse_to_lesson(page, base: str) -> None:
 @pytest.mark.parametrize("js", [True, False], ids=["js", "no-js"])
 def test_browse_from_the_front_page_to_a_lesson_by_links(device, browser, js, tmp_path):
     base, _ = device
-    context = tablet(browser, js)
     errors: list[str] = []
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js) as page:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(base + "/")
         # Grades first, under their stage, for each channel.
@@ -161,15 +171,11 @@ def test_browse_from_the_front_page_to_a_lesson_by_links(device, browser, js, tm
         assert page.get_by_role("link", name="数学").count() == 1
         # usage.js and follow.js may be absent (404): nothing breaks.
         assert errors == []
-    finally:
-        context.close()
 
 
 def test_without_javascript_search_and_an_exercise_answer(device, browser, tmp_path):
     base, _ = device
-    context = tablet(browser, js=False)
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js=False) as page:
         page.goto(base + "/")
         page.get_by_role("searchbox").fill("加法")
         tap(page, page.get_by_role("button", name="搜索"))
@@ -201,15 +207,11 @@ def test_without_javascript_search_and_an_exercise_answer(device, browser, tmp_p
         assert "没有找到课程" in page.content()
         page.goto(base + "/search")
         assert "例如" in page.locator("main").inner_text()
-    finally:
-        context.close()
 
 
 def test_long_lists_are_paged(device, browser):
     base, _ = device
-    context = tablet(browser, js=False)
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js=False) as page:
         page.goto(f"{base}/browse/{SMALL}/g3-math-pep-v1-u8")
         assert page.locator(".lesson-item").count() == PAGE_SIZE
         assert "第 1 页，共 2 页" in page.locator(".pager").inner_text()
@@ -226,8 +228,6 @@ def test_long_lists_are_paged(device, browser):
         assert page.locator(".lesson-item").count() == PAGE_SIZE
         tap(page, page.get_by_role("link", name="本单元全部课程 ›"))
         assert page.url.endswith("/g3-math-pep-v1-u8")
-    finally:
-        context.close()
 
 
 def page_weight(base: str, path: str, body: bytes | None = None) -> dict:
@@ -265,9 +265,7 @@ def test_every_page_type_is_within_the_budget(device):
 
 def test_pdf_task_sheet_as_page_images_one_by_one(device, browser, tmp_path):
     base, data = device
-    context = tablet(browser, js=False)
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js=False) as page:
         page.goto(f"{base}/lessons/{CH}/{MATH_LESSON}")
         tap(page, page.get_by_role("link", name="阅读任务单"))
         srcs = []
@@ -294,8 +292,6 @@ def test_pdf_task_sheet_as_page_images_one_by_one(device, browser, tmp_path):
         assert imgs.count() == 3
         assert imgs.nth(2).get_attribute("loading") == "lazy"
         assert int(imgs.nth(2).get_attribute("height")) > 1000
-    finally:
-        context.close()
     # Page images are cached for a year, and revalidate by ETag.
     status, headers, body = http(base + srcs[0])
     assert status == 200 and body.startswith(b"\x89PNG")
@@ -319,9 +315,7 @@ def test_pdf_task_sheet_as_page_images_one_by_one(device, browser, tmp_path):
 def test_a_damaged_pdf_gives_a_clear_message_and_caches_nothing(device, browser):
     base, data = device
     before = sorted(p.name for p in cache_root(data).iterdir()) if cache_root(data).exists() else []
-    context = tablet(browser, js=False)
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js=False) as page:
         page.goto(f"{base}/lessons/{SMALL}/l0")
         tap(page, page.get_by_role("link", name="阅读任务单"))
         alert = page.get_by_role("alert")
@@ -329,8 +323,6 @@ def test_a_damaged_pdf_gives_a_clear_message_and_caches_nothing(device, browser)
         assert page.locator("figure.pdf-page").count() == 0
         tap(page, page.get_by_role("link", name="‹ 第1课 分数的加法"))
         assert page.locator("h1").inner_text().startswith("第1课")
-    finally:
-        context.close()
     status, _, body = http(f"{base}/lessons/{SMALL}/l0/pdf/l0-pdf")
     assert status == 422
     sha = Library(data).catalog(SMALL).lesson("l0")["resources"][1]["sha256"]
@@ -376,9 +368,7 @@ def test_follow_link_shows_only_when_a_join_url_brought_the_student(device, brow
     lesson = f"{base}/lessons/{CH}/{MATH_LESSON}"
     assert "data-follow-start" not in http(lesson)[2].decode()
     # Without JavaScript the box is plain links (following itself needs the script).
-    context = tablet(browser, js=False)
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js=False) as page:
         page.goto(lesson + "?follow=1")
         box = page.locator("#follow")
         assert box.get_attribute("data-follow-lesson") == MATH_LESSON
@@ -386,28 +376,20 @@ def test_follow_link_shows_only_when_a_join_url_brought_the_student(device, brow
         assert "需要浏览器支持 JavaScript" in box.inner_text()
         tap(page, page.get_by_role("link", name="不再跟随"))
         assert page.url == lesson and page.locator("#follow").count() == 0
-    finally:
-        context.close()
     # With JavaScript, the page loads follow.js (the projector's; absent, it is a 404)
     # and nothing breaks either way.
-    context = tablet(browser)
     errors: list[str] = []
-    try:
-        page = context.new_page()
+    with tablet_page(browser) as page:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(lesson + "?follow=on", wait_until="networkidle")
         assert page.locator("#follow [data-follow-start]").count() == 1
         assert errors == []
-    finally:
-        context.close()
 
 
 def test_video_resumes_where_this_tablet_left_it(device, browser):
     base, _ = device
     lesson = f"{base}/lessons/{CH}/{MATH_LESSON}"
-    context = tablet(browser)
-    try:
-        page = context.new_page()
+    with tablet_page(browser) as page:
         page.goto(lesson)
         video = page.locator("video")
         video.evaluate("v => { v.muted = true; return v.play(); }")
@@ -429,16 +411,12 @@ def test_video_resumes_where_this_tablet_left_it(device, browser):
         page.reload()
         page.wait_for_function("document.querySelector('video').readyState >= 1")
         assert page.locator("video").evaluate("v => v.currentTime") == 0
-    finally:
-        context.close()
 
 
 def test_tablet_screenshots_of_each_page(device, browser, tmp_path):
     """Screenshots at 800×1280 (KETANG_SCREENSHOTS=folder keeps them; docs/tablet.md shows one)."""
     base, _ = device
-    context = tablet(browser)
-    try:
-        page = context.new_page()
+    with tablet_page(browser) as page:
         for name, path in [("front", "/"), ("grade", f"/browse/{CH}/primary-g3"),
                            ("unit", f"/browse/{CH}/primary-g3-math"),
                            ("lesson", f"/lessons/{CH}/{MATH_LESSON}"),
@@ -450,15 +428,11 @@ def test_tablet_screenshots_of_each_page(device, browser, tmp_path):
             assert shot.stat().st_size > 10_000
             # Nothing overflows the tablet's width.
             assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
-    finally:
-        context.close()
 
 
 def test_the_language_switch_works_without_javascript(device, browser):
     base, _ = device
-    context = tablet(browser, js=False)
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js=False) as page:
         page.goto(f"{base}/lessons/{CH}/{MATH_LESSON}")
         assert page.get_by_role("button", name="提交答案").count() == 1
         tap(page, page.get_by_role("link", name="English"))
@@ -467,15 +441,11 @@ def test_the_language_switch_works_without_javascript(device, browser):
         assert page.get_by_role("button", name="Check my answers").count() == 1
         assert page.get_by_role("link", name="Read the task sheet").count() == 1
         assert "5以内的加法" in page.locator("h1").inner_text()
-    finally:
-        context.close()
 
 
 def test_audio_and_pictures_show_on_the_lesson_page(device, browser):
     base, _ = device
-    context = tablet(browser, js=False)
-    try:
-        page = context.new_page()
+    with tablet_page(browser, js=False) as page:
         page.goto(f"{base}/lessons/{SMALL}/l0", wait_until="networkidle")
         audio = page.locator("audio")
         assert audio.get_attribute("data-usage-resource") == "l0-audio"
@@ -485,5 +455,3 @@ def test_audio_and_pictures_show_on_the_lesson_page(device, browser):
         page.wait_for_function("document.querySelector('.resource.image img').complete")
         assert img.evaluate("i => i.naturalWidth") > 100
         assert img.get_attribute("alt") == "板书"
-    finally:
-        context.close()
