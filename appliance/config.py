@@ -130,6 +130,13 @@ class UsageSettings:
 
 
 @dataclass(frozen=True)
+class TabletSettings:
+    """[tablet]: the students' tablet pages."""
+
+    pdf_cache_mb: int = 512
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -143,6 +150,7 @@ class Settings:
     projector: ProjectorSettings = field(default_factory=ProjectorSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
+    tablet: TabletSettings = field(default_factory=TabletSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

@@ -66,12 +66,12 @@ def test_the_landing_page_and_our_names_are_served(portal):
                  f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "10.42.0.1"):
         status, headers, body = http(portal + "/", {"Host": host})
         assert status == 200, host
-        assert "天地人".encode() in body   # a lesson title of the sample release
-    # Following the redirect from a probe lands on the lesson list.
+        assert "一年级".encode() in body   # a grade of the sample release (the browse tree)
+    # Following the redirect from a probe lands on the front page.
     status, headers, _ = http(portal + "/hotspot-detect.html", {"Host": "captive.apple.com"})
     target = urllib.parse.urlsplit(headers["Location"])
     status, _, body = http(portal + target.path, {"Host": target.netloc})
-    assert status == 200 and "天地人".encode() in body
+    assert status == 200 and "一年级".encode() in body
 
 
 def test_captive_portal_can_be_turned_off(tmp_path, sample_bundle):

@@ -30,21 +30,26 @@ def test_lesson_list_lesson_page_and_video_range(sample_device, tmp_path):
     cat = Library(data_dir).catalog("cn-basic-edu-demo")
     lessons = cat.lessons()
     with running_server(sample_device) as base:
+        # The front page is the browse tree's first screen: every grade (tests/kiosk_ui/
+        # test_tablet*.py browse from it down to lessons).
         status, _, body = get(base + "/")
         page = body.decode()
         assert status == 200
-        for lesson in lessons:
-            assert lesson["title"]["zh"] in page
+        for stage in cat.children(None):
+            for grade in cat.children(stage["id"]):
+                assert f'href="/browse/cn-basic-edu-demo/{grade["id"]}"' in page
         first = lessons[0]
         link = f"/lessons/cn-basic-edu-demo/{first['id']}"
-        assert f'href="{link}"' in page
+        status, _, body = get(base + f"/browse/cn-basic-edu-demo/{first['parent']}")
+        assert status == 200 and f'href="{link}"' in body.decode()
 
         status, _, body = get(base + link)
         assert status == 200
         lesson_page = body.decode()
         assert first["title"]["zh"] in lesson_page
         video_src = re.search(r'<video[^>]+src="([^"]+)"', lesson_page).group(1)
-        pdf_href = re.search(r'class="resource pdf".*?href="([^"]+)"', lesson_page, re.S).group(1)
+        pdf_href = re.search(r'class="resource pdf".*?class="download" href="([^"]+)"',
+                             lesson_page, re.S).group(1)
 
         video = next(r for r in cat.lesson(first["id"])["resources"] if r["kind"] == "video")
         assert video_src == f"/blobs/{video['sha256']}"
