@@ -28,6 +28,7 @@ from .media import BLOB_PREFIX, blob_size, media_type_of, open_body, plan_reply
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 TYPES_CACHE_SIZE = 8192
+HOSTS_CACHE_SIZE = 64
 # Worded as Werkzeug words them, so both paths send the same status line.
 _STATUS = {c: f"{c} {HTTP_STATUS_CODES[c].upper()}" for c in (200, 206, 304, 416)}
 
@@ -42,16 +43,17 @@ class FastMedia:
         self.names = own_names(captive.host_names) if captive.enabled else None
         self._lock = threading.Lock()
         self._types_for: tuple[str, ...] | None = None
-        self._types: dict[str, str] = {}
+        self._types: dict[str, tuple[str, str]] = {}
+        self._hosts: dict[str, bool] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if (path.startswith(BLOB_PREFIX) and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
                 and not environ.get("QUERY_STRING") and self._host_ok(environ)):
             sha256 = path[len(BLOB_PREFIX):]
-            media_type = self._media_type(sha256) if _SHA256.fullmatch(sha256) else None
-            if media_type is not None:
-                fpath = str(self.library.store.path_for(sha256))
+            found = self._blob(sha256) if _SHA256.fullmatch(sha256) else None
+            if found is not None:
+                media_type, fpath = found
                 size = blob_size(fpath)
                 if size is not None:
                     reply = plan_reply(sha256, size, media_type,
@@ -65,14 +67,21 @@ class FastMedia:
         """True when the captive portal would let this Host through to the view."""
         if self.names is None:
             return True
-        host = environ.get("HTTP_HOST")
-        if not host:
+        raw = environ.get("HTTP_HOST")
+        if not raw:
             return False
-        host = _host_only(host)
-        return host in self.names or _is_ip(host)
+        ok = self._hosts.get(raw)
+        if ok is None:
+            host = _host_only(raw)
+            ok = host in self.names or _is_ip(host)
+            if len(self._hosts) >= HOSTS_CACHE_SIZE:
+                self._hosts.clear()
+            self._hosts[raw] = ok
+        return ok
 
-    def _media_type(self, sha256: str) -> str | None:
-        """The blob's media type, remembered while the same catalogs are active.
+    def _blob(self, sha256: str) -> tuple[str, str] | None:
+        """The blob's media type and file path, remembered while the same catalogs are
+        active.
 
         Catalogs never change (a new release is a new catalog file), so the answer
         holds until ``active.json`` names other ones; blobs no release names are not
@@ -86,15 +95,16 @@ class FastMedia:
             found = self._types.get(sha256)
         if found is not None:
             return found
-        found = media_type_of(self.library, sha256)
-        if found is not None:
-            with self._lock:
-                if key == self._types_for:
-                    if len(self._types) >= TYPES_CACHE_SIZE:
-                        self._types.clear()
-                    self._types[sha256] = found
+        media_type = media_type_of(self.library, sha256)
+        if media_type is None:
+            return None
+        found = (media_type, str(self.library.store.path_for(sha256)))
+        with self._lock:
+            if key == self._types_for:
+                if len(self._types) >= TYPES_CACHE_SIZE:
+                    self._types.clear()
+                self._types[sha256] = found
         return found
-
 
 def install(app: Flask) -> Flask:
     """Put :class:`FastMedia` in front of ``app``'s WSGI callable; return ``app``."""
