@@ -196,11 +196,14 @@ def lesson(channel: str, lesson_id: str):
 
 
 @lru_cache(maxsize=SEARCH_CACHE_SIZE)
-def _cached_search(cat: Catalog, q: str, limit: int) -> list[dict[str, Any]]:
-    """Search results of one catalog. A catalog never changes (a new release gets a new
-    Catalog object), so answers are kept: a class searching the same words costs one
-    query. Callers must not modify what they get."""
-    return cat.search(q, limit=limit)
+def _search_body(catalog_paths: tuple[str, ...], host_url: str, q: str, limit: int,
+                 chans: tuple[str, ...]) -> bytes:
+    """The JSON of one search, kept per set of catalog files (see catalog_cached): a
+    class searching the same words costs one query."""
+    results: list[dict[str, Any]] = []
+    for ch in chans:
+        results += [dict(_node(ch, r), channel=ch) for r in _catalog(ch).search(q, limit=limit)]
+    return jsonify({"q": q, "results": results[:limit]}).get_data()
 
 
 @bp.get("/search")
@@ -214,12 +217,10 @@ def search():
                             f"{MAX_QUERY} characters; shorten it.")
     limit = _int_arg("limit", 50, 1, MAX_LIMIT)
     wanted = request.args.get("channel")
-    chans = [wanted] if wanted else sorted(library().active())
-    results: list[dict[str, Any]] = []
-    for ch in chans:
-        cat = _catalog(ch)
-        results += [dict(_node(ch, r), channel=ch) for r in _cached_search(cat, q, limit)]
-    return jsonify({"q": q, "results": results[:limit]})
+    chans = tuple([wanted] if wanted else sorted(library().active()))
+    paths = tuple(str(_catalog(ch).path) for ch in chans)
+    body = _search_body(paths, request.host_url, q, limit, chans)
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/device")

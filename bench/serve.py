@@ -20,6 +20,11 @@ What it does, in one run on this machine:
    under 100 ms).
 6. Prints the server's RSS after all that (target under 100 MB).
 
+It also prints the machine's load average before and after: on a shared machine the
+ratio against nginx moves with the load, so compare runs made under similar load.
+Blob requests take the fast path in front of Flask (appliance/media_fast.py), as
+under any ``ketang serve``.
+
 Figures are printed, never asserted.
 """
 
@@ -258,6 +263,10 @@ def show(name: str, m: dict) -> None:
           f"p50 {m['p50_ms']:7.1f} ms  p95 {m['p95_ms']:7.1f} ms  errors {m['errors']:.0f}")
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=int, default=10)
@@ -270,6 +279,7 @@ def main() -> None:
         raise SystemExit(f"bench/serve.py needs {' and '.join(missing)}: "
                          "apt-get install nginx-light wrk")
 
+    print(f"load average before: {_load()}")
     tmp = Path(tempfile.mkdtemp(prefix="ketang-bench-"))
     os.chmod(tmp, 0o755)
     try:
@@ -337,6 +347,7 @@ def main() -> None:
             rss = psutil.Process(ketang.pid).memory_info().rss
             print(f"\nserver RSS after the run: {rss / MIB:.1f} MiB   (target < 100 MB)")
             print(f"start-up to the first 200: {startup:.2f} s   (target < 2 s)")
+            print(f"load average after: {_load()}   ({os.cpu_count()} CPUs)")
         finally:
             ketang.terminate()
             ketang.wait(10)

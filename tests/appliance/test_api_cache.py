@@ -4,6 +4,8 @@ release switch."""
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pytest
 
 from content_cache.importer import import_bundle
@@ -50,16 +52,19 @@ def test_a_release_switch_is_seen_at_once(tmp_path, publisher_key):
 
     def release(version: int, seed: str) -> None:
         out = tmp_path / f"bundle-{version}"
-        publish(make_source(tmp_path / f"src-{version}", lessons=1, seed=seed), "t", version,
+        publish(make_source(tmp_path / f"src-{version}", lessons=version, seed=seed), "t", version,
                 pair.private_path, out)
         import_bundle(out, lib, load_trusted_keys(trusted))
 
     release(1, "a")
     with running_server(write_config(tmp_path / "ketang.toml", data, trusted)) as base:
         url = base + "/api/v1/channels/t/lessons/l0"
+        search = base + "/api/v1/search?q=" + urllib.parse.quote("分数")
         status, before = http_json(url)
         assert status == 200
+        assert [r["id"] for r in http_json(search)[1]["results"]] == ["l0"]
         release(2, "b")
+        assert sorted(r["id"] for r in http_json(search)[1]["results"]) == ["l0", "l1"]
         status, after = http_json(url)
         assert status == 200
         now = {r["sha256"] for r in lib.catalog("t").lesson("l0")["resources"]}
