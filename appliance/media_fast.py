@@ -15,7 +15,6 @@ names (Flask's 404). docs/serving.md has the rules.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,10 +22,11 @@ from typing import Any
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
+from content_cache.blobstore import SHA256_RE
+
 from .captive import _host_only, _is_ip, own_names
 from .media import BLOB_PREFIX, blob_size, media_type_of, open_body, plan_reply
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 TYPES_CACHE_SIZE = 8192
 HOSTS_CACHE_SIZE = 64
 # Worded as Werkzeug words them, so both paths send the same status line.
@@ -51,7 +51,7 @@ class FastMedia:
         if (path.startswith(BLOB_PREFIX) and environ.get("REQUEST_METHOD") in ("GET", "HEAD")
                 and not environ.get("QUERY_STRING") and self._host_ok(environ)):
             sha256 = path[len(BLOB_PREFIX):]
-            found = self._blob(sha256) if _SHA256.fullmatch(sha256) else None
+            found = self._blob(sha256) if SHA256_RE.fullmatch(sha256) else None
             if found is not None:
                 media_type, fpath = found
                 size = blob_size(fpath)
