@@ -13,7 +13,8 @@ What it does, in one run on this machine:
 2. Starts ``ketang serve`` and times it from launch to its first 200.
 3. Starts nginx (sendfile on) serving the same 50 MB blob file.
 4. Loads each with wrk: 40 connections asking random 1 MiB ranges for N seconds;
-   prints requests/s, MB/s and latency p50/p95 (median of the runs), and ours/nginx.
+   prints requests/s, MB/s and latency p50/p95 (median of the runs), and ours/nginx
+   (of the medians, and the median of the run-by-run ratios).
 5. Loads the API with 60 connections browsing lessons and tree nodes and searching,
    once saturated (each connection asks again as soon as it is answered) and once at
    a classroom's pace (0.5–1.5 s between a tablet's requests); prints p95 (target
@@ -327,6 +328,12 @@ def main() -> None:
             show("nginx", n)
             print(f"  ours/nginx: {o['rps'] / n['rps']:.2f} × requests/s, "
                   f"{o['mbps'] / n['mbps']:.2f} × MB/s   (target ≥ 0.5)")
+            # Each of our runs is followed at once by nginx's, so their ratio sees about
+            # the same load from the machine's other users; its median is the steadier
+            # figure on a shared machine.
+            pairs = [a["rps"] / b["rps"] for a, b in zip(ours, theirs, strict=True)]
+            print(f"  ours/nginx run by run: {' '.join(f'{r:.2f}' for r in pairs)}   "
+                  f"median {statistics.median(pairs):.2f}")
 
             rnd = random.Random(2)
             q = urllib.parse.quote
