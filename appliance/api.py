@@ -7,11 +7,12 @@ to do. Nothing here writes to disk.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from content_cache.catalog import Catalog
@@ -23,6 +24,7 @@ PREFIX = "/api/v1"
 MAX_QUERY = 100
 MAX_LIMIT = 200
 SEARCH_CACHE_SIZE = 512
+RESPONSE_CACHE_SIZE = 1024
 
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
@@ -143,7 +145,30 @@ def releases(channel: str):
     return jsonify({"channel": channel, "releases": _releases(channel)})
 
 
+def catalog_cached(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Keep the JSON a view gives for one channel, keyed by that channel's catalog file.
+
+    For views whose answer depends only on the active catalog and the URL root their
+    links use (app links name the Host). A catalog file never changes (activating a
+    release builds a new one), so a kept answer is never stale: a class opening the
+    same lesson costs one set of queries. Errors are not kept.
+    """
+
+    @lru_cache(maxsize=RESPONSE_CACHE_SIZE)
+    def rendered(catalog_path: str, host_url: str, args: tuple) -> bytes:
+        return view(**dict(args)).get_data()
+
+    @wraps(view)
+    def cached(**kwargs: str) -> Response:
+        cat = _catalog(kwargs["channel"])
+        body = rendered(str(cat.path), request.host_url, tuple(sorted(kwargs.items())))
+        return Response(body, mimetype="application/json")
+
+    return cached
+
+
 @bp.get("/channels/<channel>/nodes/<node_id>")
+@catalog_cached
 def node(channel: str, node_id: str):
     """One node of the tree with its breadcrumb and its children (browse the tree)."""
     cat = _catalog(channel)
@@ -157,6 +182,7 @@ def node(channel: str, node_id: str):
 
 
 @bp.get("/channels/<channel>/lessons/<lesson_id>")
+@catalog_cached
 def lesson(channel: str, lesson_id: str):
     """One lesson with its resources, each with the URL of its media."""
     cat = _catalog(channel)
@@ -170,11 +196,14 @@ def lesson(channel: str, lesson_id: str):
 
 
 @lru_cache(maxsize=SEARCH_CACHE_SIZE)
-def _cached_search(cat: Catalog, q: str, limit: int) -> list[dict[str, Any]]:
-    """Search results of one catalog. A catalog never changes (a new release gets a new
-    Catalog object), so answers are kept: a class searching the same words costs one
-    query. Callers must not modify what they get."""
-    return cat.search(q, limit=limit)
+def _search_body(catalog_paths: tuple[str, ...], host_url: str, q: str, limit: int,
+                 chans: tuple[str, ...]) -> bytes:
+    """The JSON of one search, kept per set of catalog files (see catalog_cached): a
+    class searching the same words costs one query."""
+    results: list[dict[str, Any]] = []
+    for ch in chans:
+        results += [dict(_node(ch, r), channel=ch) for r in _catalog(ch).search(q, limit=limit)]
+    return jsonify({"q": q, "results": results[:limit]}).get_data()
 
 
 @bp.get("/search")
@@ -188,12 +217,10 @@ def search():
                             f"{MAX_QUERY} characters; shorten it.")
     limit = _int_arg("limit", 50, 1, MAX_LIMIT)
     wanted = request.args.get("channel")
-    chans = [wanted] if wanted else sorted(library().active())
-    results: list[dict[str, Any]] = []
-    for ch in chans:
-        cat = _catalog(ch)
-        results += [dict(_node(ch, r), channel=ch) for r in _cached_search(cat, q, limit)]
-    return jsonify({"q": q, "results": results[:limit]})
+    chans = tuple([wanted] if wanted else sorted(library().active()))
+    paths = tuple(str(_catalog(ch).path) for ch in chans)
+    body = _search_body(paths, request.host_url, q, limit, chans)
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/device")

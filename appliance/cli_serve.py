@@ -55,9 +55,11 @@ def _run(s: Settings) -> None:
     """Serve the lesson pages and, on server.apps_port, the lesson apps' origin."""
     from .app import create_app
     from .apps import create_apps_app
+    from .media_fast import install as install_fast_media
     from .server import serve as run
 
     app = create_app(s)
+    app = install_fast_media(app)  # blob requests skip Flask (media_fast.py)
     lib = app.extensions["ketang_library"]
 
     def on_listening(port: int, apps_port: int | None):

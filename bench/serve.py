@@ -13,12 +13,18 @@ What it does, in one run on this machine:
 2. Starts ``ketang serve`` and times it from launch to its first 200.
 3. Starts nginx (sendfile on) serving the same 50 MB blob file.
 4. Loads each with wrk: 40 connections asking random 1 MiB ranges for N seconds;
-   prints requests/s, MB/s and latency p50/p95 (median of the runs), and ours/nginx.
+   prints requests/s, MB/s and latency p50/p95 (median of the runs), and ours/nginx
+   (of the medians, and the median of the run-by-run ratios).
 5. Loads the API with 60 connections browsing lessons and tree nodes and searching,
    once saturated (each connection asks again as soon as it is answered) and once at
    a classroom's pace (0.5–1.5 s between a tablet's requests); prints p95 (target
    under 100 ms).
 6. Prints the server's RSS after all that (target under 100 MB).
+
+It also prints the machine's load average before and after: on a shared machine the
+ratio against nginx moves with the load, so compare runs made under similar load.
+Blob requests take the fast path in front of Flask (appliance/media_fast.py), as
+under any ``ketang serve``.
 
 Figures are printed, never asserted.
 """
@@ -258,6 +264,10 @@ def show(name: str, m: dict) -> None:
           f"p50 {m['p50_ms']:7.1f} ms  p95 {m['p95_ms']:7.1f} ms  errors {m['errors']:.0f}")
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=int, default=10)
@@ -270,6 +280,7 @@ def main() -> None:
         raise SystemExit(f"bench/serve.py needs {' and '.join(missing)}: "
                          "apt-get install nginx-light wrk")
 
+    print(f"load average before: {_load()}")
     tmp = Path(tempfile.mkdtemp(prefix="ketang-bench-"))
     os.chmod(tmp, 0o755)
     try:
@@ -317,6 +328,12 @@ def main() -> None:
             show("nginx", n)
             print(f"  ours/nginx: {o['rps'] / n['rps']:.2f} × requests/s, "
                   f"{o['mbps'] / n['mbps']:.2f} × MB/s   (target ≥ 0.5)")
+            # Each of our runs is followed at once by nginx's, so their ratio sees about
+            # the same load from the machine's other users; its median is the steadier
+            # figure on a shared machine.
+            pairs = [a["rps"] / b["rps"] for a, b in zip(ours, theirs, strict=True)]
+            print(f"  ours/nginx run by run: {' '.join(f'{r:.2f}' for r in pairs)}   "
+                  f"median {statistics.median(pairs):.2f}")
 
             rnd = random.Random(2)
             q = urllib.parse.quote
@@ -337,6 +354,7 @@ def main() -> None:
             rss = psutil.Process(ketang.pid).memory_info().rss
             print(f"\nserver RSS after the run: {rss / MIB:.1f} MiB   (target < 100 MB)")
             print(f"start-up to the first 200: {startup:.2f} s   (target < 2 s)")
+            print(f"load average after: {_load()}   ({os.cpu_count()} CPUs)")
         finally:
             ketang.terminate()
             ketang.wait(10)
