@@ -88,8 +88,8 @@ class DeviceKeySessions(SecureCookieSessionInterface):
 
 def _guard_forms():
     """CSRF on every non-API form (before any view runs)."""
-    if not _needs_session(request):
-        return
+    if not _needs_session(request) or request.routing_exception is not None:
+        return      # no such page or method: Flask's own 404/405 says so
     problem = _load_key(current_app)
     if problem:
         abort(503, description=problem)

@@ -36,7 +36,7 @@ from content_cache.atomic import fsync_dir
 from content_cache.blobstore import SHA256_RE
 
 from .context import library, settings
-from .media import CACHE_CONTROL, _media_type
+from .media import CACHE_CONTROL, media_type_of
 
 bp = Blueprint("pdf_pages", __name__)
 
@@ -209,7 +209,7 @@ def _discard(root: Path, path: Path) -> None:
 
 def _pdf_path(sha256: str) -> Path:
     """The blob of a PDF an active release names; 404 otherwise."""
-    if not SHA256_RE.match(sha256) or _media_type(sha256) != PDF_TYPE:
+    if not SHA256_RE.match(sha256) or media_type_of(library(), sha256) != PDF_TYPE:
         abort(404)
     path = library().store.path_for(sha256)
     if not path.is_file():
