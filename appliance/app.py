@@ -21,12 +21,13 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
     app.json.ensure_ascii = False
 
-    from . import api, captive, media, pages
+    from . import api, captive, media, pages, sync_api
 
     app.register_blueprint(kiosk_ui_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sync_api.bp)
     api.install_error_handlers(app)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
