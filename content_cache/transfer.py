@@ -166,6 +166,23 @@ class ReleaseTransfer:
             except OSError:
                 pass  # another filesystem: libtorrent will just not seed this one
 
+    def _held_pieces(self) -> list[bool]:
+        """Pieces lying wholly inside blobs the store holds (linked into place).
+
+        Each such blob was verified by its sha256, so libtorrent need not read it
+        again: a device with a large store starts a new release at once instead of
+        re-hashing every blob it has. A piece that touches a missing blob is not held.
+        """
+        files = self.torrent.params.ti.layout()
+        held_files = [False] * files.num_files()
+        for sha, i in self.torrent.file_index.items():
+            if sha not in self._pending:
+                dst = self._download_path(sha)
+                held_files[i] = dst.is_file() and dst.stat().st_size == files.file_size(i)
+        return [all(held_files[i] for i in range(files.file_index_at_piece(p),
+                                                 files.last_file_index_at_piece(p) + 1))
+                for p in range(files.num_pieces())]
+
     def start(self) -> None:
         """Add the torrent to the session (from resume data when there is some)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +198,7 @@ class ReleaseTransfer:
                 atp = None
         if atp is None:
             atp = lt.add_torrent_params()
+            atp.have_pieces = self._held_pieces()
         atp.ti = self.torrent.params.ti
         atp.url_seeds = list(self.torrent.params.url_seeds)
         atp.save_path = str(self.work_dir)
