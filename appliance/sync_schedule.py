@@ -161,8 +161,8 @@ class Quota:
 
     def save(self) -> None:
         """Write today's count (atomically) if it changed since the last write."""
-        if self.used == self._saved_used:
-            return
+        if self.used == self._saved_used or self.daily_bytes <= 0:
+            return  # without a quota nothing is kept: an idle device writes nothing
         doc = {"day": self.day, "used": self.used, "counter": self._last, "boot": self._boot}
         atomic_write_bytes(self.state_path, (json.dumps(doc) + "\n").encode())
         self._saved_used = self.used

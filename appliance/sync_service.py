@@ -39,7 +39,7 @@ from content_cache.errors import KetangError
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
 from content_cache.torrent import TORRENT_NAME
-from content_cache.transfer import MAX_HASH_FAILURES, ReleaseTransfer, make_session
+from content_cache.transfer import ReleaseTransfer, make_session
 
 from .config import Settings
 from .drive_status import human_bytes
@@ -244,8 +244,7 @@ class SyncService:
                 self._activate(job)
                 continue
             st = t.status
-            if st.hash_failures >= MAX_HASH_FAILURES or (
-                    st.hash_failures and t._banned_seeds and t.handle.status().num_peers == 0):
+            if t.bad_data:
                 self._fail(job, f"{st.hash_failures} pieces failed their hash check: the web "
                                 "seed or peers send bad data; nothing bad was stored. Tried "
                                 f"again in {self.cfg.poll_interval} s. "

@@ -321,6 +321,14 @@ class ReleaseTransfer:
     # -- driving ---------------------------------------------------------------
 
     @property
+    def bad_data(self) -> bool:
+        """True when the sources send bad data: too many pieces failed their hash, or some
+        failed and every web seed was banned with no peer left."""
+        return self.status.hash_failures >= MAX_HASH_FAILURES or bool(
+            self.status.hash_failures and self._banned_seeds and self.handle is not None
+            and self.handle.status().num_peers == 0)
+
+    @property
     def done(self) -> bool:
         """True once every blob the release needs is in the store."""
         return not self._pending
@@ -345,9 +353,7 @@ class ReleaseTransfer:
             except KetangError:
                 self.close()
                 raise
-            if self.status.hash_failures >= MAX_HASH_FAILURES or (
-                    self.status.hash_failures and self._banned_seeds
-                    and self.handle.status().num_peers == 0):
+            if self.bad_data:
                 self.close()
                 raise TransferError(
                     f"{self.manifest.channel} v{self.manifest.version}: "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from content_cache.library import Library
 from ..content_cache.test_transfer import publish_big
 from ..helpers import KETANG, http, http_json, running_server, write_config
 from ..support.webseed import web_seed
+from .test_sync_service import wait_for
 
 ZEROCONF = 'enabled = true\ninterfaces = ["127.0.0.1"]'
 
@@ -41,15 +41,6 @@ def device_config(tmp_path, name, trusted, feeds=()):
         f.seek(0)
         f.write(text)
     return config, data
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow

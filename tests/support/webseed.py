@@ -18,6 +18,8 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
     corrupt = False
     requests: list[str]
+    # Keep-alive, as a real mirror (nginx) does: HTTP/1.0 would close after each range.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet
         pass
