@@ -120,15 +120,19 @@ def test_downloads_stop_when_the_quota_is_used_up(tmp_path, feed):
     url, out, trusted, requests = feed
     s = settings_for(tmp_path, trusted, daily_quota_mb=1)
     hand_to_sync(s.device.data_dir, trusted, out)
-    counter = [0]
-    svc = start(s, counter=lambda: counter[0])
+    # 2 MB crossed the uplink earlier today (counted before a restart).
+    quota_file = Path(s.device.data_dir) / "sync/quota.json"
+    quota_file.write_text(json.dumps({"day": datetime.now().date().isoformat(),
+                                      "used": 2_000_000, "counter": 0, "boot": 0}))
+    svc = start(s, counter=lambda: 0)
     try:
-        counter[0] = 2_000_000  # 2 MB crossed the uplink today
         wait_for(lambda: sync_summary(s)["state"] == "waiting-quota", 10, "quota")
         summary = sync_summary(s)
         assert summary["quota"]["used_bytes"] >= 2_000_000
         assert summary["quota"]["remaining_bytes"] == 0
+        time.sleep(1.5)
         assert svc.library.active_version("test-channel") is None
+        assert not any("/KETANG/blobs/" in r for r in requests)
     finally:
         svc.close()
 
