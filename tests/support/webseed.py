@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,13 +56,20 @@ class _RangeHandler(SimpleHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-answer (a dropped link) is normal here, not an error."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def web_seed(root: Path, corrupt: bool = False) -> Iterator[tuple[str, list[str]]]:
     """Serve ``root`` on a free 127.0.0.1 port; yield (base URL, list of request paths)."""
     requests: list[str] = []
     handler = type("Handler", (_RangeHandler,), {"corrupt": corrupt, "requests": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(handler, directory=str(root)))
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
