@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
     app.json.ensure_ascii = False
 
-    from . import api, captive, i18n, media, pages, projector
+    from . import api, captive, i18n, media, pages, projector, sync_api
 
     i18n.init_app(app)
 
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.register_blueprint(pdf_pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(projector.bp)
+    app.register_blueprint(sync_api.bp)
     api.install_error_handlers(app)
     from . import admin
     admin.install(app)

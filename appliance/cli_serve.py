@@ -61,18 +61,33 @@ def _run(s: Settings) -> None:
     app = create_app(s)
     app = install_fast_media(app)  # blob requests skip Flask (media_fast.py)
     lib = app.extensions["ketang_library"]
+    sync = None
+    if s.sync.enabled:  # the sync service: one libtorrent session for the device's life
+        from .sync_service import SyncService
+
+        sync = SyncService(s, lib)
+        sync.start()
+        app.extensions["ketang_sync"] = sync
 
     def on_listening(port: int, apps_port: int | None):
         if not s.zeroconf.enabled:
-            return None
+            return sync.close if sync else None
         from .discovery import Discovery, device_id
 
         disco = Discovery(name=s.device.name, dev_id=device_id(s.device.id), library=lib,
                           port=port, apps_port=apps_port, interfaces=s.zeroconf.interfaces,
-                          host=s.server.host)
+                          host=s.server.host,
+                          extra_txt={"bt": str(sync.listen_port)} if sync else None)
         disco.start()
         app.extensions["ketang_discovery"] = disco
-        return disco.close
+        if sync is None:
+            return disco.close
+        sync.peer_source = disco.peers
+
+        def close() -> None:
+            disco.close()
+            sync.close()  # saves every transfer's resume data
+        return close
 
     run(app, s.server.host, s.server.port, s.server.threads,
         apps_app=create_apps_app(lib), apps_port=s.server.apps_port,

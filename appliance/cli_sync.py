@@ -85,4 +85,51 @@ def fetch(ctx: click.Context, path: Path, data_dir: Path | None, peers: tuple[st
                f"{len(status.fetched)} blobs; downloaded {status.payload_downloaded} bytes")
 
 
+@sync.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def sync_status(ctx: click.Context, as_json: bool) -> None:
+    """What the sync service in `ketang serve` is doing: per release, bytes needed and
+    done, rates, peers, web seeds; the time window, the quota and errors in words."""
+    import json
+
+    from .sync_status import format_summary, sync_summary
+
+    summary = sync_summary(settings_from(ctx))
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_summary(summary))
+
+
+@sync.command("index")
+@click.argument("path", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--web-seed/--no-web-seed", default=None,
+              help="Say whether the feed's folder serves the blobs (default: when it holds "
+                   "KETANG/blobs).")
+def sync_index(path: Path, web_seed: bool | None) -> None:
+    """Write KETANG/feed.json in PATH (a published folder) so it can be served as a
+    release feed: it names each channel's newest release that has a release.torrent."""
+    from .sync_feed import write_feed_index
+
+    out = write_feed_index(path, web_seed)
+    click.echo(f"Wrote {out}")
+
+
+@sync.command("add")
+@click.argument("path", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.pass_context
+def sync_add(ctx: click.Context, path: Path) -> None:
+    """Hand the releases in PATH (a KETANG/ folder with manifest, .sig and release.torrent,
+    e.g. on a drive) to the sync service, which fetches the blobs this device lacks."""
+    from content_cache.library import Library
+
+    from .sync_feed import hand_to_sync
+
+    s = settings_from(ctx)
+    active = {ch: r.version for ch, r in Library(s.device.data_dir).active().items()}
+    for line in hand_to_sync(s.device.data_dir, s.trust.keys_dir, path, active):
+        click.echo(line)
+
+
 COMMANDS = [sync]

@@ -137,6 +137,25 @@ class TabletSettings:
 
 
 @dataclass(frozen=True)
+class SyncSettings:
+    """[sync]: the long-running BitTorrent sync service (docs/sync.md)."""
+
+    enabled: bool = False
+    feeds: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    listen_interfaces: str = "0.0.0.0:6881"
+    lsd: bool = True
+    windows: list[str] = field(default_factory=list)
+    daily_quota_mb: int = 0
+    uplink_interfaces: list[str] = field(default_factory=list)
+    upload_rate_kbps: int = 2000
+    download_rate_kbps: int = 0
+    resume_interval: int = 60
+    poll_interval: int = 3600
+    status_file: Path = Path("/run/ketang/sync.json")
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, by section."""
 
@@ -151,6 +170,7 @@ class Settings:
     admin: AdminSettings = field(default_factory=AdminSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
     tablet: TabletSettings = field(default_factory=TabletSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
     source: str = "built-in defaults"
 
     def with_overrides(self, section: str, **values: Any) -> Settings:

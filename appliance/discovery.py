@@ -62,9 +62,10 @@ def advertised_addresses(interfaces: list[str], host: str) -> list[str]:
     return out
 
 
-def txt_records(dev_id: str, library: Library, apps_port: int | None) -> dict[str, str]:
-    """The ``_ketang._tcp`` TXT records for this device now."""
-    txt = {"id": dev_id, "api": API_VERSION, "path": "/api/v1/"}
+def txt_records(dev_id: str, library: Library, apps_port: int | None,
+                extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``_ketang._tcp`` TXT records for this device now (``extra``: e.g. ``bt``)."""
+    txt = {"id": dev_id, "api": API_VERSION, "path": "/api/v1/", **(extra or {})}
     if apps_port:
         txt["apps"] = str(apps_port)
     for channel, rel in sorted(library.active().items()):
@@ -85,6 +86,7 @@ def peer_from_info(info: ServiceInfo) -> dict[str, Any]:
         "api": props.get("api"),
         "path": props.get("path", "/api/v1/"),
         "apps_port": int(props["apps"]) if props.get("apps", "").isdigit() else None,
+        "bt_port": int(props["bt"]) if props.get("bt", "").isdigit() else None,
         "channels": {k[3:]: int(v) for k, v in props.items()
                      if k.startswith("ch.") and v.isdigit()},
     }
@@ -119,12 +121,14 @@ class Discovery:
     """Advertises this device and browses for peers until :meth:`close`."""
 
     def __init__(self, *, name: str, dev_id: str, library: Library, port: int,
-                 apps_port: int | None, interfaces: list[str], host: str) -> None:
+                 apps_port: int | None, interfaces: list[str], host: str,
+                 extra_txt: dict[str, str] | None = None) -> None:
         self.name = _instance_name(name)
         self.dev_id = dev_id
         self.library = library
         self.port = port
         self.apps_port = apps_port
+        self.extra_txt = dict(extra_txt or {})
         self.addresses = advertised_addresses(interfaces, host)
         self.zc = make_zeroconf(interfaces)
         self._lock = threading.Lock()
@@ -138,7 +142,7 @@ class Discovery:
             server=server, properties={"path": "/"})
         self.ketang_info = ServiceInfo(
             KETANG_TYPE, f"{self.name}.{KETANG_TYPE}", port=port, addresses=packed,
-            server=server, properties=txt_records(dev_id, library, apps_port))
+            server=server, properties=txt_records(dev_id, library, apps_port, self.extra_txt))
         self._browser: ServiceBrowser | None = None
         self._refresher: threading.Thread | None = None
 
@@ -153,7 +157,7 @@ class Discovery:
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(REFRESH_SECONDS):
-            txt = txt_records(self.dev_id, self.library, self.apps_port)
+            txt = txt_records(self.dev_id, self.library, self.apps_port, self.extra_txt)
             current = {k.decode(): (v or b"").decode()
                        for k, v in self.ketang_info.properties.items()}
             if txt != current:

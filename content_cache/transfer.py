@@ -26,7 +26,7 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +116,8 @@ class ReleaseTransfer:
         peers: Iterable[tuple[str, int]] = (),
         resume_interval: float = 30.0,
         on_event: Callable[[str], None] | None = None,
+        lsd: bool = False,
+        wanted: Collection[str] | None = None,
     ) -> None:
         self.session = session
         self.library = library
@@ -127,10 +129,13 @@ class ReleaseTransfer:
         self.peers = list(peers)
         self.resume_interval = resume_interval
         self.on_event = on_event or (lambda _msg: None)
+        self.lsd = lsd
         self.work_dir = library.data_dir / "sync" / manifest.channel / str(manifest.version)
         self.resume_path = self.work_dir / RESUME_FILE
         blobs = manifest.blobs()
-        needed = sorted(sha for sha in blobs if not library.store.has(sha))
+        # ``wanted`` (a subscription's blobs) narrows the delta; the rest stays at priority 0.
+        needed = sorted(sha for sha in blobs if not library.store.has(sha)
+                        and (wanted is None or sha in wanted))
         self.status = TransferStatus(manifest.channel, manifest.version, needed,
                                      sum(blobs[s] for s in needed))
         self._pending = set(needed)
@@ -161,6 +166,23 @@ class ReleaseTransfer:
             except OSError:
                 pass  # another filesystem: libtorrent will just not seed this one
 
+    def _held_pieces(self) -> list[bool]:
+        """Pieces lying wholly inside blobs the store holds (linked into place).
+
+        Each such blob was verified by its sha256, so libtorrent need not read it
+        again: a device with a large store starts a new release at once instead of
+        re-hashing every blob it has. A piece that touches a missing blob is not held.
+        """
+        files = self.torrent.params.ti.layout()
+        held_files = [False] * files.num_files()
+        for sha, i in self.torrent.file_index.items():
+            if sha not in self._pending:
+                dst = self._download_path(sha)
+                held_files[i] = dst.is_file() and dst.stat().st_size == files.file_size(i)
+        return [all(held_files[i] for i in range(files.file_index_at_piece(p),
+                                                 files.last_file_index_at_piece(p) + 1))
+                for p in range(files.num_pieces())]
+
     def start(self) -> None:
         """Add the torrent to the session (from resume data when there is some)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -176,14 +198,16 @@ class ReleaseTransfer:
                 atp = None
         if atp is None:
             atp = lt.add_torrent_params()
+            atp.have_pieces = self._held_pieces()
         atp.ti = self.torrent.params.ti
         atp.url_seeds = list(self.torrent.params.url_seeds)
         atp.save_path = str(self.work_dir)
         atp.file_priorities = [4 if self._by_index[i] in self._pending else 0
                                for i in range(len(self._by_index))]
         atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
-        atp.flags |= (lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
-                      | lt.torrent_flags.disable_pex)
+        atp.flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_pex
+        if not self.lsd:
+            atp.flags |= lt.torrent_flags.disable_lsd
         self.handle = self.session.add_torrent(atp)
         for host, port in self.peers:
             self.handle.connect_peer((host, port))
@@ -279,18 +303,30 @@ class ReleaseTransfer:
             return
         now = time.monotonic()
         if now - self._last_resume >= self.resume_interval:
-            self.save_resume()
+            # Only when something changed: an idle device writes nothing.
+            self.save_resume(only_if_modified=True)
             self._last_resume = now
         st = self.handle.status()
         self.status.payload_downloaded = st.total_payload_download
 
-    def save_resume(self) -> None:
+    def save_resume(self, only_if_modified: bool = False) -> None:
         """Ask libtorrent for resume data; it is written when its alert arrives."""
-        if self.handle is not None and self.handle.is_valid():
-            self.handle.save_resume_data(lt.torrent_handle.save_info_dict)
-            self._resume_wanted = True
+        if self.handle is None or not self.handle.is_valid():
+            return
+        if only_if_modified and not self.handle.need_save_resume_data():
+            return
+        self.handle.save_resume_data(lt.torrent_handle.save_info_dict)
+        self._resume_wanted = True
 
     # -- driving ---------------------------------------------------------------
+
+    @property
+    def bad_data(self) -> bool:
+        """True when the sources send bad data: too many pieces failed their hash, or some
+        failed and every web seed was banned with no peer left."""
+        return self.status.hash_failures >= MAX_HASH_FAILURES or bool(
+            self.status.hash_failures and self._banned_seeds and self.handle is not None
+            and self.handle.status().num_peers == 0)
 
     @property
     def done(self) -> bool:
@@ -317,9 +353,7 @@ class ReleaseTransfer:
             except KetangError:
                 self.close()
                 raise
-            if self.status.hash_failures >= MAX_HASH_FAILURES or (
-                    self.status.hash_failures and self._banned_seeds
-                    and self.handle.status().num_peers == 0):
+            if self.bad_data:
                 self.close()
                 raise TransferError(
                     f"{self.manifest.channel} v{self.manifest.version}: "
@@ -335,11 +369,15 @@ class ReleaseTransfer:
                         self.status.errors[-3:]))
         self.status.payload_downloaded = self.handle.status().total_payload_download
         if activate:
-            with self.library.exclusive():
-                self.library.activate(self.manifest, self._manifest_bytes, self._signature)
-            self.status.activated = True
-            self.on_event(f"activated {self.manifest.channel} v{self.manifest.version}")
+            self.activate()
         return self.status
+
+    def activate(self) -> None:
+        """Activate the release (every blob is in the store): new catalog, atomic switch."""
+        with self.library.exclusive():
+            self.library.activate(self.manifest, self._manifest_bytes, self._signature)
+        self.status.activated = True
+        self.on_event(f"activated {self.manifest.channel} v{self.manifest.version}")
 
     def close(self, timeout: float = 10.0) -> None:
         """Save resume data (waiting for it) and take the torrent out of the session."""

@@ -42,7 +42,7 @@ def test_web_seed_download_survives_ten_drops(tmp_path, publisher_key):
     with web_seed(mirror) as (seed_url, _):
         seed_port = int(seed_url.rsplit(":", 1)[1].strip("/"))
         link = LinkEmulator(("127.0.0.1", seed_port), rate=600_000, latency=0.05,
-                            drop_every=0.6, outage=0.2, max_drops=10)
+                            drop_every=1.5, outage=0.2, max_drops=10)
         with link:
             out = publish_big(tmp_path, pair.private_path, lessons=8, size=600_000,
                               web_seeds=[f"http://127.0.0.1:{link.port}/"])

@@ -174,7 +174,16 @@ class LinkEmulator:
         t = threading.Thread(target=sender, daemon=True)
         t.start()
         try:
-            while chunk := src.recv(CHUNK):
+            while True:
+                # A finite router buffer: read no further ahead of the rate than a few
+                # chunks, so the sender feels backpressure, and a drop throws away only
+                # what was in flight instead of leaving seconds of bandwidth reserved.
+                if d.rate:
+                    while (ahead := d.next_free - time.monotonic()) > 4 * CHUNK / d.rate:
+                        time.sleep(min(ahead, 0.05))
+                chunk = src.recv(CHUNK)
+                if not chunk:
+                    break
                 at = d.schedule(len(chunk), self.latency)
                 with cond:
                     heapq.heappush(queue, (at, seq, chunk))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
     corrupt = False
     requests: list[str]
+    # Keep-alive, as a real mirror (nginx) does: HTTP/1.0 would close after each range.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet
         pass
@@ -28,27 +31,37 @@ class _RangeHandler(SimpleHTTPRequestHandler):
         if not path.is_file():
             self.send_error(404)
             return
-        data = path.read_bytes()
-        start, end = 0, len(data) - 1
+        size = path.stat().st_size
+        start, end = 0, size - 1
         rng = self.headers.get("Range")
         if rng and rng.startswith("bytes="):
             a, _, b = rng[6:].split(",")[0].partition("-")
-            start = int(a) if a else max(0, len(data) - int(b))
-            end = min(int(b), len(data) - 1) if a and b else end
+            start = int(a) if a else max(0, size - int(b))
+            end = min(int(b), size - 1) if a and b else end
             if start > end:
                 self.send_error(416)
                 return
-        body = data[start:end + 1]
+        with open(path, "rb") as f:  # only the range: blobs may be large (bench/sync.py)
+            f.seek(start)
+            body = f.read(end - start + 1)
         if self.corrupt:
             body = bytes(x ^ 0x5A for x in body)
         self.send_response(206 if rng else 200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         if rng:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         self.wfile.write(body)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-answer (a dropped link) is normal here, not an error."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @contextmanager
@@ -56,8 +69,7 @@ def web_seed(root: Path, corrupt: bool = False) -> Iterator[tuple[str, list[str]
     """Serve ``root`` on a free 127.0.0.1 port; yield (base URL, list of request paths)."""
     requests: list[str] = []
     handler = type("Handler", (_RangeHandler,), {"corrupt": corrupt, "requests": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(handler, directory=str(root)))
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
