@@ -68,6 +68,9 @@ def _run(s: Settings) -> None:
         sync = SyncService(s, lib)
         sync.start()
         app.extensions["ketang_sync"] = sync
+    from .usage_schedule import start_uploader
+
+    uploader = start_uploader(s)  # usage to the LRS every usage.upload_interval s
 
     def on_listening(port: int, apps_port: int | None):
         if not s.zeroconf.enabled:
@@ -89,10 +92,14 @@ def _run(s: Settings) -> None:
             sync.close()  # saves every transfer's resume data
         return close
 
-    run(app, s.server.host, s.server.port, s.server.threads,
-        apps_app=create_apps_app(lib), apps_port=s.server.apps_port,
-        on_listening=on_listening, connection_limit=s.server.connection_limit,
-        channel_timeout=s.server.channel_timeout, send_buffer=s.server.send_buffer)
+    try:
+        run(app, s.server.host, s.server.port, s.server.threads,
+            apps_app=create_apps_app(lib), apps_port=s.server.apps_port,
+            on_listening=on_listening, connection_limit=s.server.connection_limit,
+            channel_timeout=s.server.channel_timeout, send_buffer=s.server.send_buffer)
+    finally:
+        if uploader is not None:
+            uploader.close()
 
 
 COMMANDS = [serve, demo]

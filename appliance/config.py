@@ -126,6 +126,7 @@ class UsageSettings:
     upload_timeout: int = 30
     upload_retries: int = 3
     upload_windows: list[str] = field(default_factory=list)
+    upload_interval: int = 900
     device_keys_dir: Path = Path("/etc/ketang/device-keys")
 
 

@@ -220,3 +220,28 @@ def test_a_tampered_or_unknown_usage_file_is_refused(sample_device, lrs, tmp_pat
     assert "does not match its signature" in tampered.stdout
     assert "1 files refused" in tampered.stderr
     assert held(lrs, ids) == Counter()
+
+
+def test_ketang_serve_uploads_on_its_own_schedule(sample_device, lrs):
+    """Tablets post to a running server; it sends their statements to the LRS by itself."""
+    import time
+    import urllib.request
+
+    from ..helpers import running_server
+
+    device(sample_device, lrs.url, lrs.username, lrs.password, "upload_interval = 1\n")
+    now = datetime.now(UTC)
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    batch = {"events": [{"id": i, "type": "lesson-opened", "resource": LESSON,
+                         "time": (now - timedelta(seconds=5 - n)).isoformat(),
+                         "actor": "9a1b2c3d-0000-4000-8000-000000000001", "view": "tablet"}
+                        for n, i in enumerate(ids)]}
+    with running_server(sample_device) as base:
+        req = urllib.request.Request(f"{base}/api/v1/usage", data=json.dumps(batch).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200
+        deadline = time.monotonic() + 30
+        while held(lrs, ids) != Counter({i: 1 for i in ids}) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert held(lrs, ids) == Counter({i: 1 for i in ids})

@@ -383,13 +383,27 @@ def test_a_missing_part_says_not_set_up_and_any_summary_shows(app, monkeypatch):
     assert status["status"]["sync"] is None and "未配置" in status["sections"]["sync"]
 
     sync = types.ModuleType("appliance.nowhere")
-    sync.sync_summary = lambda settings: {"state": "downloading", "releases": [
-        {"channel": "cn", "done_bytes": 5, "peers": ["10.0.0.2"]}], "window": {}, "ok": True,
-        "status_file": settings.drives.status_file.parent / "sync.json"}
+    sync.sync_summary = lambda settings: {"weird": True, "status_file": settings.drives.status_file}
     monkeypatch.setitem(sys.modules, "appliance.nowhere", sync)
     html = client.get("/admin/status.json").json["sections"]["sync"]
-    assert "<th scope=\"row\">state</th><td>downloading</td>" in html
-    assert "10.0.0.2" in html and "✓" in html and "sync.json</td>" in html
+    assert "<th scope=\"row\">weird</th><td>✓</td>" in html and "drives.json</td>" in html
+
+    sync.sync_summary = lambda settings: {
+        "enabled": True, "state": "downloading", "message": "正在同步 cn v2",
+        "window": {"windows": ["01:00-06:00"], "open": False, "next_start": "2026-11-24T01:00"},
+        "quota": {"daily_bytes": 2_000_000_000, "used_bytes": 500_000_000},
+        "feeds": [{"url": "http://feed.lan/", "ok": False, "error": "连接被拒绝"}],
+        "releases": [{"channel": "cn", "version": 2, "state": "downloading", "peers": 3,
+                      "needed_bytes": 10_000_000, "done_bytes": 2_500_000,
+                      "download_rate": 40_000, "web_seeds": [
+                          {"url": "http://seed.lan/", "state": "error", "error": "HTTP 500"}],
+                      "errors": ["piece 7 failed its hash"]}],
+        "errors": []}
+    html = client.get("/admin/status.json").json["sections"]["sync"]
+    for words in ("正在同步 cn v2", "01:00-06:00", "2026-11-24 01:00", "500.0 MB",
+                  "2.0 GB", "连接被拒绝", 'value="25"', "2.5 MB", "10.0 MB", "HTTP 500",
+                  "piece 7 failed its hash", "3"):
+        assert words in html, words
 
 
 def test_usage_shows_its_counts_and_a_broken_part_its_error(app, monkeypatch):
