@@ -23,7 +23,7 @@ from typing import Any
 
 from content_cache.bundle import BUNDLE_DIR
 from content_cache.bundle_check import check_bundle_entries
-from content_cache.errors import KetangError
+from content_cache.errors import BlobError, KetangError
 from content_cache.importer import ImportResult, import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
@@ -135,7 +135,7 @@ class DriveWatcher:
         if not bundle.exists() and not bundle.is_symlink():
             return DriveOutcome(name, "done", "no KETANG/ folder on this drive")
         results: list[ImportResult] = []
-        error = ""
+        error = note = ""
         try:
             check_bundle_entries(bundle)
         except KetangError as e:
@@ -152,9 +152,16 @@ class DriveWatcher:
         try:
             results = import_bundle(m.mountpoint, library,
                                     load_trusted_keys(self.settings.trust.keys_dir),
-                                    progress=progress)
+                                    progress=progress,
+                                    reserve_bytes=self.settings.device.reserve_mb * 1_000_000,
+                                    subscription=self.settings.subscriptions.subscription(),
+                                    keep_partial=self.settings.sync.enabled)
         except KetangError as e:
             error = str(e)
+            if isinstance(e, BlobError) and self.settings.sync.enabled:
+                handed = self._hand_to_sync(m, library)
+                if handed:
+                    error, note = "", "; ".join(handed)
         except OSError as e:
             # The drive went away mid-import: blobs already verified stay; no partial one.
             return DriveOutcome(name, "error", _pulled(e), results)
@@ -164,7 +171,20 @@ class DriveWatcher:
             outbox = self._write_reports(m, library, results, error)
         except (KetangError, OSError) as e:
             error = (error + "; " if error else "") + f"writing the report failed: {e}"
-        return DriveOutcome(name, "error" if error else "done", error, results, outbox)
+        return DriveOutcome(name, "error" if error else "done", error or note, results, outbox)
+
+    def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
+        """A bundle that lacks blobs but carries its torrent: the sync service fetches
+        the rest from peers and web seeds (docs/sync.md). [] when it cannot."""
+        from .sync_feed import hand_to_sync
+
+        active = {ch: rel.version for ch, rel in library.active().items()}
+        try:
+            return hand_to_sync(self.settings.device.data_dir, self.settings.trust.keys_dir,
+                                m.mountpoint, active)
+        except KetangError as e:
+            log.info("not handed to the sync service: %s", e)
+            return []
 
     def _write_reports(self, m: Mounted, library: Library, results: list[ImportResult],
                        error: str) -> list[Path]:

@@ -106,6 +106,7 @@ def import_bundle(
     reserve_bytes: int = 0,
     subscription: Subscription = EVERYTHING,
     on_plan: Callable[[ImportPlan], None] | None = None,
+    keep_partial: bool = False,
 ) -> list[ImportResult]:
     """Import the newest release of each channel in the bundle at ``path``.
 
@@ -114,7 +115,10 @@ def import_bundle(
     ``force``), or does not fit on the disk while leaving ``reserve_bytes`` free.
     Only the blobs of lessons in ``subscription`` are copied; the catalog shows the
     lessons whose every blob the device holds. ``on_plan`` hears, per release, how
-    much it will copy and the space it needs, before anything is copied.
+    much it will copy and the space it needs, before anything is copied. With
+    ``keep_partial``, a bundle that lacks some blobs still gives the device the ones it
+    has (verified) before BlobError says what is missing, so another source (the sync
+    service) need fetch only the rest; nothing is activated.
     """
     root = bundle_root(path)
     found = find_releases(root)
@@ -133,14 +137,15 @@ def import_bundle(
     with library.exclusive():
         library.remove_interrupted()
         return [_import_one(root, *v, library, force, progress, reserve_bytes, subscription,
-                            on_plan) for v in verified]
+                            on_plan, keep_partial) for v in verified]
 
 
 def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, kid: str,
                 library: Library, force: bool, progress: Progress | None,
                 reserve_bytes: int = 0,
                 subscription: Subscription = EVERYTHING,
-                on_plan: Callable[[ImportPlan], None] | None = None) -> ImportResult:
+                on_plan: Callable[[ImportPlan], None] | None = None,
+                keep_partial: bool = False) -> ImportResult:
     active = library.active_version(manifest.channel)
     blobs = subscription.blobs(manifest)
     lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
@@ -167,8 +172,13 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
         )
     bundle_real = root.resolve()
     inside: dict[str, bool] = {}  # per blobs/sha256/xx folder: does it stay in the bundle?
-    for sha in lacking:
+    absent: list[str] = []
+    for sha in list(lacking):
         src = root / blob_relpath(sha)
+        if keep_partial and not src.is_symlink() and not src.exists():
+            absent.append(sha)
+            need -= lacking.pop(sha)
+            continue
         if src.is_symlink() or not src.is_file():
             raise BlobError(f"the bundle at {root} lacks blob {sha} that "
                             f"{manifest.channel} v{manifest.version} needs; the drive is "
@@ -207,6 +217,11 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
         raise
     finally:
         store.discard()
+    if absent:
+        raise BlobError(f"the bundle at {root} lacks {len(absent)} blobs that "
+                        f"{manifest.channel} v{manifest.version} needs (the {len(lacking)} it "
+                        "had were copied and verified); the release is not activated until "
+                        "the rest comes from another drive or the sync service.")
     library.activate(manifest, data, signature)
     return ImportResult(manifest.channel, manifest.version, kid, len(lacking), need,
                         len(blobs) - len(lacking), "activated")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -245,3 +246,51 @@ def test_ketang_drives_insert_does_the_same_by_hand(tmp_path, sample_bundle, dem
         r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "status"])
         assert f"{Path(dev).name}: 完成" in r.output and "safe to remove" in r.output
         assert len(outbox_files(read_drive(dev, tmp_path), "cli-01")) == 1
+
+
+def test_a_drive_lacking_blobs_is_handed_to_the_sync_service(tmp_path, sample_bundle,
+                                                             demo_keys):
+    """A drive that carries a release's torrent but not all its blobs: what it has comes in,
+    and the release is staged for the sync service to fetch the rest (issue 7's drive source)."""
+    from dataclasses import replace
+
+    from appliance.config import SyncSettings
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(sample_bundle, bundle)
+    blobs = sorted(p for p in (bundle / "KETANG" / "blobs").rglob("*") if p.is_file())
+    blobs[0].unlink()
+    assert list((bundle / "KETANG").rglob("release.torrent"))
+    img = make_image(tmp_path / "u.img", "vfat", 80, bundle)
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        refused = DriveWatcher(s).handle_event("add", udev_device(dev))
+        assert refused.state == "error" and "lacks blob" in refused.message  # sync off
+        s = replace(s, sync=SyncSettings(enabled=True))
+        outcome = DriveWatcher(s).handle_event("add", udev_device(dev))
+    assert outcome.state == "done", outcome.message
+    assert "handed to the sync service" in outcome.message
+    assert Library(s.device.data_dir).active() == {}          # nothing half-activated
+    staged = list((s.device.data_dir / "sync").rglob("release.torrent"))
+    assert len(staged) == 1 and staged[0].parent.name == "1"
+    have = {p.name for p in (s.device.data_dir / "blobs").rglob("*") if p.is_file()}
+    assert blobs[0].name not in have and blobs[1].name in have   # verified blobs came in
+
+
+def test_a_drive_brings_only_the_subscribed_subjects(tmp_path, sample_bundle, demo_keys):
+    from dataclasses import replace
+
+    from appliance.config import SubscriptionsSettings
+    from content_cache.subscription import Subscription
+
+    img = make_image(tmp_path / "u.img", "vfat", 80, sample_bundle)
+    s = replace(settings_for(tmp_path, demo_keys),
+                subscriptions=SubscriptionsSettings(subjects=["数学"]))
+    with loop(img) as dev:
+        outcome = DriveWatcher(s).handle_event("add", udev_device(dev))
+    assert outcome.state == "done", outcome.message
+    manifest_path = next((sample_bundle / "KETANG" / "releases").rglob("manifest.json"))
+    manifest = parse_manifest(manifest_path.read_bytes())
+    wanted = set(Subscription(subjects=("数学",)).blobs(manifest))
+    have = {p.name for p in (s.device.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()}
+    assert have == wanted and len(wanted) < len(manifest.blobs())
