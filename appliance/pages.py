@@ -194,10 +194,16 @@ def _siblings(cat: Catalog, lesson: dict[str, Any]) -> tuple[Any, Any]:
     return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
 
 
-def _lesson_page(channel: str, lesson_id: str, checked: dict[str, Any] | None = None,
-                 checked_id: str | None = None):
-    cat = _catalog(channel)
-    found = _lesson_or_404(cat, lesson_id)
+def _resource_or_404(lesson: dict[str, Any], resource_id: str, kind: str) -> dict[str, Any]:
+    """The lesson's resource ``resource_id`` of ``kind``; 404 for anything else."""
+    for r in lesson["resources"]:
+        if r["id"] == resource_id and r["kind"] == kind:
+            return r
+    abort(404)
+
+
+def _lesson_page(channel: str, cat: Catalog, found: dict[str, Any],
+                 checked: dict[str, Any] | None = None, checked_id: str | None = None):
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for r in found["resources"]:
         by_kind.setdefault(r["kind"], []).append(r)
@@ -216,7 +222,8 @@ def _lesson_page(channel: str, lesson_id: str, checked: dict[str, Any] | None = 
 @bp.route("/lessons/<channel>/<lesson_id>")
 def lesson(channel: str, lesson_id: str):
     """One lesson: its video, task sheet, interactive and exercise."""
-    return _lesson_page(channel, lesson_id)
+    cat = _catalog(channel)
+    return _lesson_page(channel, cat, _lesson_or_404(cat, lesson_id))
 
 
 # A GET, not a POST: checking answers is anonymous, stores nothing and changes
@@ -227,12 +234,10 @@ def check_exercise(channel: str, lesson_id: str, resource_id: str):
     """The lesson page again, with the answers to one exercise marked right or wrong."""
     cat = _catalog(channel)
     found = _lesson_or_404(cat, lesson_id)
-    resource = next((r for r in found["resources"]
-                     if r["id"] == resource_id and r["kind"] == "exercise"), None)
-    exercise = _exercise(resource) if resource else None
+    exercise = _exercise(_resource_or_404(found, resource_id, "exercise"))
     if exercise is None:
         abort(404)
-    return _lesson_page(channel, lesson_id, check_answers(exercise, request.args), resource_id)
+    return _lesson_page(channel, cat, found, check_answers(exercise, request.args), resource_id)
 
 
 @bp.route("/lessons/<channel>/<lesson_id>/pdf/<resource_id>")
@@ -240,10 +245,7 @@ def pdf(channel: str, lesson_id: str, resource_id: str):
     """A task sheet as page images: one page with previous/next links, or all (``?all=1``)."""
     cat = _catalog(channel)
     found = _lesson_or_404(cat, lesson_id)
-    resource = next((r for r in found["resources"]
-                     if r["id"] == resource_id and r["kind"] == "pdf"), None)
-    if resource is None:
-        abort(404)
+    resource = _resource_or_404(found, resource_id, "pdf")
     kw = {"lesson": found, "channel": channel, "resource": resource, "info": cat.info()}
     try:
         urls = page_image_urls(resource["sha256"])
