@@ -14,12 +14,13 @@ import pytest
 from click.testing import CliRunner
 from flask import Blueprint, jsonify
 
-from appliance import admin_auth, admin_status
-from appliance.admin_auth import LoginLimiter
-from appliance.app import create_app
+from appliance import auth as admin_auth
+from appliance.auth import LoginLimiter
 from appliance.cli import main
 from appliance.config import Settings
-from appliance.drive_status import DriveStatus
+from appliance.drives.status import DriveStatus
+from appliance.web import admin_status
+from appliance.web.app import create_app
 from content_cache.errors import KetangError
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
@@ -415,8 +416,8 @@ def test_usage_shows_its_counts_and_a_broken_part_its_error(app, monkeypatch):
     def broken(settings):
         raise OSError("usage.db is locked")
 
-    import appliance.usage_upload
-    monkeypatch.setattr(appliance.usage_upload, "usage_summary", broken)
+    import appliance.usage.upload
+    monkeypatch.setattr(appliance.usage.upload, "usage_summary", broken)
     assert "usage.db is locked" in client.get("/admin/status.json").json["sections"]["usage"]
     assert client.get("/admin/").status_code == 200
 

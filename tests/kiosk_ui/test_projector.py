@@ -14,10 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from appliance.app import create_app
 from appliance.config import load_settings
-from appliance.follow import FollowError, is_projector, parse_state
-from appliance.projector_recent import FILE_NAME
+from appliance.web.app import create_app
+from appliance.web.follow import FollowError, is_projector, parse_state
+from appliance.web.projector_recent import FILE_NAME
 from content_cache.library import Library
 
 from ..helpers import snapshot
@@ -224,7 +224,7 @@ def test_unknown_lessons_get_a_404_in_the_projector_style(client, url, words):
 
 
 def test_drive_activity_shows_as_a_banner(client):
-    from appliance.drive_status import DriveStatus
+    from appliance.drives.status import DriveStatus
 
     assert client.get("/projector/drives").get_data(as_text=True).strip() == ""
     status = DriveStatus(client.status_file)
