@@ -15,17 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from appliance.text import human_bytes
 from content_cache.atomic import atomic_write_bytes
 
 MIN_INTERVAL = 0.5  # seconds between progress writes
-
-
-def human_bytes(n: int) -> str:
-    """1234567890 -> '1.2 GB' (decimal units, as drives are labelled)."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 def message_for(state: str, done: int = 0, total: int = 0, error: str = "") -> str:

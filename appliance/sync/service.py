@@ -35,7 +35,7 @@ from typing import Any
 import libtorrent as lt
 
 from appliance.config import Settings
-from appliance.drives.status import human_bytes
+from appliance.text import human_bytes
 from content_cache.atomic import atomic_write_bytes
 from content_cache.errors import KetangError
 from content_cache.keys import load_trusted_keys

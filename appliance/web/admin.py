@@ -35,15 +35,15 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from appliance import auth as admin_auth
-from appliance.drives.status import human_bytes
+from appliance.text import human_bytes
 from content_cache.errors import KetangError
 
+from . import context
 from .admin_status import dashboard_status
 from .context import library, settings
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 csrf = CSRFProtect()
-LIMITER = "ketang_login_limiter"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # At most this many scrypt checks at once (32 MiB of memory each).
 _hash_slots = threading.BoundedSemaphore(2)
@@ -65,7 +65,7 @@ def _load_key(app: Flask) -> str:
     """Give ``app`` this device's session key; return why not ("" when it has one)."""
     if app.secret_key:
         return ""
-    data_dir = app.extensions["ketang_library"].data_dir
+    data_dir = context.state(app).library.data_dir
     try:
         app.secret_key = admin_auth.session_key(data_dir)
     except (OSError, KetangError) as e:
@@ -109,7 +109,7 @@ def _csrf_refused(e: CSRFError):
 
 def install(app: Flask) -> None:
     """Register the dashboard, session cookie settings and CSRF protection on ``app``."""
-    minutes = app.config["KETANG_SETTINGS"].admin.session_minutes
+    minutes = context.state(app).settings.admin.session_minutes
     if minutes < 1:
         raise KetangError(f"admin.session_minutes should be at least 1, not {minutes}; "
                           "see docs/configuration.md.")
@@ -126,7 +126,7 @@ def install(app: Flask) -> None:
         WTF_CSRF_SSL_STRICT=False,
     )
     app.session_interface = DeviceKeySessions()
-    app.extensions[LIMITER] = admin_auth.LoginLimiter()
+    context.state(app).login_limiter = admin_auth.LoginLimiter()
     app.before_request(_guard_forms)
     csrf.init_app(app)
     app.register_error_handler(CSRFError, _csrf_refused)
@@ -197,7 +197,8 @@ def login():
     if request.method == "GET":
         note = _("You have logged out.") if request.args.get("bye") else ""
         return _login_page(note=note)
-    limiter: admin_auth.LoginLimiter = current_app.extensions[LIMITER]
+    limiter = context.state().login_limiter
+    assert limiter is not None, "install() sets the login limiter"
     address = request.remote_addr or "unknown"
     wait = limiter.wait_seconds(address)
     if wait > 0:

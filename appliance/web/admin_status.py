@@ -1,33 +1,34 @@
 """What the technician dashboard shows, gathered into one JSON-ready dict.
 
-Reading it writes nothing. Sync and usage come from modules other parts own
-(``appliance.sync.service.sync_summary`` and ``appliance.usage.upload.usage_summary``);
-they are imported lazily, and when one is missing or fails the section says so
-instead of breaking the page.
+Reading it writes nothing. Sync and usage come from the packages that own them
+(:func:`appliance.sync.status.sync_summary`, :func:`appliance.usage.upload.usage_summary`);
+when one fails, its section says so instead of breaking the page.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
-
 from appliance.config import Settings
-from appliance.drives.status import DriveStatus, human_bytes
+from appliance.drives.status import DriveStatus
 from appliance.health import health_report
+from appliance.sync.status import sync_summary
+from appliance.text import human_bytes
+from appliance.usage.upload import usage_summary
 from content_cache.library import Library
+
+from . import context
 
 log = logging.getLogger(__name__)
 _logged: set[str] = set()
 
-# The summaries later parts provide: the function, and the modules that may hold it
-# (first found wins).
-SUMMARIES = {
-    "sync": ("sync_summary", ("appliance.sync.service", "appliance.sync.status")),
-    "usage": ("usage_summary", ("appliance.usage.upload",)),
+# Each section the services report, by name. A summary returning None shows "not set up".
+SUMMARIES: dict[str, Callable[[Settings], Any]] = {
+    "sync": sync_summary,
+    "usage": usage_summary,
 }
 
 
@@ -64,26 +65,16 @@ def drives(settings: Settings) -> list[dict[str, Any]]:
 
 def peers() -> list[dict[str, Any]] | None:
     """Ketang devices zeroconf found, or None when this server does not browse."""
-    disco = current_app.extensions.get("ketang_discovery")
+    disco = context.discovery()
     return None if disco is None else disco.peers()
 
 
 def summary(name: str, settings: Settings) -> dict[str, Any] | None:
-    """The named later-part summary, None when its module is not installed yet."""
-    function, modules = SUMMARIES[name]
+    """The named service's summary as plain JSON; None when it says it is not set up."""
     try:
-        for module_name in modules:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as e:
-                if e.name != module_name:
-                    raise
-                continue
-            if hasattr(module, function):
-                break
-        else:
+        result = SUMMARIES[name](settings)
+        if result is None:
             return None
-        result = getattr(module, function)(settings)
         # Whatever it holds (paths, dates…) becomes plain JSON for the page and the poll.
         result = json.loads(json.dumps(result, default=str))
     except Exception as e:  # one broken part must not take the dashboard down
@@ -98,7 +89,7 @@ def summary(name: str, settings: Settings) -> dict[str, Any] | None:
 def dashboard_status(settings: Settings, library: Library) -> dict[str, Any]:
     """Everything the dashboard shows, for the page and ``/admin/status.json``."""
     return {
-        "health": health_report(library, current_app.config.get("KETANG_STARTED")),
+        "health": health_report(library, context.state().started),
         "releases": releases(library),
         "subscriptions": subscriptions(settings),
         "drives": drives(settings),

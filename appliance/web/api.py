@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from content_cache.catalog import Catalog
 
-from .context import library, settings
+from .context import discovery, library, settings, state
 
 API_VERSION = 1
 PREFIX = "/api/v1"
@@ -241,9 +241,8 @@ def device():
 @bp.get("/peers")
 def peers():
     """Other Ketang devices seen on the LAN by zeroconf (``_ketang._tcp``)."""
-    from flask import current_app
 
-    disco = current_app.extensions.get("ketang_discovery")
+    disco = discovery()
     return jsonify({"enabled": disco is not None,
                     "peers": disco.peers() if disco is not None else []})
 
@@ -251,11 +250,10 @@ def peers():
 @bp.get("/health")
 def health():
     """Disk, memory, load, CPU temperature, uptime, active releases (see health.py)."""
-    from flask import current_app
 
     from appliance.health import health_report
 
-    return jsonify(health_report(library(), current_app.config["KETANG_STARTED"]))
+    return jsonify(health_report(library(), state().started))
 
 
 def _json_error(e: HTTPException):

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Flask
 
 from appliance.config import Settings
 from content_cache.library import Library
 from kiosk_ui import bp as kiosk_ui_bp
 
+from . import context
+
 
 def create_app(settings: Settings | None = None, library: Library | None = None) -> Flask:
     """Build the device's web app over ``library`` (by default, the configured data folder)."""
     settings = settings or Settings()
     app = Flask(__name__)
-    app.config["KETANG_SETTINGS"] = settings
-    app.config["KETANG_STARTED"] = time.time()
-    app.extensions["ketang_library"] = library or Library(settings.device.data_dir)
+    context.install(app, settings, library or Library(settings.device.data_dir))
     app.json.ensure_ascii = False
 
     from . import api, captive, i18n, media, pages, projector, sync_api

@@ -29,14 +29,14 @@ PROBE_PATHS = frozenset({
 })
 
 
-def _host_only(host: str) -> str:
+def host_only(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):
         return host[1:host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -70,8 +70,8 @@ def install(app: Flask, host_names: list[str]) -> None:
 
     @app.before_request
     def captive_portal():
-        host = _host_only(request.host)
-        if request.path in PROBE_PATHS or not (host in names or _is_ip(host)):
+        host = host_only(request.host)
+        if request.path in PROBE_PATHS or not (host in names or is_ip(host)):
             response = redirect(landing_url(portal_host), code=302)
             response.headers["Cache-Control"] = "no-store"
             return response

@@ -24,7 +24,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from content_cache.blobstore import SHA256_RE
 
-from .captive import _host_only, _is_ip, own_names
+from .captive import host_only, is_ip, own_names
+from .context import state
 from .media import BLOB_PREFIX, blob_size, media_type_of, open_body, plan_reply
 
 TYPES_CACHE_SIZE = 8192
@@ -38,8 +39,9 @@ class FastMedia:
 
     def __init__(self, app: Flask) -> None:
         self.inner: Callable[..., Iterable[bytes]] = app.wsgi_app
-        self.library = app.extensions["ketang_library"]
-        captive = app.config["KETANG_SETTINGS"].captive
+        st = state(app)
+        self.library = st.library
+        captive = st.settings.captive
         self.names = own_names(captive.host_names) if captive.enabled else None
         self._lock = threading.Lock()
         self._types_for: tuple[str, ...] | None = None
@@ -72,8 +74,8 @@ class FastMedia:
             return False
         ok = self._hosts.get(raw)
         if ok is None:
-            host = _host_only(raw)
-            ok = host in self.names or _is_ip(host)
+            host = host_only(raw)
+            ok = host in self.names or is_ip(host)
             if len(self._hosts) >= HOSTS_CACHE_SIZE:
                 self._hosts.clear()
             self._hosts[raw] = ok

@@ -146,7 +146,7 @@ def search():
     return _render("search.html", q=q, results=shown, pager=pager)
 
 
-def _exercise(resource: dict[str, Any]) -> dict[str, Any] | None:
+def exercise_of(resource: dict[str, Any]) -> dict[str, Any] | None:
     """An exercise's questions, or None when its JSON cannot be shown."""
     if resource["size"] > MAX_EXERCISE_BYTES:
         return None
@@ -209,7 +209,7 @@ def _lesson_page(channel: str, cat: Catalog, found: dict[str, Any],
         by_kind.setdefault(r["kind"], []).append(r)
     root = cache_root(library().data_dir)
     pdfs = [(r, cached_page_count(root, r["sha256"])) for r in by_kind.get("pdf", [])]
-    exercises = [(r, _exercise(r)) for r in by_kind.get("exercise", [])]
+    exercises = [(r, exercise_of(r)) for r in by_kind.get("exercise", [])]
     apps = [(r, app_url(r["sha256"])) for r in by_kind.get("html5", [])]
     prev, nxt = _siblings(cat, found)
     return _render("lesson.html", lesson=found, channel=channel, info=cat.info(),
@@ -234,7 +234,7 @@ def check_exercise(channel: str, lesson_id: str, resource_id: str):
     """The lesson page again, with the answers to one exercise marked right or wrong."""
     cat = _catalog(channel)
     found = _lesson_or_404(cat, lesson_id)
-    exercise = _exercise(_resource_or_404(found, resource_id, "exercise"))
+    exercise = exercise_of(_resource_or_404(found, resource_id, "exercise"))
     if exercise is None:
         abort(404)
     return _lesson_page(channel, cat, found, check_answers(exercise, request.args), resource_id)

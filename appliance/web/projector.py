@@ -27,12 +27,13 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.exceptions import NotFound
 
-from appliance.drives.status import DriveStatus, human_bytes
+from appliance.drives.status import DriveStatus
+from appliance.text import human_bytes
 
 from .apps import IFRAME_SANDBOX
 from .context import library, settings
 from .follow import Follow, FollowError, event_stream, is_projector
-from .pages import _exercise, app_url
+from .pages import app_url, exercise_of
 from .projector_recent import read_recent, remember
 
 bp = Blueprint("projector", __name__, url_prefix="/projector")
@@ -226,7 +227,7 @@ def _parts(lesson: dict[str, Any]) -> list[dict[str, Any]]:
     for r in lesson["resources"]:
         part: dict[str, Any] = {"r": r, "kind": r["kind"], "pages": 1}
         if r["kind"] == "exercise":
-            part["exercise"] = _exercise(r)   # the tablet view's reader, size limit included
+            part["exercise"] = exercise_of(r)   # the tablet view's reader, size limit included
             if part["exercise"] and part["exercise"]["questions"]:
                 part["pages"] = len(part["exercise"]["questions"])
             else:

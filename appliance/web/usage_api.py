@@ -19,6 +19,7 @@ from flask.blueprints import BlueprintSetupState
 from appliance.usage.db import BatchWriter, UsageDB, UsageFull
 from appliance.usage.events import EventError, Resolver, check_batch
 
+from . import context
 from .api import PREFIX, ApiError
 from .context import library, settings
 
@@ -29,8 +30,9 @@ MAX_CLIENTS = 10_000
 
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
-    s = state.app.config["KETANG_SETTINGS"]
-    state.app.extensions["ketang_usage_limits"] = RateLimits(s.usage.rate_per_minute)
+    st = context.state(state.app)
+    s = st.settings
+    st.usage_limits = RateLimits(s.usage.rate_per_minute)
     if s.usage.enabled and s.device.data_dir.is_dir():
         from appliance.usage.keys import ensure_device_key
 
@@ -113,7 +115,7 @@ def post_usage():
     except EventError as e:
         return _bad_event(e)
     client = request.remote_addr or "?"
-    wait = current_app.extensions["ketang_usage_limits"].take(client, len(events))
+    wait = _limits().take(client, len(events))
     if wait:
         response = jsonify({"error": {"status": 429, "message": (
             f"发送太频繁。Too many events from {client}: at most {s.rate_per_minute} a "
@@ -129,3 +131,9 @@ def post_usage():
     stored = sum(flags)
     return jsonify({"stored": stored, "duplicates": len(flags) - stored,
                     "ids": [ev.id for ev in events]})
+
+
+def _limits() -> RateLimits:
+    limits = context.state().usage_limits
+    assert limits is not None, "the usage blueprint's setup installs the limits"
+    return limits

@@ -17,7 +17,7 @@ import pytest
 import pyudev
 
 from appliance.config import DeviceSettings, DrivesSettings, Settings, TrustSettings
-from appliance.drives.mount import mount_at, is_mounted, unmount
+from appliance.drives.mount import is_mounted, mount_at, unmount
 from appliance.drives.watcher import DriveWatcher
 from content_cache.blobstore import BlobStore
 from content_cache.importer import import_bundle

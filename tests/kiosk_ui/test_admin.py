@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import stat
-import sys
 import time
 import types
 
@@ -21,6 +20,7 @@ from appliance.config import Settings
 from appliance.drives.status import DriveStatus
 from appliance.web import admin_status
 from appliance.web.app import create_app
+from appliance.web.context import state
 from content_cache.errors import KetangError
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
@@ -257,7 +257,7 @@ def test_a_wrong_password_says_so_and_repeated_ones_are_locked_out(app):
     en = client.post("/admin/login", headers={"Accept-Language": "en"},
                      data={"csrf_token": token(client), "password": PASSWORD})
     assert "Too many wrong passwords" in en.get_data(as_text=True)
-    app.extensions["ketang_login_limiter"].succeeded("127.0.0.1")
+    state(app).login_limiter.succeeded("127.0.0.1")
     assert log_in(client).status_code == 302
 
 
@@ -379,13 +379,13 @@ def test_the_dashboard_shows_drive_imports_with_progress(app, tmp_path):
 def test_a_missing_part_says_not_set_up_and_any_summary_shows(app, monkeypatch):
     client = app.test_client()
     log_in(client)
-    monkeypatch.setitem(admin_status.SUMMARIES, "sync", ("sync_summary", ("appliance.nowhere",)))
+    monkeypatch.setitem(admin_status.SUMMARIES, "sync", lambda settings: None)
     status = client.get("/admin/status.json").json
     assert status["status"]["sync"] is None and "未配置" in status["sections"]["sync"]
 
-    sync = types.ModuleType("appliance.nowhere")
+    sync = types.SimpleNamespace()
     sync.sync_summary = lambda settings: {"weird": True, "status_file": settings.drives.status_file}
-    monkeypatch.setitem(sys.modules, "appliance.nowhere", sync)
+    monkeypatch.setitem(admin_status.SUMMARIES, "sync", lambda s: sync.sync_summary(s))
     html = client.get("/admin/status.json").json["sections"]["sync"]
     assert "<th scope=\"row\">weird</th><td>✓</td>" in html and "drives.json</td>" in html
 
@@ -416,8 +416,7 @@ def test_usage_shows_its_counts_and_a_broken_part_its_error(app, monkeypatch):
     def broken(settings):
         raise OSError("usage.db is locked")
 
-    import appliance.usage.upload
-    monkeypatch.setattr(appliance.usage.upload, "usage_summary", broken)
+    monkeypatch.setitem(admin_status.SUMMARIES, "usage", broken)
     assert "usage.db is locked" in client.get("/admin/status.json").json["sections"]["usage"]
     assert client.get("/admin/").status_code == 200
 
@@ -432,7 +431,7 @@ def test_peers_say_zeroconf_is_off_when_the_server_does_not_browse(app):
             return [{"name": "Ketang · 二小", "addresses": ["10.0.0.9"], "port": 8080,
                      "channels": {"cn-basic-edu": 3}}]
 
-    app.extensions["ketang_discovery"] = Disco()
+    state(app).discovery = Disco()
     html = client.get("/admin/status.json").json["sections"]["peers"]
     assert "Ketang · 二小" in html and "10.0.0.9:8080" in html and "v3" in html
 
