@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from appliance.device import register_outbox_providers
+
 from . import settings_from
 from .content import ByteBar
 
@@ -27,6 +29,7 @@ def watch(ctx: click.Context) -> None:
     s = settings_from(ctx)
     if not Path("/run/udev/control").exists():
         click.echo("No udev runs here; use `ketang drives insert DEVICE` by hand.", err=True)
+    register_outbox_providers(s)
     observer = DriveWatcher(s).start()
     click.echo(f"Watching for drives; mounting under {s.drives.mount_root}. Ctrl-C stops.")
     try:
@@ -45,6 +48,7 @@ def insert(ctx: click.Context, device: str) -> None:
 
     bar = ByteBar("导入 Importing")
     try:
+        register_outbox_providers(settings_from(ctx))
         outcome = DriveWatcher(settings_from(ctx), on_progress=bar).insert(device)
     finally:
         bar.close()

@@ -53,54 +53,10 @@ def demo(ctx: click.Context, data_dir: Path, host: str, port: int, apps_port: in
 
 
 def _run(s: Settings) -> None:
-    """Serve the lesson pages and, on server.apps_port, the lesson apps' origin."""
-    from appliance.server import serve as run
-    from appliance.web.app import create_app
-    from appliance.web.apps import create_apps_app
-    from appliance.web.media_fast import install as install_fast_media
+    """Start the device (appliance/device.py) and serve until stopped."""
+    from appliance.device import Device
 
-    app = create_app(s)
-    app = install_fast_media(app)  # blob requests skip Flask (media_fast.py)
-    lib = app.extensions["ketang_library"]
-    sync = None
-    if s.sync.enabled:  # the sync service: one libtorrent session for the device's life
-        from appliance.sync.service import SyncService
-
-        sync = SyncService(s, lib)
-        sync.start()
-        app.extensions["ketang_sync"] = sync
-    from appliance.usage.schedule import start_uploader
-
-    uploader = start_uploader(s)  # usage to the LRS every usage.upload_interval s
-
-    def on_listening(port: int, apps_port: int | None):
-        if not s.zeroconf.enabled:
-            return sync.close if sync else None
-        from appliance.discovery import Discovery, device_id
-
-        disco = Discovery(name=s.device.name, dev_id=device_id(s.device.id), library=lib,
-                          port=port, apps_port=apps_port, interfaces=s.zeroconf.interfaces,
-                          host=s.server.host,
-                          extra_txt={"bt": str(sync.listen_port)} if sync else None)
-        disco.start()
-        app.extensions["ketang_discovery"] = disco
-        if sync is None:
-            return disco.close
-        sync.peer_source = disco.peers
-
-        def close() -> None:
-            disco.close()
-            sync.close()  # saves every transfer's resume data
-        return close
-
-    try:
-        run(app, s.server.host, s.server.port, s.server.threads,
-            apps_app=create_apps_app(lib), apps_port=s.server.apps_port,
-            on_listening=on_listening, connection_limit=s.server.connection_limit,
-            channel_timeout=s.server.channel_timeout, send_buffer=s.server.send_buffer)
-    finally:
-        if uploader is not None:
-            uploader.close()
+    Device(s).run()
 
 
 COMMANDS = [serve, demo]

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import click
 
-from appliance.usage import outbox as usage_outbox  # noqa: F401  (registers the drive outbox provider)
-
 from . import settings_from
 
 _DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),

@@ -1,7 +1,7 @@
 """The drive path, device side: pending statements written to a drive at its trip back.
 
-Registered with :func:`appliance.drives.outbox.register_provider`. The statements that have
-left the device neither by LRS nor by an earlier drive go into
+Registered with the drive outbox by :func:`register`, which the device calls. The
+statements that have left the device neither by LRS nor by an earlier drive go into
 ``KETANG/outbox/<device-id>/usage-<first seq>-<last seq>.jsonl.gz`` (gzip, one xAPI
 statement per line) with a detached Ed25519 signature beside it (``….jsonl.gz.sig``,
 by the device key). The drive cursor moves only after both files are fsynced on the
@@ -73,4 +73,6 @@ def _original_name(name: str) -> str:
     return "-".join(parts[:3]) + dot + ext if len(parts) == 4 else name
 
 
-outbox.register_provider(usage_files, files_written)
+def register() -> None:
+    """Add the usage files to the drive outbox's providers (:mod:`appliance.device` calls it)."""
+    outbox.register_provider(usage_files, files_written)

@@ -15,7 +15,7 @@ import pytest
 
 from appliance.config import load_settings
 from appliance.drives.outbox import write_outbox
-from appliance.usage import outbox as usage_outbox  # noqa: F401  (registers the outbox provider)
+from appliance.usage import outbox as usage_outbox
 from appliance.usage.db import UsageDB
 from appliance.usage.events import Where, check_event
 from appliance.usage.upload import upload, usage_summary
@@ -31,6 +31,8 @@ if ralph_missing():
 
 pytestmark = pytest.mark.slow
 LESSON = "primary-g1-math-pep-v1-u3-l1"
+
+usage_outbox.register()  # as the device does at start
 
 
 @pytest.fixture(scope="module")
