@@ -1,4 +1,13 @@
-"""The ``ketang`` command line (click, like Flask's own CLI)."""
+"""The ``ketang`` command line (click, like Flask's own CLI).
+
+Owns: the click group (:data:`main`), turning a :class:`KetangError` into one line and
+exit status 1, and one module per command group (serve and demo, content, drives,
+status, sync, usage, admin). Commands parse options and print words; the work is
+done by ``content_cache``, :mod:`appliance.device` and the service packages.
+
+Rules: must not import Flask (``ketang serve`` reaches the web app only through
+:mod:`appliance.device`); nothing else imports this package.
+"""
 
 from __future__ import annotations
 

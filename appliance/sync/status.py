@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import Settings
-from appliance.drives.status import human_bytes
+from appliance.text import human_bytes
 from content_cache.errors import KetangError
 
 from .schedule import in_window, next_window, parse_windows
