@@ -109,12 +109,12 @@ def dnsmasq_conf(values: Mapping[str, Any]) -> str:
         "no-poll",
         "domain-needed",
         "domain=lan",
-        "local=/lan/",
         # Every name is the device: OS connectivity probes reach the captive portal.
         f"address=/{PORTAL_HOST}/{ip}",
         f"address=/#/{ip}",
-        # No IPv6 answers: the device has no IPv6 on the classroom network.
-        "address=/#/::",
+        # Nothing is forwarded: other questions (AAAA: no IPv6 on the classroom network)
+        # get an empty answer, not an error that would make a tablet give up.
+        "local=/#/",
         f"dhcp-range={first},{last},{iface.network.netmask},12h",
         f"dhcp-option=option:router,{ip}",
         f"dhcp-option=option:dns-server,{ip}",
