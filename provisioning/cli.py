@@ -26,6 +26,10 @@ _DIR = click.Path(path_type=Path, file_okay=False)
 @click.option("--factory-reset", "factory_reset", is_flag=True,
               help="Forget the admin password and trusted keys, so the next setup file may "
                    "set them again (lessons, usage and identity are kept).")
+@click.option("--status", "show_status", is_flag=True,
+              help="Show the Wi-Fi access point's state, clients and (on a Pi) client limit.")
+@click.option("--interface", default="wlan0", show_default=True,
+              help="With --status: the access point's interface.")
 @click.option("--boot", type=_DIR, help="The boot partition holding ketang-setup.toml.")
 @click.option("--root", type=_DIR, default=Path("/"), show_default=True,
               help="The device's root folder (a temp folder in tests).")
@@ -36,17 +40,25 @@ _DIR = click.Path(path_type=Path, file_okay=False)
 @click.option("--yes", is_flag=True, help="With --factory-reset: do it, without asking.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def provision(check_file: Path | None, change: bool, do_apply: bool, factory_reset: bool,
-              boot: Path | None, root: Path, data_dir: str, drives: tuple[Path, ...],
-              yes: bool, as_json: bool) -> None:
+              show_status: bool, interface: str, boot: Path | None, root: Path,
+              data_dir: str, drives: tuple[Path, ...], yes: bool, as_json: bool) -> None:
     """Set this device up from ketang-setup.toml (docs/provisioning.md).
 
     Exit status 0 when the file is valid (or applied, or there is none), 1 when it has
     problems: then nothing was applied and each problem is printed.
     """
-    if sum(map(bool, (check_file, do_apply, factory_reset))) != 1:
-        raise click.UsageError("give one of --check FILE, --apply or --factory-reset.")
+    if sum(map(bool, (check_file, do_apply, factory_reset, show_status))) != 1:
+        raise click.UsageError("give one of --check FILE, --apply, --factory-reset or "
+                               "--status.")
     if check_file is not None:
         _check(check_file, change, as_json)
+        return
+    if show_status:
+        from .status import ap_status, format_status
+
+        report = ap_status(interface, root)
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json
+                   else format_status(report))
         return
     layout = Layout(root=root, boot=boot, data_dir=PurePosixPath(data_dir))
     if factory_reset:

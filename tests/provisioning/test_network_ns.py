@@ -23,6 +23,7 @@ import pytest
 from provisioning.apply import apply
 from provisioning.layout import Layout
 from provisioning.render import captive_portal_uri
+from provisioning.status import active_leases
 
 from ..helpers import KETANG
 from .tools import require
@@ -176,6 +177,8 @@ def test_lease_dns_and_captive_portal_between_namespaces(tmp_path, sample_device
             assert lease["domain"] == "lan"
             # RFC 8910: option 114 carries the captive-portal URI.
             assert bytes.fromhex(lease["opt114"]).decode() == captive_portal_uri()
+            # What ketang status reports: the lease dnsmasq holds.
+            assert active_leases(tmp_path / "leases") == 1
 
             client = subprocess.run(
                 ["ip", "netns", "exec", tab, sys.executable, "-c", CLIENT,
