@@ -163,6 +163,11 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
     root_owned = (0, owner[1])
     given = checked.given
     values = {**before, **{k: v for k, v in given.items() if k != "admin.password"}}
+    # A new passphrase closes an open network; open = true drops the passphrase.
+    if "wifi.passphrase" in given:
+        values["wifi.open"] = False
+    elif given.get("wifi.open"):
+        values.pop("wifi.passphrase", None)
     sealed = state.is_sealed(layout)
     tx = Transaction()
 

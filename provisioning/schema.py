@@ -126,9 +126,15 @@ def _ssid(v: Any) -> str:
     return str(v)
 
 
+EXAMPLE_PASSPHRASE = "change-me-please"     # the shipped example's: everyone can read it
+
+
 def _passphrase(v: Any) -> str:
     if not isinstance(v, str):
         raise Invalid("应为文本。This should be text in double quotes.")
+    if v == EXAMPLE_PASSPHRASE:
+        raise Invalid("这是示例文件里的密码，人人都能看到，请换成自己的。This is the example "
+                      "file's passphrase, which anyone can read: choose your own.")
     if not 8 <= len(v) <= 63 or not all(" " <= c <= "~" for c in v):
         raise Invalid("Wi-Fi 密码须为 8 到 63 个英文字母、数字或符号（不能有汉字）。The Wi-Fi "
                       "passphrase must be 8 to 63 ASCII letters, digits or signs (no Chinese "

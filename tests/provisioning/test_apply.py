@@ -24,6 +24,7 @@ from ..helpers import snapshot
 
 EXAMPLE = Path(__file__).parents[2] / "provisioning" / "ketang-setup.example.toml"
 PASSWORD = "correct horse battery"
+WIFI_KEY = "our-own-wifi-key"
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def publisher(tmp_path) -> str:
 
 
 def first_boot_file(layout: Layout, publisher: str) -> Path:
-    text = EXAMPLE.read_text(encoding="utf-8")
+    text = EXAMPLE.read_text(encoding="utf-8").replace("change-me-please", WIFI_KEY)
     text = text.replace('# password = "a few words make a good one"',
                         f'password = "{PASSWORD}"')
     text = text.replace("# update_keys = []", f"publisher_keys = ['''{publisher}''']")
@@ -68,8 +69,8 @@ def test_first_boot_applies_everything(device, publisher):
     root = device.root
     hostapd = (root / "etc/hostapd/hostapd.conf").read_text()
     assert 'ssid2=P"课堂-红星小学"' in hostapd and "country_code=CN" in hostapd
-    assert f"wpa_psk={wpa_psk('change-me-please', '课堂-红星小学')}" in hostapd
-    assert "change-me-please" not in hostapd
+    assert f"wpa_psk={wpa_psk(WIFI_KEY, '课堂-红星小学')}" in hostapd
+    assert WIFI_KEY not in hostapd
     assert (root / "etc/hostapd/hostapd.conf").stat().st_mode & 0o777 == 0o600
     dnsmasq = (root / "etc/dnsmasq.d/ketang.conf").read_text()
     assert "address=/#/192.168.4.1" in dnsmasq and "dhcp-option=114," in dnsmasq
@@ -97,7 +98,7 @@ def test_first_boot_applies_everything(device, publisher):
     assert "# Copy this file to ketang-setup.toml" in left and "[wifi]" in left
     text = result(device)
     assert "APPLIED" in text and "\r\n" in text and out.device_id in text
-    for secret in (PASSWORD, "change-me-please", "lrs-secret"):
+    for secret in (PASSWORD, WIFI_KEY, "lrs-secret"):
         assert secret not in text
     assert 'wifi.ssid = "课堂-红星小学"' in text and "wifi.passphrase = (已设置 set)" in text
 
@@ -120,11 +121,25 @@ def test_second_boot_changes_ssid_and_school_name(device, publisher):
     assert out.ok and not out.first_boot and set(out.applied) == {"school.name", "wifi.ssid"}
     hostapd = (device.root / "etc/hostapd/hostapd.conf").read_text()
     assert 'ssid2=P"课堂-新华"' in hostapd
-    assert f"wpa_psk={wpa_psk('change-me-please', '课堂-新华')}" in hostapd  # kept passphrase
+    assert f"wpa_psk={wpa_psk(WIFI_KEY, '课堂-新华')}" in hostapd  # kept passphrase
     settings = load_settings(device.root / "etc/ketang/ketang.toml")
     assert settings.device.name == "新华小学" and settings.device.id == first.device_id
     assert "/etc/hostapd/hostapd.conf" in out.changed_files
     assert "/etc/hostname" not in out.changed_files
+
+
+def test_open_network_and_back(device, publisher):
+    first_boot_file(device, publisher)
+    apply(device)
+    conf = device.root / "etc/hostapd/hostapd.conf"
+    (device.boot / "ketang-setup.toml").write_text("[wifi]\nopen = true\n", encoding="utf-8")
+    assert apply(device).ok and "wpa=0" in conf.read_text()
+    (device.boot / "ketang-setup.toml").write_text('[wifi]\npassphrase = "a-new-wifi-key"\n',
+                                                   encoding="utf-8")
+    assert apply(device).ok
+    assert f"wpa_psk={wpa_psk('a-new-wifi-key', '课堂-红星小学')}" in conf.read_text()
+    state = (device.root / "var/lib/ketang/provisioning/state.json").read_text()
+    assert '"wifi.open": false' in state
 
 
 def test_later_security_change_is_refused_and_nothing_changes(device, publisher, tmp_path):

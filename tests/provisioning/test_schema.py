@@ -21,7 +21,7 @@ GOOD = """\
 name = "红星小学"
 [wifi]
 ssid = "课堂-红星小学"
-passphrase = "change-me-please"
+passphrase = "our-own-wifi-key"
 country = "CN"
 """
 
@@ -32,8 +32,11 @@ def problems(text: str, device: Device | None = None) -> list:
     return e.value.problems
 
 
-def test_the_shipped_example_is_valid():
-    checked = validate(EXAMPLE.read_bytes())
+def test_the_shipped_example_is_valid_once_its_passphrase_is_changed():
+    [p] = problems(EXAMPLE.read_text(encoding="utf-8"))
+    assert p.setting == "wifi.passphrase" and "choose your own" in p.message
+    text = EXAMPLE.read_text(encoding="utf-8").replace("change-me-please", "our-own-wifi-key")
+    checked = validate(text.encode())
     assert checked.changes["wifi.country"] == "CN"
     assert checked.changes["wifi.ssid"] == "课堂-红星小学"
 
