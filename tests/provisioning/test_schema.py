@@ -219,3 +219,20 @@ def test_any_bytes_give_a_result_or_setup_errors(data):
         validate(data)
     except SetupFileError as e:
         assert e.problems
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4000), st.sampled_from(
+    ['"', "'", "[", "]", "=", "\n", "#", ".", ",", "{", "}", "\\", "x", "7", "课", ""])),
+    min_size=1, max_size=4))
+def test_a_technicians_typos_in_the_example_give_setup_errors(edits):
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for at, char in edits:            # replace one character (or delete it)
+        at %= len(text)
+        text = text[:at] + char + text[at + 1:]
+    try:
+        validate(text.encode())
+    except SetupFileError as e:
+        assert e.problems
+        for p in e.problems:
+            assert p.line is None or 1 <= p.line <= text.count("\n") + 1
