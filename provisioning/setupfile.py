@@ -54,7 +54,10 @@ def decode(data: bytes) -> str:
                                       f"{MAX_SETUP_BYTES} bytes. Start again from "
                                       "ketang-setup.example.toml.")])
     try:
-        text = data.decode("utf-8-sig")
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):     # Notepad's "Unicode"
+            text = data.decode("utf-16")
+        else:
+            text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise SetupFileError([Problem("", line, "不是 UTF-8 编码。The file is not UTF-8: save "

@@ -122,8 +122,11 @@ def test_not_utf8_and_nul_and_huge():
         assert words in str(e.value)
 
 
-def test_windows_notepad_bom_is_accepted():
+def test_windows_notepad_encodings_and_line_ends_are_accepted():
     validate(b"\xef\xbb\xbf" + GOOD.encode())
+    validate(GOOD.replace("\n", "\r\n").encode("utf-16"))
+    [p] = problems(GOOD.replace('"CN"', '"XX"').replace("\n", "\r\n"))
+    assert p.line == 6
 
 
 def _pem(tmp_path: Path, name: str) -> str:
