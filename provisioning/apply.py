@@ -46,6 +46,7 @@ class Outcome:
     unchanged: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     changed_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     finished: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,7 +56,8 @@ class Outcome:
                 "unchanged": _shown(self.unchanged),
                 "problems": [{"setting": p.setting, "line": p.line, "message": p.message}
                              for p in self.problems],
-                "changed_files": self.changed_files, "finished": self.finished}
+                "changed_files": self.changed_files, "warnings": self.warnings,
+                "finished": self.finished}
 
     def result_text(self) -> str:
         """ketang-setup-result.txt: applied settings without secrets, or the errors."""
@@ -71,6 +73,8 @@ class Outcome:
             out.append(f"设备编号 Device id: {self.device_id}")
         if self.problems:
             out += ["", "问题 Problems:"] + [f"  - {p}" for p in self.problems]
+        if self.warnings:
+            out += ["", "注意 Warnings:"] + [f"  - {w}" for w in self.warnings]
         if self.applied:
             out += ["", "已应用（已从 ketang-setup.toml 删除）Applied (removed from "
                     "ketang-setup.toml):"]
@@ -138,7 +142,12 @@ def apply_file(layout: Layout, setup: Path, rewrite: bool = True) -> Outcome:
     outcome.ok = True
     if rewrite:
         applied = [BY_NAME[name].path for name in checked.given]
-        atomic_write_bytes(setup, without(checked.text, applied).encode("utf-8"))
+        try:
+            atomic_write_bytes(setup, without(checked.text, applied).encode("utf-8"))
+        except OSError as e:    # applied all the same; the next boot finds it in place
+            outcome.warnings.append(
+                f"无法改写设置文件。Could not rewrite {setup.name} ({e.strerror}): the "
+                "settings are applied, but still in the file; delete them by hand.")
     _finish(layout, outcome)
     return outcome
 
@@ -147,8 +156,12 @@ def _finish(layout: Layout, outcome: Outcome) -> None:
     outcome.finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     if layout.boot is not None and layout.boot.is_dir():
         # FAT has no journal: temp file, fsync, rename, fsync of the folder.
-        atomic_write_bytes(layout.boot / RESULT_NAME,
-                           outcome.result_text().replace("\n", "\r\n").encode("utf-8"))
+        try:
+            atomic_write_bytes(layout.boot / RESULT_NAME,
+                               outcome.result_text().replace("\n", "\r\n").encode("utf-8"))
+        except OSError as e:    # a full or read-only card: the outcome is still printed
+            outcome.warnings.append(f"无法写入结果文件。Could not write {RESULT_NAME} on "
+                                    f"{layout.boot} ({e.strerror}).")
 
 
 def _owner(path: Path) -> tuple[int, int]:

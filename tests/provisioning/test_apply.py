@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -273,6 +274,24 @@ def test_setup_from_a_drive_is_not_rewritten(device, publisher, tmp_path):
     assert (drive / "KETANG/setup/ketang-setup.toml").read_bytes() == before
     assert "APPLIED" in result(device)
     assert apply(device, [drive]).ok     # plugged in again: the same keys, accepted
+
+
+def test_a_read_only_boot_partition_still_applies(device, publisher, monkeypatch):
+    setup = first_boot_file(device, publisher)
+    before = setup.read_bytes()
+
+    def read_only(path, data, mode=0o644):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    # The card's FAT partition mounted read-only (root ignores folder modes, and this
+    # kernel has no vfat driver to mount one read-only for real).
+    monkeypatch.setattr(apply_mod, "atomic_write_bytes", read_only)
+    out = apply(device)
+    monkeypatch.undo()
+    assert out.ok and len(out.warnings) == 2 and setup.read_bytes() == before
+    assert "Read-only file system" in out.warnings[0]
+    again = apply(device)            # next boot: the same file, already in place
+    assert again.ok and not again.applied and "APPLIED" in result(device)
 
 
 def test_no_setup_file_and_no_data_partition(device, tmp_path):
