@@ -31,8 +31,9 @@ _DIR = click.Path(path_type=Path, file_okay=False)
 @click.option("--interface", default="wlan0", show_default=True,
               help="With --status: the access point's interface.")
 @click.option("--boot", type=_DIR, help="The boot partition holding ketang-setup.toml.")
-@click.option("--root", type=_DIR, default=Path("/"), show_default=True,
-              help="The device's root folder (a temp folder in tests).")
+@click.option("--root", type=_DIR,
+              help="The device's root folder: / on the device (required with --apply and "
+                   "--factory-reset, so a laptop is never provisioned by mistake).")
 @click.option("--data-dir", default=str(DATA_DIR), show_default=True,
               help="The data partition, as the device sees it.")
 @click.option("--drive", "drives", type=_DIR, multiple=True,
@@ -40,7 +41,7 @@ _DIR = click.Path(path_type=Path, file_okay=False)
 @click.option("--yes", is_flag=True, help="With --factory-reset: do it, without asking.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def provision(check_file: Path | None, change: bool, do_apply: bool, factory_reset: bool,
-              show_status: bool, interface: str, boot: Path | None, root: Path,
+              show_status: bool, interface: str, boot: Path | None, root: Path | None,
               data_dir: str, drives: tuple[Path, ...], yes: bool, as_json: bool) -> None:
     """Set this device up from ketang-setup.toml (docs/provisioning.md).
 
@@ -56,10 +57,12 @@ def provision(check_file: Path | None, change: bool, do_apply: bool, factory_res
     if show_status:
         from .status import ap_status, format_status
 
-        report = ap_status(interface, root)
+        report = ap_status(interface, root or Path("/"))
         click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json
                    else format_status(report))
         return
+    if root is None:
+        raise click.UsageError("--apply and --factory-reset need --root (/ on the device).")
     layout = Layout(root=root, boot=boot, data_dir=PurePosixPath(data_dir))
     if factory_reset:
         if not yes:

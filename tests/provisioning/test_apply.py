@@ -318,6 +318,9 @@ def test_cli_apply_and_check(device, publisher):
     assert bad.returncode == 1 and "wifi.country (第 2 行 line 2)" in bad.stdout
     chk = subprocess.run(base + ["--check", str(setup)], capture_output=True, text=True)
     assert chk.returncode == 1 and "ISO 3166" in chk.stderr
+    no_root = subprocess.run(base + ["--apply", "--boot", str(device.boot)],
+                             capture_output=True, text=True)
+    assert no_root.returncode == 2 and "need --root" in no_root.stderr
 
 
 def test_provisioning_does_not_import_flask():
