@@ -4,7 +4,7 @@ Each round, into a fresh temp root: (a) a first-boot apply of the shipped exampl
 an admin password and a publisher key: identity made, password hashed, every file staged
 and renamed, fsynced), (b) the same apply again (nothing to do), (c) a second-boot SSID
 change. The reference, measured in the same run, is the dashboard's own password hash
-(``appliance.admin_auth.set_password``), which a first boot includes. Prints medians and
+(``appliance.auth.set_password``), which a first boot includes. Prints medians and
 ratios; figures are printed, never asserted.
 """
 
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.admin_auth import set_password
+from appliance.auth import set_password
 from content_cache.keys import generate_keypair
 from provisioning.apply import apply
 from provisioning.layout import Layout

@@ -2,7 +2,7 @@
 
 The rules (length, no surrounding spaces), the hash (werkzeug's scrypt) and the file
 (``<data_dir>/admin/password.hash``) are the dashboard's own, taken from
-``appliance.admin_auth``: this is the one place provisioning reaches into the appliance
+``appliance.auth``: this is the one place provisioning reaches into the appliance
 (neither module imports Flask). The plain password is hashed the moment it is applied and
 never written anywhere else.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from appliance.admin_auth import ADMIN_DIR, HASH_METHOD, PASSWORD_FILE, check_new_password
+from appliance.auth import ADMIN_DIR, HASH_METHOD, PASSWORD_FILE, check_new_password
 from content_cache.errors import KetangError
 
 

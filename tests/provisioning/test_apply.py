@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.admin_auth import verify_password
+from appliance.auth import verify_password
 from appliance.config import load_settings
 from content_cache.keys import generate_keypair, load_trusted_keys
 from provisioning import apply as apply_mod
@@ -331,7 +331,7 @@ def test_provisioning_does_not_import_flask():
 
 
 def test_identity_is_the_key_usage_files_are_signed_with(device, publisher):
-    from appliance.usage_keys import ensure_device_key, key_paths
+    from appliance.usage.keys import ensure_device_key, key_paths
 
     first_boot_file(device, publisher)
     apply(device)
