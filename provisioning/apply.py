@@ -162,6 +162,20 @@ def _finish(layout: Layout, outcome: Outcome) -> None:
         except OSError as e:    # a full or read-only card: the outcome is still printed
             outcome.warnings.append(f"无法写入结果文件。Could not write {RESULT_NAME} on "
                                     f"{layout.boot} ({e.strerror}).")
+    # The same outcome on the data partition, for the dashboard and the projector (they
+    # need not know where the boot partition is mounted). Secrets are hidden in it too.
+    data_dir = layout.host(layout.data_dir)
+    if data_dir.is_dir():
+        path = layout.host(layout.last_result_file)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(path, (json.dumps(outcome.as_dict(), ensure_ascii=False,
+                                                 indent=1) + "\n").encode("utf-8"))
+            if os.geteuid() == 0:
+                os.chown(path, *_owner(data_dir))
+        except OSError as e:
+            outcome.warnings.append(f"Could not write {layout.last_result_file} "
+                                    f"({e.strerror}).")
 
 
 def _owner(path: Path) -> tuple[int, int]:

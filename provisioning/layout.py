@@ -52,6 +52,10 @@ class Layout:
         return self.data("provisioning", "state.json")
 
     @property
+    def last_result_file(self) -> PurePosixPath:
+        return self.data("provisioning", "last-result.json")
+
+    @property
     def sealed_file(self) -> PurePosixPath:
         return self.data("provisioning", "sealed.json")
 

@@ -13,6 +13,7 @@ and the dashboard's status page only.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -133,6 +134,18 @@ def advice(status: dict[str, Any]) -> str:
                 "larger class add an access point: a USB Wi-Fi adapter that can serve many "
                 "clients, named in wifi.interface.")
     return ""
+
+
+def last_result(data_dir: Path) -> dict[str, Any] | None:
+    """The outcome of the last ``ketang provision --apply`` (``ok``, ``finished``,
+    ``applied``/``unchanged`` with secrets hidden, ``problems`` with setting, line and
+    message, ``warnings``), or None when nothing was applied yet."""
+    try:
+        doc = json.loads((Path(data_dir) / "provisioning" / "last-result.json").read_text(
+            encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def format_status(status: dict[str, Any]) -> str:

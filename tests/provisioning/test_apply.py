@@ -20,6 +20,7 @@ from provisioning.apply import apply
 from provisioning.layout import Layout
 from provisioning.render import wpa_psk
 from provisioning.state import factory_reset
+from provisioning.status import last_result
 
 from ..helpers import snapshot
 
@@ -57,6 +58,14 @@ def first_boot_file(layout: Layout, publisher: str) -> Path:
     path = layout.boot / "ketang-setup.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+LAST_RESULT = "var/lib/ketang/provisioning/last-result.json"
+
+
+def settings_files(root: Path) -> dict[str, bytes]:
+    """Every file under the device's root but the record of the last apply."""
+    return {k: v for k, v in snapshot(root).items() if k != LAST_RESULT}
 
 
 def result(layout: Layout) -> str:
@@ -102,15 +111,20 @@ def test_first_boot_applies_everything(device, publisher):
     for secret in (PASSWORD, WIFI_KEY, "lrs-secret"):
         assert secret not in text
     assert 'wifi.ssid = "课堂-红星小学"' in text and "wifi.passphrase = (已设置 set)" in text
+    last = last_result(data)
+    assert last["ok"] and last["device_id"] == out.device_id
+    raw = (root / LAST_RESULT).read_text(encoding="utf-8")
+    for secret in (PASSWORD, WIFI_KEY, "lrs-secret"):
+        assert secret not in raw
 
 
 def test_applying_again_changes_nothing(device, publisher):
     first_boot_file(device, publisher)
     apply(device)
-    before = snapshot(device.root)
+    before = settings_files(device.root)
     out = apply(device)
     assert out.ok and out.changed_files == [] and not out.applied
-    assert snapshot(device.root) == before
+    assert settings_files(device.root) == before
 
 
 def test_second_boot_changes_ssid_and_school_name(device, publisher):
@@ -149,10 +163,10 @@ def test_later_security_change_is_refused_and_nothing_changes(device, publisher,
     other = generate_keypair(tmp_path / "evil", "evil").public_path.read_text()
     text = f"[wifi]\nssid = \"renamed\"\n[trust]\npublisher_keys = ['''{other}''']\n"
     (device.boot / "ketang-setup.toml").write_text(text, encoding="utf-8")
-    before = snapshot(device.root)
+    before = settings_files(device.root)
     out = apply(device)
     assert not out.ok and [p.setting for p in out.problems] == ["trust.publisher_keys"]
-    assert snapshot(device.root) == before
+    assert settings_files(device.root) == before
     assert (device.boot / "ketang-setup.toml").read_text(encoding="utf-8") == text
     assert "NOT APPLIED" in result(device) and "factory reset" in result(device)
     # The same keys as installed are fine (a file applied before a power cut).
@@ -186,13 +200,13 @@ def test_factory_reset_lets_security_settings_in_again(device, publisher, tmp_pa
 def test_broken_file_leaves_the_device_as_it_was(device, publisher):
     first_boot_file(device, publisher)
     apply(device)
-    before = snapshot(device.root)
+    before = settings_files(device.root)
     bad = '[wifi]\nssid = "ok"\nchannel = 14\n[system]\ntimezone = "Mars/Olympus"\n'
     (device.boot / "ketang-setup.toml").write_text(bad, encoding="utf-8")
     out = apply(device)
     assert not out.ok and {p.setting for p in out.problems} == {"wifi.channel",
                                                                 "system.timezone"}
-    assert snapshot(device.root) == before
+    assert settings_files(device.root) == before
     text = result(device)
     assert "wifi.channel (第 3 行 line 3)" in text and "system.timezone (第 5 行 line 5)" in text
 
@@ -202,7 +216,9 @@ def test_unprovisioned_device_with_broken_file_gets_nothing(device):
     out = apply(device)
     assert not out.ok
     assert sorted(p.relative_to(device.root).as_posix() for p in device.root.rglob("*")
-                  if p.is_file()) == ["etc/ketang/ketang.toml"]
+                  if p.is_file()) == ["etc/ketang/ketang.toml", LAST_RESULT]
+    last = last_result(device.root / "var/lib/ketang")
+    assert last["ok"] is False and "wifi.country" in {p["setting"] for p in last["problems"]}
 
 
 class PowerCut(BaseException):
@@ -280,8 +296,12 @@ def test_a_read_only_boot_partition_still_applies(device, publisher, monkeypatch
     setup = first_boot_file(device, publisher)
     before = setup.read_bytes()
 
+    real = apply_mod.atomic_write_bytes
+
     def read_only(path, data, mode=0o644):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        if Path(path).parent == device.boot:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real(path, data, mode)
 
     # The card's FAT partition mounted read-only (root ignores folder modes, and this
     # kernel has no vfat driver to mount one read-only for real).
