@@ -230,6 +230,8 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
         if "admin.password" in given:
             path = adminpw.hash_file(data_dir)
             path.parent.mkdir(mode=0o700, exist_ok=True)
+            if os.geteuid() == 0:     # the service reads it and keeps its session key there
+                os.chown(path.parent, *owner)
             tx.write(path, adminpw.hashed(given["admin.password"]), 0o600, owner)
     if "trust.publisher_keys" in values:
         keys_dir = str(layout.publisher_keys_dir)

@@ -99,6 +99,7 @@ def test_first_boot_applies_everything(device, publisher):
     assert len(load_trusted_keys(data / "trust/publishers")) == 1
     assert verify_password(data, PASSWORD)
     assert (data / "device.key").stat().st_mode & 0o777 == 0o600
+    assert (data / "admin").stat().st_mode & 0o777 == 0o700
     assert (data / "provisioning/sealed.json").is_file()
     # Applied settings left the file; comments stayed; secrets are nowhere on the card.
     left = setup.read_text(encoding="utf-8")
@@ -265,6 +266,21 @@ def test_a_cut_at_any_rename_applies_again_cleanly(device, publisher, monkeypatc
             break
         cuts += 1
     assert cuts > 10        # every rename of a first boot was cut once
+
+
+def test_files_the_service_reads_belong_to_the_data_folders_owner(device, publisher):
+    if os.geteuid() != 0:
+        pytest.skip("ownership is only handed over when apply runs as root")
+    data = device.root / "var/lib/ketang"
+    os.chown(data, 4321, 4321)              # the service user, as the image makes it
+    first_boot_file(device, publisher)
+    assert apply(device).ok
+    for path in (data / "admin", data / "admin/password.hash", data / "device.key",
+                 data / "provisioning/last-result.json"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321), path
+    config = device.root / "etc/ketang/ketang.toml"
+    assert (config.stat().st_uid, config.stat().st_gid) == (0, 4321)
+    assert config.stat().st_mode & 0o777 == 0o640
 
 
 def test_read_only_root_with_links_into_the_data_partition(device, publisher):
