@@ -332,6 +332,14 @@ def validate(data: bytes, device: Device = Device()) -> Checked:
     given: dict[str, Any] = {}
     present: set[str] = set()       # written in the file, valid or not
     for section, body in doc.items():
+        homes = [s.path[0] for s in SETTINGS if s.path[1] == section]
+        if not isinstance(body, dict) and homes:
+            problem(section, f"{section} 应写在 [{homes[0]}] 下面。{section} belongs in "
+                    f"[{homes[0]}]: write it below a line [{homes[0]}], e.g. "
+                    f"[{homes[0]}] then {BY_NAME[homes[0] + '.' + section].example}.",
+                    (section,))
+            present.add(f"{homes[0]}.{section}")    # written, in the wrong place
+            continue
         if section not in SECTIONS:
             close = difflib.get_close_matches(section, SECTIONS, n=1)
             hint = f" Did you mean [{close[0]}]?" if close else ""

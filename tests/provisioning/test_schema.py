@@ -109,6 +109,11 @@ def test_every_problem_is_reported_at_once_with_its_line():
         assert "Example" in p.message or "Did you mean" in p.message or "sections" in p.message
 
 
+def test_a_setting_above_every_section_says_where_it_belongs():
+    [p] = problems('country = "CN"\n' + GOOD.replace('country = "CN"\n', ""))
+    assert p.setting == "country" and p.line == 1 and "belongs in [wifi]" in p.message
+
+
 def test_syntax_error_names_the_line():
     [p] = problems('[wifi]\nssid = "unterminated\ncountry = "CN"\n')
     assert p.line == 2 and "not valid TOML" in p.message
