@@ -226,6 +226,7 @@ class PowerCut(BaseException):
     """The process stops here (never caught by the code under test)."""
 
 
+@pytest.mark.slow
 def test_a_cut_at_any_rename_applies_again_cleanly(device, publisher, monkeypatch, tmp_path):
     first_boot_file(device, publisher)
     pristine = shutil.copytree(device.root, tmp_path / "pristine", symlinks=True)

@@ -205,7 +205,7 @@ _docs = st.dictionaries(_sections, st.one_of(st.dictionaries(_keys, _values, max
                                               _values), max_size=6)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_docs, st.booleans())
 def test_any_toml_shape_gives_a_result_or_setup_errors(doc, sealed):
     text = tomlkit.dumps(doc)
