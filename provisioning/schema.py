@@ -10,6 +10,7 @@ runs on a technician's laptop (``ketang provision --check``) and at first boot.
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -173,12 +174,17 @@ def _hostname(v: Any) -> str:
                  'hyphen, e.g. "ketang-hongxing".')(v)
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    try:
+        return frozenset(zoneinfo.available_timezones())
+    except Exception:   # noqa: BLE001 - no tz database at all: accept the name's shape
+        return frozenset()
+
+
 def _timezone(v: Any) -> str:
     _text(64)(v)
-    try:
-        zones = zoneinfo.available_timezones()
-    except Exception:   # noqa: BLE001 - no tz database at all: accept the name's shape
-        zones = set()
+    zones = _zones()
     if (zones and v not in zones) or not re.fullmatch(r"[A-Za-z0-9_+/-]+", v) or ".." in v:
         close = difflib.get_close_matches(v, sorted(zones), n=1)
         hint = f' Did you mean "{close[0]}"?' if close else ""
