@@ -26,7 +26,17 @@ from content_cache.errors import KetangError
 from content_cache.keys import key_id, load_public_key, public_pem
 
 from . import adminpw, render, state
-from .layout import DNSMASQ_CONF, HOSTAPD_CONF, HOSTNAME, LOCALTIME, TIMEZONE, ZONEINFO, Layout
+from .layout import (
+    DNSMASQ_CONF,
+    HOSTAPD_CONF,
+    HOSTNAME,
+    LOCALTIME,
+    NETWORKD_UPLINK,
+    NETWORKD_WIFI,
+    TIMEZONE,
+    ZONEINFO,
+    Layout,
+)
 from .schema import BY_NAME, Checked, validate
 from .setupfile import DRIVE_SETUP, RESULT_NAME, SETUP_NAME, Problem, SetupFileError, without
 from .transaction import Transaction
@@ -239,6 +249,8 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
     # The network and the system.
     tx.write(layout.host(HOSTAPD_CONF), render.hostapd_conf(values).encode(), 0o600)
     tx.write(layout.host(DNSMASQ_CONF), render.dnsmasq_conf(values).encode(), 0o644)
+    tx.write(layout.host(NETWORKD_WIFI), render.networkd_classroom(values).encode(), 0o644)
+    tx.write(layout.host(NETWORKD_UPLINK), render.networkd_uplink(values).encode(), 0o644)
     config_path = layout.host(layout.config)
     existing = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
     config = render.ketang_toml(existing, values, {"id": outcome.device_id,

@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 ETC_KETANG_CONFIG = PurePosixPath("/etc/ketang/ketang.toml")
 HOSTAPD_CONF = PurePosixPath("/etc/hostapd/hostapd.conf")
 DNSMASQ_CONF = PurePosixPath("/etc/dnsmasq.d/ketang.conf")
+NETWORKD_WIFI = PurePosixPath("/etc/systemd/network/10-ketang-classroom.network")
+NETWORKD_UPLINK = PurePosixPath("/etc/systemd/network/20-ketang-uplink.network")
 HOSTNAME = PurePosixPath("/etc/hostname")
 LOCALTIME = PurePosixPath("/etc/localtime")
 TIMEZONE = PurePosixPath("/etc/timezone")

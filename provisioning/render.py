@@ -129,6 +129,23 @@ def dnsmasq_conf(values: Mapping[str, Any]) -> str:
     return HEADER + "\n".join(lines) + "\n"
 
 
+def networkd_classroom(values: Mapping[str, Any]) -> str:
+    """systemd-networkd: the device's fixed address on the classroom Wi-Fi (up even before
+    a tablet joins, no IPv6, no DHCP client)."""
+    v = effective(values)
+    return HEADER + (f"[Match]\nName={v['wifi.interface']}\n\n[Network]\n"
+                     f"Address={v['network.address']}\nConfigureWithoutCarrier=yes\n"
+                     "LinkLocalAddressing=no\nIPv6AcceptRA=no\nDHCP=no\n")
+
+
+def networkd_uplink(values: Mapping[str, Any]) -> str:
+    """systemd-networkd: the Ethernet uplink takes its address by DHCP. Nothing bridges it
+    to the classroom, and forwarding stays off (the kernel's default), so tablets never
+    reach the internet through the device."""
+    v = effective(values)
+    return HEADER + f"[Match]\nName={v['network.uplink']}\n\n[Network]\nDHCP=yes\n"
+
+
 def ketang_toml(existing: str, values: Mapping[str, Any], device: Mapping[str, str]) -> str:
     """The device's ketang.toml: ``existing`` (the image's file, comments kept) with the
     provisioned settings set. ``device`` gives ``id``, ``data_dir`` and, when publisher

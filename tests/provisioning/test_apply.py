@@ -84,6 +84,10 @@ def test_first_boot_applies_everything(device, publisher):
     assert (root / "etc/hostapd/hostapd.conf").stat().st_mode & 0o777 == 0o600
     dnsmasq = (root / "etc/dnsmasq.d/ketang.conf").read_text()
     assert "address=/#/192.168.4.1" in dnsmasq and "dhcp-option=114," in dnsmasq
+    classroom = (root / "etc/systemd/network/10-ketang-classroom.network").read_text()
+    assert "Name=wlan0" in classroom and "Address=192.168.4.1/24" in classroom
+    uplink = (root / "etc/systemd/network/20-ketang-uplink.network").read_text()
+    assert "Name=eth0" in uplink and "DHCP=yes" in uplink and "Bridge" not in uplink
     assert (root / "etc/hostname").read_text() == "ketang-hongxing\n"
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Asia/Shanghai"
     # The device's config is the image's file plus what was provisioned, and valid.
