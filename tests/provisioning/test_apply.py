@@ -381,3 +381,24 @@ def test_identity_is_the_key_usage_files_are_signed_with(device, publisher):
     before = (data / "device.key").read_bytes()
     ensure_device_key(data)                  # the appliance finds it and makes none
     assert (data / "device.key").read_bytes() == before
+
+
+def test_ketang_status_shows_the_access_point_and_the_last_setup_file(device, publisher):
+    """Issue 16: the result of the setup file is shown where a technician looks."""
+    first_boot_file(device, publisher)
+    apply(device)
+    data = device.root / "var/lib/ketang"
+    base = [sys.executable, "-m", "appliance", "status", "--data-dir", str(data)]
+    ok = subprocess.run(base, capture_output=True, text=True)
+    assert "Setup file: applied" in ok.stdout, ok.stdout
+    assert "access point (wlan0)" in ok.stdout   # no hostapd here: it says so, and what to do
+    assert "NOT RUNNING" in ok.stdout and "journalctl -u hostapd" in ok.stdout
+    assert ok.returncode == 2                     # an access point that is off is a warning
+    (device.boot / "ketang-setup.toml").write_text('[wifi]\nssid = "x"\nchannel = 14\n',
+                                                   encoding="utf-8")
+    apply(device)
+    bad = subprocess.run(base + ["--json"], capture_output=True, text=True)
+    doc = json.loads(bad.stdout)
+    assert doc["setup"]["ok"] is False and doc["network"]["state"] == "NOT RUNNING"
+    text = subprocess.run(base, capture_output=True, text=True).stdout
+    assert "Setup file: NOT applied" in text and "wifi.channel: line 3:" in text
