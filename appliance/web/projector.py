@@ -33,6 +33,7 @@ from appliance.text import human_bytes
 from .apps import IFRAME_SANDBOX
 from .context import library, settings
 from .follow import Follow, FollowError, event_stream, is_projector
+from .lookup import catalog_or_404, int_arg
 from .pages import app_url, exercise_of
 from .projector_recent import read_recent, remember
 
@@ -49,14 +50,6 @@ def follow_state() -> Follow:
 
 
 # ---- helpers -----------------------------------------------------------------------
-
-def _catalog_or_404(channel: str) -> Any:
-    cat = library().catalog(channel)
-    if cat is None:
-        abort(404, description=_("There is no channel %(channel)s on this device.",
-                                 channel=channel))
-    return cat
-
 
 def _drives() -> list[dict[str, Any]]:
     """Drive activity worth a banner, in the projector's words."""
@@ -207,7 +200,7 @@ def _up_url(cat: Any, channel: str, path: list[dict[str, Any]]) -> str:
 @bp.route("/browse/<channel>/<node_id>")
 def browse(channel: str, node_id: str):
     """A node's children; units come with their lessons, so a volume is one screen."""
-    cat = _catalog_or_404(channel)
+    cat = catalog_or_404(channel)
     path = cat.breadcrumb(node_id)
     if not path:
         abort(404, description=_("There is nothing called %(node)s in %(channel)s.",
@@ -271,24 +264,18 @@ def _csrf_token() -> str:
         return ""
 
 
-def _int_arg(name: str, default: int) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except ValueError:
-        return default
-
-
 @bp.route("/lesson/<channel>/<lesson_id>")
 def lesson(channel: str, lesson_id: str):
     """A lesson, one part (and page) at a time: ``?part=N&page=M`` (from 0 and 1)."""
-    cat = _catalog_or_404(channel)
+    want_part, want_page = int_arg("part", 0), int_arg("page", 1)   # a bad one: 400 first
+    cat = catalog_or_404(channel)
     found = cat.lesson(lesson_id)
     if found is None:
         abort(404, description=_("There is no lesson %(lesson)s in %(channel)s.",
                                  lesson=lesson_id, channel=channel))
     parts = _parts(found)
-    part = min(max(_int_arg("part", 0), 0), max(len(parts) - 1, 0))
-    page = min(max(_int_arg("page", 1), 1), parts[part]["pages"] if parts else 1)
+    part = min(max(want_part, 0), max(len(parts) - 1, 0))
+    page = min(max(want_page, 1), parts[part]["pages"] if parts else 1)
     steps = [(i, p) for i, part_ in enumerate(parts) for p in range(1, part_["pages"] + 1)]
     at = steps.index((part, page)) if steps else 0
 
@@ -323,6 +310,13 @@ def not_found(e: Any):
     if not isinstance(message, str) or message == NotFound.description:
         message = _("There is no such page on the projector.")
     return _render("projector/error.html", status=404, message=message, up=url_for(".home"))
+
+
+@bp.errorhandler(400)
+def bad_request(e: Any):
+    """A bad query argument (``?part=abc``), said in the projector's style."""
+    return _render("projector/error.html", status=400, message=e.description,
+                   heading=_("Wrong address"), up=url_for(".home"))
 
 
 # ---- follow the teacher --------------------------------------------------------------

@@ -325,3 +325,32 @@ def test_the_systemd_unit_verifies(tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "ketang-kiosk.service" not in r.stderr, r.stderr
+
+
+EN = {"Accept-Language": "en-US,en;q=0.9"}
+
+
+@pytest.mark.parametrize("url", [f"/projector/lesson/{CH}/{LESSON}?part=two",
+                                 f"/projector/lesson/{CH}/{LESSON}?page=1.5",
+                                 "/search?q=x&page=abc"])
+def test_a_bad_query_argument_is_refused_with_400_in_the_readers_language(client, url):
+    client.get("/projector")          # the first page makes the device's session key
+    before = snapshot(client.settings.device.data_dir)
+    zh = client.get(url, headers=ZH)
+    assert zh.status_code == 400 and "应为整数" in zh.get_data(as_text=True)
+    assert "地址有误" in zh.get_data(as_text=True)
+    en = client.get(url, headers=EN)
+    page = en.get_data(as_text=True)
+    assert en.status_code == 400 and "must be a whole number" in page and "应为" not in page
+    assert snapshot(client.settings.device.data_dir) == before
+
+
+def test_the_api_says_a_bad_argument_and_a_missing_channel_in_both_languages(client):
+    r = client.get("/api/v1/search?q=abc&limit=lots", headers=EN)
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 400 and "应为 1 到 200 的整数" in message
+    assert "must be a whole number from 1 to 200, not 'lots'" in message
+    r = client.get("/api/v1/channels/nope", headers=ZH)
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 404 and "本机没有频道 nope" in message
+    assert "No active channel 'nope'" in message
