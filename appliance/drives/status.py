@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.text import human_bytes
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_json
 
 MIN_INTERVAL = 0.5  # seconds between progress writes
 
@@ -83,5 +83,4 @@ class DriveStatus:
 
     def _write(self, drives: dict[str, Any]) -> None:
         doc = {"drives": drives}
-        atomic_write_bytes(self.path, (json.dumps(doc, ensure_ascii=False, indent=2,
-                                                  sort_keys=True) + "\n").encode())
+        atomic_write_json(self.path, doc)

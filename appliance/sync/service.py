@@ -20,7 +20,6 @@ limits apply to LAN peers too. An activated release keeps seeding to neighbours.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -36,7 +35,7 @@ import libtorrent as lt
 
 from appliance.config import Settings
 from appliance.text import human_bytes
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_bytes, atomic_write_json
 from content_cache.errors import KetangError
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
@@ -526,5 +525,4 @@ class SyncService:
             return
         self._last_status = doc
         self._last_status_write = time.monotonic()
-        atomic_write_bytes(self.settings.sync.status_file, (json.dumps(
-            {**doc, "updated": _now_iso()}, ensure_ascii=False, indent=2) + "\n").encode())
+        atomic_write_json(self.settings.sync.status_file, {**doc, "updated": _now_iso()})
