@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-import psutil
 import segno
 from flask import (
     Blueprint,
@@ -27,6 +26,7 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.exceptions import NotFound
 
+from appliance.addresses import machine_addresses
 from appliance.drives.status import DriveStatus
 from appliance.text import human_bytes
 
@@ -40,7 +40,6 @@ from .projector_recent import read_recent, remember
 bp = Blueprint("projector", __name__, url_prefix="/projector")
 TOKEN_COOKIE = "ketang_projector"
 TOKEN_HEADER = "X-Ketang-Projector-Token"
-SKIP_IFACES = ("docker", "veth", "br-", "virbr", "lxc", "tun", "tap", "wg")
 _follow = Follow()
 
 
@@ -90,19 +89,6 @@ def _descend(cat: Any, node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _iface_ipv4() -> str | None:
-    """The first non-loopback IPv4 address of a real interface, or None."""
-    import socket
-
-    for name, addrs in psutil.net_if_addrs().items():
-        if name == "lo" or name.startswith(SKIP_IFACES):
-            continue
-        for a in addrs:
-            if a.family == socket.AF_INET and not a.address.startswith(("127.", "169.254.")):
-                return a.address
-    return None
-
-
 def join_base() -> str:
     """Where tablets reach this server: ``projector.join_url``, the LAN address, or the host.
 
@@ -114,7 +100,7 @@ def join_base() -> str:
         return configured
     host = request.host
     port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
-    ip = _iface_ipv4()
+    ip = next(iter(machine_addresses(ipv6=False)), None)
     if ip:
         port = port or str(settings().server.port)
         return f"http://{ip}:{port}" if port != "80" else f"http://{ip}"
