@@ -29,9 +29,8 @@ from .errors import (
 from .keys import MAX_SIGNATURE_FILE, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from .progress import ByteCount, Progress
 from .subscription import EVERYTHING, Subscription
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -191,14 +190,7 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
     if on_plan:
         on_plan(ImportPlan(manifest.channel, manifest.version, len(lacking), need, space, free,
                            reserve_bytes))
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, need)
-
+    tick = ByteCount(need, progress)
     store = library.store
     try:
         batch_bytes = 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from content_cache.errors import BlobError, KetangError
 from content_cache.importer import ImportResult, import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
+from content_cache.progress import Progress
 
 from . import mount as drives
 from .mount import DriveError, Mounted, check_not_system, filesystem_type, mount_readonly
@@ -36,7 +36,6 @@ from .status import DriveStatus
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -146,7 +146,7 @@ def test_import_then_reimport_through_the_command(tmp_path):
 
 
 def test_the_progress_bar_starts_afresh_for_each_channel(capsys):
-    from appliance.cli.content import ByteBar
+    from appliance.cli.progress import ByteBar
 
     bar = ByteBar("导入 Importing")
     bar(50, 100)
