@@ -44,6 +44,7 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def insert(ctx: click.Context, device: str) -> None:
     """Do by hand what the watcher does when DEVICE (e.g. /dev/sdb1) is plugged in."""
+    from appliance.drives.status import message_for
     from appliance.drives.watcher import DriveWatcher
 
     with ByteBar("导入 Importing") as bar:
@@ -56,17 +57,17 @@ def insert(ctx: click.Context, device: str) -> None:
     if outcome.state == "error":
         click.secho(f"错误 Error: {outcome.message}", fg="red", err=True)
         sys.exit(1)
-    click.echo(outcome.message or "完成，可以安全拔出 U 盘 / Done, safe to remove the drive")
+    click.echo(outcome.message or message_for("done"))
 
 
 @drives.command("status")
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Print each drive's state as the dashboard shows it."""
-    from appliance.drives.status import DriveStatus
+    from appliance.drives.status import DriveStatus, describe
 
     for name, entry in DriveStatus(settings_from(ctx).drives.status_file).read().items():
-        click.echo(f"{name}: {entry.get('message', '')}")
+        click.echo(f"{name}: {describe(entry)}")
         if entry.get("imported"):
             click.echo("  " + json.dumps(entry["imported"], ensure_ascii=False))
 

@@ -28,7 +28,7 @@ from werkzeug.exceptions import NotFound
 
 from appliance.addresses import machine_addresses
 from appliance.drives.status import DriveStatus
-from appliance.text import human_bytes
+from appliance.words import drive_text
 
 from .apps import IFRAME_SANDBOX
 from .context import library, settings
@@ -40,6 +40,7 @@ from .projector_recent import read_recent, remember
 bp = Blueprint("projector", __name__, url_prefix="/projector")
 TOKEN_COOKIE = "ketang_projector"
 TOKEN_HEADER = "X-Ketang-Projector-Token"
+BANNER_STATES = ("mounting", "importing", "writing-report", "done", "error")
 _follow = Follow()
 
 
@@ -51,25 +52,10 @@ def follow_state() -> Follow:
 # ---- helpers -----------------------------------------------------------------------
 
 def _drives() -> list[dict[str, Any]]:
-    """Drive activity worth a banner, in the projector's words."""
-    out = []
-    for name, d in sorted(DriveStatus(settings().drives.status_file).read().items()):
-        state = d.get("state")
-        if state == "importing":
-            text = _("Importing %(done)s of %(total)s, do not remove the USB drive",
-                     done=human_bytes(int(d.get("done_bytes") or 0)),
-                     total=human_bytes(int(d.get("total_bytes") or 0)))
-        elif state in ("mounting", "writing-report"):
-            text = _("Reading the USB drive, do not remove it")
-        elif state == "done":
-            text = _("Import finished, you can safely remove the USB drive")
-        elif state == "error":
-            text = _("The USB drive could not be imported: %(error)s",
-                     error=d.get("error") or "?")
-        else:
-            continue
-        out.append({"device": name, "state": state, "text": text})
-    return out
+    """Drive activity worth a banner, in the reader's words."""
+    return [{"device": name, "state": d.get("state"), "text": drive_text(d, _, banner=True)}
+            for name, d in sorted(DriveStatus(settings().drives.status_file).read().items())
+            if d.get("state") in BANNER_STATES]
 
 
 def _render(template: str, status: int = 200, **kw: Any) -> Response:

@@ -4,6 +4,7 @@ launcher (docs/projector.md)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -354,3 +355,22 @@ def test_the_api_says_a_bad_argument_and_a_missing_channel_in_both_languages(cli
     message = r.get_json()["error"]["message"]
     assert r.status_code == 404 and "本机没有频道 nope" in message
     assert "No active channel 'nope'" in message
+
+
+def test_the_drive_banner_is_in_one_language(client):
+    from appliance.drives.status import DriveStatus
+
+    status = DriveStatus(client.status_file)
+    status.set("sdb1", "importing", done=3_200_000_000, total=11_000_000_000)
+    en = html.unescape(client.get("/projector/drives", headers=EN).get_data(as_text=True))
+    assert "Importing 3.2 GB of 11.0 GB, don't remove the drive" in en
+    status.set("sdb1", "error", error="No space left on device", error_code="space")
+    en = client.get("/projector/drives", headers=EN).get_data(as_text=True)
+    zh = client.get("/projector/drives", headers=ZH).get_data(as_text=True)
+    assert ("The USB drive could not be imported: there is not enough free space on this "
+            "device") in en and not re.search(r"[\u3400-\u9fff]", en)
+    assert "U盘导入失败：本机剩余空间不足" in zh and "space" not in zh
+    status.set("sdb1", "done")
+    en = client.get("/projector", headers=EN).get_data(as_text=True)
+    assert "Import finished, you can safely remove the USB drive" in en
+    assert "导入完成" not in en
