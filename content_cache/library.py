@@ -119,6 +119,16 @@ class Library:
                 cat = self._catalogs[rel.catalog_path] = Catalog(rel.catalog_path)
             return cat
 
+    def catalogs(self) -> list[tuple[str, Catalog]]:
+        """Every active channel with its catalog, by channel name (one that cannot be
+        opened now is left out)."""
+        out = []
+        for channel in sorted(self.active()):
+            cat = self.catalog(channel)
+            if cat is not None:
+                out.append((channel, cat))
+        return out
+
     def release_dir(self, channel: str, version: int) -> Path:
         """Where a verified release's manifest and signature are kept."""
         return self.data_dir / "releases" / channel / str(version)

@@ -90,13 +90,8 @@ def root():
 @bp.get("/channels")
 def channels():
     """Every channel this device serves, with its active release."""
-    lib = library()
-    out = []
-    for channel in sorted(lib.active()):
-        cat = lib.catalog(channel)
-        if cat is not None:
-            out.append(_channel_summary(channel, cat))
-    return jsonify({"channels": out})
+    return jsonify({"channels": [_channel_summary(channel, cat)
+                                 for channel, cat in library().catalogs()]})
 
 
 def _releases(channel: str) -> list[dict[str, Any]]:

@@ -85,10 +85,8 @@ def index():
     """Every active channel's stages and grades: the browse tree's first screen."""
     lib = library()
     channels = []
-    for channel in sorted(lib.active()):
-        cat = lib.catalog(channel)
-        if cat is not None:
-            channels.append({"info": cat.info(), "stages": _grades(cat)})
+    for _channel, cat in lib.catalogs():
+        channels.append({"info": cat.info(), "stages": _grades(cat)})
     return _render("index.html", channels=channels)
 
 
@@ -131,10 +129,8 @@ def search():
     results: list[dict[str, Any]] = []
     if q:
         lib = library()
-        for channel in sorted(lib.active()):
-            cat = lib.catalog(channel)
-            if cat is not None:
-                results += [dict(r, channel=channel) for r in cat.search(q, limit=SEARCH_LIMIT)]
+        for channel, cat in lib.catalogs():
+            results += [dict(r, channel=channel) for r in cat.search(q, limit=SEARCH_LIMIT)]
     shown, pager = paged(results, _page())
     return _render("search.html", q=q, results=shown, pager=pager)
 

@@ -123,10 +123,7 @@ def home():
                              if p["kind"] in ("grade", "subject", "unit"))
             recent.append({"channel": item["channel"], "lesson": path[-1], "sub": sub})
     channels = []
-    for channel in sorted(lib.active()):
-        cat = lib.catalog(channel)
-        if cat is None:
-            continue
+    for _channel, cat in lib.catalogs():
         groups = []
         for stage in cat.children(None):
             groups.append({"stage": stage,
