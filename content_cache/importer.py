@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -62,6 +63,11 @@ class ImportResult:
     bytes_copied: int
     blobs_present: int
     status: str  # "activated" or "up-to-date"
+
+    def summary(self) -> dict[str, Any]:
+        """What the drive status file and the drive's outbox report say of it."""
+        return {"channel": self.channel, "version": self.version, "status": self.status,
+                "bytes_copied": self.bytes_copied}
 
 
 def space_needed(manifest: Manifest, blob_bytes: int, manifest_bytes: int) -> int:

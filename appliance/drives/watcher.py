@@ -195,8 +195,7 @@ class DriveWatcher:
         active = {ch: rel.version for ch, rel in library.active().items()}
         last_sync = {
             "at": now.isoformat(timespec="seconds"), "via": "usb",
-            "imported": [{"channel": r.channel, "version": r.version, "status": r.status,
-                          "bytes_copied": r.bytes_copied} for r in results],
+            "imported": [r.summary() for r in results],
             "error": error,
         }
         report = status_report(self.settings, active, last_sync, now)
@@ -224,7 +223,6 @@ def _pulled(e: OSError) -> str:
 
 def _summary(outcome: DriveOutcome) -> dict[str, Any]:
     return {
-        "imported": [{"channel": r.channel, "version": r.version, "status": r.status,
-                      "bytes_copied": r.bytes_copied} for r in outcome.results],
+        "imported": [r.summary() for r in outcome.results],
         "outbox": [p.name for p in outcome.outbox],
     }
