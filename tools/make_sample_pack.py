@@ -120,9 +120,11 @@ def load_channel(path: Path) -> Channel:
     def walk(node: dict[str, Any], ancestors: tuple[dict[str, Any], ...], parent: str) -> None:
         node_id = f"{parent}-{node['key']}" if parent else node["key"]
         where = f"{path}: {node_id}"
-        if node["kind"] not in NODE_KINDS or not ID_RE.match(node_id):
-            raise PackError(f"{where}: kind must be one of {', '.join(NODE_KINDS)} and the id "
-                            f"{ID_RE.pattern}")
+        if node["kind"] not in NODE_KINDS:
+            raise PackError(f"{where}: kind {node['kind']!r} must be one of "
+                            f"{', '.join(NODE_KINDS)}")
+        if not ID_RE.match(node_id):
+            raise PackError(f"{where}: the id is too long (ids match {ID_RE.pattern})")
         children = node.get("children", [])
         if len({c["key"] for c in children}) != len(children):
             raise PackError(f"{where}: two children share a key")
@@ -144,6 +146,9 @@ def load_channel(path: Path) -> Channel:
         except (KeyError, IndexError, ValueError) as exc:
             raise PackError(f"{where}: media_name {doc.get('media_name')!r} does not fit "
                             f"this lesson ({exc!r})") from None
+        if not ID_RE.match(stem):
+            raise PackError(f"{where}: media_name makes the file name {stem!r}, which is not "
+                            f"a plain name ({ID_RE.pattern})")
         lessons.append(Lesson(node, ancestors, node_id, stem))
 
     for top in doc["nodes"]:
@@ -365,6 +370,7 @@ def build(channel: Channel, out: Path, font: Path) -> Path:
             leftover.unlink()
         write_json(tmp / "source.json", source_document(channel))
         final = out / channel.name
+        shutil.rmtree(old, ignore_errors=True)  # left by a run that was killed
         if final.exists():
             final.rename(old)
         tmp.rename(final)

@@ -32,8 +32,10 @@ DEMO_VERSION = 1
 
 
 def sample_channels(root: Path = SAMPLE_PACKS) -> list[Path]:
-    """The sample channels' source trees, by channel id (the folder's name)."""
-    return sorted(p.parent for p in root.glob("*/source.json"))
+    """The sample channels' source trees, by channel id (the folder's name); hidden
+    folders (the generator's temporary ones) are not channels."""
+    return sorted(p.parent for p in root.glob("*/source.json")
+                  if not p.parent.name.startswith("."))
 
 
 def setup_demo(settings: Settings, data_dir: Path, echo: Callable[[str], None] = print,

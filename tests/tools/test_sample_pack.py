@@ -53,7 +53,7 @@ def generate(*args: str) -> subprocess.CompletedProcess[str]:
 
 def resources(source: Path) -> list[tuple[dict, dict]]:
     """(lesson, resource) pairs of a source tree, in order."""
-    found = []
+    found: list[tuple[dict, dict]] = []
 
     def walk(nodes: list[dict]) -> None:
         for node in nodes:
@@ -297,7 +297,10 @@ BAD = {
         "u1/l1/interactive/kind: 'crossword' is not one of"),
     "a kind the manifest does not know": (
         lambda: _mutated(lambda d: d["nodes"][0]["children"][0].update(kind="year")),
-        "primary-g1: kind must be one of stage"),
+        "primary-g1: kind 'year' must be one of stage"),
+    "media names leaving the media folder": (
+        lambda: _mutated(lambda d: d.update(media_name="../{grade}-{subject}-{unit}-{lesson}")),
+        "media_name makes the file name '../g1-chinese-u1-l1', which is not a plain name"),
     "media names that collide": (
         lambda: _mutated(lambda d: d.update(media_name="{grade}-{lesson}")),
         "gives two lessons the same file names"),
