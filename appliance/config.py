@@ -116,6 +116,7 @@ class UsageSettings:
     max_batch: int = 100
     max_body_kb: int = 256
     rate_per_minute: int = 600
+    device_rate_per_minute: int = 6000
     commit_delay_ms: int = 20
     school_homepage: str = "http://ketang.lan"
     activity_base: str = "http://ketang.lan/resource/"
