@@ -183,6 +183,11 @@ class _Client:
     locked_until: float = 0.0
 
 
+def _lock_seconds(failures: int) -> float:
+    """How long ``failures`` wrong passwords in a row lock an address out."""
+    return min(MAX_LOCK_SECONDS, FIRST_LOCK_SECONDS * 2 ** (failures - FREE_FAILURES - 1))
+
+
 @dataclass
 class LoginLimiter:
     """Counts wrong passwords per client address and for the device, and says how long
@@ -222,6 +227,17 @@ class LoginLimiter:
             self._count_failure(address, self.clock())
             return 0.0
 
+    def wrong(self, address: str) -> float:
+        """The password of an :meth:`attempt` was wrong (it is counted already): any lock
+        it earned runs from now, when the answer is known; return the wait."""
+        now = self.clock()
+        with self._lock:
+            client = self._clients.get(address)
+            if client is not None and client.failures > FREE_FAILURES:
+                client.locked_until = max(client.locked_until,
+                                          now + _lock_seconds(client.failures))
+            return self._wait(address, now)
+
     def failed(self, address: str) -> float:
         """Record a wrong password from ``address``; return the wait it now faces."""
         with self._lock:
@@ -233,10 +249,8 @@ class LoginLimiter:
         client = self._clients.pop(address, None) or _Client()
         client.failures += 1
         client.last = now
-        over = client.failures - FREE_FAILURES
-        if over > 0:
-            client.locked_until = now + min(MAX_LOCK_SECONDS,
-                                             FIRST_LOCK_SECONDS * 2 ** (over - 1))
+        if client.failures > FREE_FAILURES:
+            client.locked_until = now + _lock_seconds(client.failures)
         self._clients[address] = client     # re-inserted: dict order is age order
         while len(self._clients) > MAX_TRACKED:
             self._clients.pop(next(iter(self._clients)))

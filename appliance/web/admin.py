@@ -218,7 +218,7 @@ def login():
     with _hash_slots:
         ok = admin_auth.verify_password(_data_dir(), request.form.get("password", ""))
     if not ok:
-        wait = limiter.wait_seconds(address)
+        wait = limiter.wrong(address)
         message = _("Wrong password.")
         if wait > 0:
             message += " " + _wait_message(wait)
