@@ -38,7 +38,9 @@ class ServerSettings:
     port: int = 8080
     threads: int = 8
     apps_port: int = 8081
-    connection_limit: int = 200
+    connection_limit: int = 1000
+    connections_per_client: int = 24
+    request_timeout: int = 10
     channel_timeout: int = 60
     send_buffer: int = 262144
 
