@@ -40,7 +40,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +55,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serve import _load, free_port, make_media_source, start_ketang  # noqa: E402
+from serve import (  # noqa: E402
+    _load,
+    free_port,
+    make_media_source,
+    start_ketang,
+    start_nginx_files,
+)
 
 from appliance.cli.demo import SAMPLE_PACK  # noqa: E402
 from content_cache.importer import import_bundle  # noqa: E402
@@ -282,53 +287,6 @@ def cpu_seconds(pid: int) -> float:
     return sum(sum(x.cpu_times()[:2]) for x in procs if x.is_running())
 
 
-def start_nginx(tmp: Path, port: int, files: dict[str, Path | bytes]) -> subprocess.Popen:
-    """Debian's nginx serving ``files`` (URL path → file or bytes) on 127.0.0.1:port."""
-    www = tmp / "www"
-    for url, src in files.items():
-        dest = www / url.lstrip("/").split("?")[0]
-        if url.endswith("/"):
-            dest = dest / "index.html"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(src, bytes):
-            dest.write_bytes(src)
-        else:
-            os.link(src, dest) if src.stat().st_dev == tmp.stat().st_dev else \
-                shutil.copyfile(src, dest)
-    for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (tmp / d).mkdir()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = tmp / "nginx.conf"
-    conf.write_text(f"""{user}daemon off;
-worker_processes auto;
-worker_rlimit_nofile 20000;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
-  fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  default_type text/html;
-  server {{ listen 127.0.0.1:{port}; root {www}; }}
-}}
-""")
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                r.read(1)
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("nginx did not start: " + (tmp / "error.log").read_text())
-
-
 def show(name: str, r: dict, cpu: float) -> None:
     print(f"  {name}: {r['kept']} of {r['streams']} streams kept up "
           f"({r['errors']} failed{': ' + r['first_error'] if r['errors'] else ''}; "
@@ -398,7 +356,7 @@ def main() -> None:
         if not args.no_nginx:
             nport = free_port()
             (tmp / "nginx").mkdir()
-            nginx = start_nginx(tmp / "nginx", nport,
+            nginx = start_nginx_files(tmp / "nginx", nport,
                                 {blob_path: lib.store.path_for(sha), **copies})
             try:
                 cpu0n = cpu_seconds(nginx.pid)
