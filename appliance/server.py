@@ -76,19 +76,25 @@ def serve(app: Flask, host: str, port: int, threads: int,
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
 
+    listening: list[GuardedServer] = []
+
     def guarded(application: Flask, listen_port: int) -> GuardedServer:
+        """One server per address ``host`` stands for (``localhost``: IPv4 and IPv6);
+        returns the first, whose port is announced."""
         adj = Adjustments(host=host, port=listen_port, **adjustments)
-        return GuardedServer(application, shared_map, counts=counts,
-                             request_timeout=options.get("request_timeout", 10),
-                             dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0])
+        for info in adj.listen:
+            listening.append(GuardedServer(
+                application, shared_map, counts=counts,
+                request_timeout=options.get("request_timeout", 10),
+                dispatcher=dispatcher, adj=adj, sockinfo=info))
+            _set_send_buffer(listening[-1], options.get("send_buffer", 0))
+        return listening[-len(adj.listen)]
 
     server = guarded(app, port)
-    _set_send_buffer(server, options.get("send_buffer", 0))
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     apps_server = None
     if apps_app is not None:
         apps_server = guarded(apps_app, apps_port)
-        _set_send_buffer(apps_server, options.get("send_buffer", 0))
         app.config["KETANG_APPS_PORT"] = int(apps_server.effective_port)
         announce(f"Serving lesson apps on http://{shown}:{apps_server.effective_port}")
     closer = None
@@ -105,9 +111,8 @@ def serve(app: Flask, host: str, port: int, threads: int,
         signal.signal(signal.SIGTERM, previous)
         if closer is not None:
             closer()
-        if apps_server is not None:
-            apps_server.close()
-        server.close()
+        for listener in reversed(listening):
+            listener.close()
 
 
 def _set_send_buffer(server: Any, size: int) -> None:

@@ -10,8 +10,9 @@ Needs Debian's ``nginx`` (``apt-get install nginx-light``). Everything listens o
 
 1. Imports the sample lessons and a 200 s lesson video of 2 Mbit/s (a 50 MB blob).
 2. ``ketang serve`` (its waitress server with appliance/server_guard.py), then nginx
-   (sendfile on) serving the same blob and static copies of the same pages, each under
-   the same load for ``--seconds``:
+   (sendfile on) serving the same blob and static copies of the same pages, then nginx in
+   front of ``ketang serve`` (the blob straight from the blob store, every other request
+   proxied to the app), each under the same load for ``--seconds``:
 
    - ``--streams`` tablets, started over 5 s, each reading the video as a player does
      (``Range: bytes=0-``; 10 s of read-ahead, then exactly the playback rate). A
@@ -64,6 +65,7 @@ from serve import (  # noqa: E402
 )
 
 from appliance.cli.demo import SAMPLE_PACK  # noqa: E402
+from appliance.web.media import BLOB_CSP  # noqa: E402
 from content_cache.importer import import_bundle  # noqa: E402
 from content_cache.keys import generate_keypair, load_trusted_keys  # noqa: E402
 from content_cache.library import Library  # noqa: E402
@@ -287,6 +289,24 @@ def cpu_seconds(pid: int) -> float:
     return sum(sum(x.cpu_times()[:2]) for x in procs if x.is_running())
 
 
+FRONT = """
+  location ~ "^/blobs/(([0-9a-f]{2})[0-9a-f]{62})$" {
+    alias %(store)s/blobs/sha256/$2/$1;
+    default_type video/mp4;
+    add_header Cache-Control "public, max-age=31536000, immutable";
+    add_header Content-Security-Policy "%(csp)s";
+    add_header X-Content-Type-Options nosniff;
+  }
+  location / {
+    proxy_pass http://127.0.0.1:%(port)d;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $remote_addr;
+  }
+"""
+
+
 def show(name: str, r: dict, cpu: float) -> None:
     print(f"  {name}: {r['kept']} of {r['streams']} streams kept up "
           f"({r['errors']} failed{': ' + r['first_error'] if r['errors'] else ''}; "
@@ -367,6 +387,26 @@ def main() -> None:
             finally:
                 nginx.terminate()
                 nginx.wait(10)
+            # What nginx in front would give: it sends the blobs straight from the blob
+            # store, every other request goes to ketang serve (pages rendered as usual).
+            ketang, _startup = start_ketang(config, port)
+            fport = free_port()
+            (tmp / "front").mkdir()
+            front = start_nginx_files(tmp / "front", fport, {}, locations=FRONT % {
+                "store": lib.store.root, "port": port, "csp": BLOB_CSP})
+            try:
+                for p in pages:                 # warm, as the first instance was
+                    urllib.request.urlopen(f"http://127.0.0.1:{fport}{p}").read()
+                cpu0, cpu0n = cpu_seconds(ketang.pid), cpu_seconds(front.pid)
+                fronted = school(fport, blob_path, pages, kiosk_page, args.streams,
+                                 args.browsers, args.seconds)
+                show("nginx in front (blobs from the store) + ketang serve (pages)", fronted,
+                     cpu_seconds(ketang.pid) - cpu0 + cpu_seconds(front.pid) - cpu0n)
+            finally:
+                front.terminate()
+                front.wait(10)
+                ketang.terminate()
+                ketang.wait(10)
         print(f"\nflood for {args.flood_seconds:.0f} s from one address (up to 500 idle "
               "connections, reopened as they close) and another (100 trickling a header "
               "line a second), against ketang serve:")

@@ -207,9 +207,10 @@ def start_nginx(tmp: Path, blob: Path, port: int) -> subprocess.Popen:
     return start_nginx_files(tmp, port, {"/big.mp4": blob})
 
 
-def start_nginx_files(tmp: Path, port: int,
-                      files: dict[str, Path | bytes]) -> subprocess.Popen:
-    """Debian's nginx serving ``files`` (URL path → file or bytes) on 127.0.0.1:port."""
+def start_nginx_files(tmp: Path, port: int, files: dict[str, Path | bytes],
+                      locations: str = "") -> subprocess.Popen:
+    """Debian's nginx serving ``files`` (URL path → file or bytes) on 127.0.0.1:port;
+    ``locations`` is more configuration for its ``server`` block."""
     www = tmp / "www"
     for url, src in files.items():
         dest = www / url.lstrip("/").split("?")[0]
@@ -239,7 +240,7 @@ http {{
   fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
   types {{ video/mp4 mp4; }}
   default_type text/html;
-  server {{ listen 127.0.0.1:{port}; root {www}; }}
+  server {{ listen 127.0.0.1:{port}; root {www}; {locations} }}
 }}
 """)
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)],
