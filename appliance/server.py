@@ -82,12 +82,12 @@ def serve(app: Flask, host: str, port: int, threads: int,
         """One server per address ``host`` stands for (``localhost``: IPv4 and IPv6);
         returns the first, whose port is announced."""
         adj = Adjustments(host=host, port=listen_port, **adjustments)
+        _set_send_buffer(adj, options.get("send_buffer", 0))
         for info in adj.listen:
             listening.append(GuardedServer(
                 application, shared_map, counts=counts,
                 request_timeout=options.get("request_timeout", 10),
                 dispatcher=dispatcher, adj=adj, sockinfo=info))
-            _set_send_buffer(listening[-1], options.get("send_buffer", 0))
         return listening[-len(adj.listen)]
 
     server = guarded(app, port)
@@ -115,17 +115,16 @@ def serve(app: Flask, host: str, port: int, threads: int,
             listener.close()
 
 
-def _set_send_buffer(server: Any, size: int) -> None:
+def _set_send_buffer(adj: Adjustments, size: int) -> None:
     """Give every accepted connection a ``size``-byte kernel send buffer (0: leave it).
 
-    Waitress reads and sends a file body in chunks of the socket's send-buffer size
-    (16 KiB by default on Linux): a bigger buffer means far fewer Python-level loops
-    per MiB of video. Waitress has no adjustment for it, but applies
-    ``adj.socket_options`` to each accepted socket, so we add SO_SNDBUF there.
+    A bigger buffer means fewer wake-ups of the event loop per MiB of video (file
+    bodies go by sendfile, up to what the buffer takes). Waitress has no adjustment for
+    it, but applies ``adj.socket_options`` to each accepted socket, so we add SO_SNDBUF
+    there.
     """
     if size > 0:
-        server.adj.socket_options = [*server.adj.socket_options,
-                                     (socket.SOL_SOCKET, socket.SO_SNDBUF, size)]
+        adj.socket_options = [*adj.socket_options, (socket.SOL_SOCKET, socket.SO_SNDBUF, size)]
 
 
 def _raise_open_files(connection_limit: int) -> None:
