@@ -154,7 +154,8 @@ class GuardedChannel(HTTPChannel):
                 if e.errno not in DISCONNECTED:
                     raise
                 if do_close:
-                    self.handle_close()
+                    self.handle_close()     # closes the file too: nothing more to do
+                    return sent > 0
                 break
             if n == 0:              # the file is shorter than promised: stop waiting for it
                 self.will_close = True
