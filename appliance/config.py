@@ -38,7 +38,9 @@ class ServerSettings:
     port: int = 8080
     threads: int = 8
     apps_port: int = 8081
-    connection_limit: int = 200
+    connection_limit: int = 1000
+    connections_per_client: int = 24
+    request_timeout: int = 10
     channel_timeout: int = 60
     send_buffer: int = 262144
 
@@ -116,6 +118,7 @@ class UsageSettings:
     max_batch: int = 100
     max_body_kb: int = 256
     rate_per_minute: int = 600
+    device_rate_per_minute: int = 6000
     commit_delay_ms: int = 20
     school_homepage: str = "http://ketang.lan"
     activity_base: str = "http://ketang.lan/resource/"

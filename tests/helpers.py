@@ -155,3 +155,18 @@ def served_sample(tmp_path: Path, sample_bundle: Path, extra_config: str = "") -
             f.write("\n" + extra_config)
     with running_server(config) as url:
         yield url, data
+
+
+def resign_release(bundle: Path, channel: str, version: int, key: Path,
+                   mutate: Any) -> None:
+    """Change a published release's manifest with ``mutate(doc)`` and sign it again with
+    ``key``: a release its publisher got wrong, yet trusted (tests of what the device
+    does with a trusted but bad manifest)."""
+    from content_cache.keys import load_private_key, sign
+
+    rdir = bundle / "KETANG" / "releases" / channel / str(version)
+    doc = json.loads((rdir / "manifest.json").read_bytes())
+    mutate(doc)
+    data = json.dumps(doc, ensure_ascii=False).encode()
+    (rdir / "manifest.json").write_bytes(data)
+    (rdir / "manifest.json.sig").write_bytes(sign(load_private_key(key), data))

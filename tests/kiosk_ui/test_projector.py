@@ -374,3 +374,42 @@ def test_the_drive_banner_is_in_one_language(client):
     en = client.get("/projector", headers=EN).get_data(as_text=True)
     assert "Import finished, you can safely remove the USB drive" in en
     assert "导入完成" not in en
+
+
+def test_a_pdf_resource_that_is_not_a_pdf_is_unavailable_and_the_lesson_still_works(
+        tmp_path, demo_keys):
+    """A trusted release names a task sheet with a media type other than application/pdf:
+    that part says it is unavailable, every other part of the lesson still shows."""
+    from appliance.cli.demo import DEMO_KEY, SAMPLE_PACK
+    from content_cache.importer import import_bundle
+    from content_cache.keys import load_trusted_keys
+    from content_cache.publisher import publish
+
+    from ..helpers import resign_release, write_config
+
+    bundle = tmp_path / "bundle"
+    publish(SAMPLE_PACK, CH, 1, DEMO_KEY, bundle)
+
+    shas = []
+
+    def html_pdf(doc):
+        (r,) = [r for r in doc["resources"] if r["id"] == LESSON + "-pdf"]
+        r["media_type"] = "text/html"
+        shas.append(r["sha256"])
+
+    resign_release(bundle, CH, 1, DEMO_KEY, html_pdf)
+    data = tmp_path / "data"
+    import_bundle(bundle, Library(data), load_trusted_keys(demo_keys))
+    c, _settings = make_client(write_config(tmp_path / "ketang.toml", data, demo_keys))
+    r = c.get(f"/projector/lesson/{CH}/{LESSON}", headers=ZH)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert "这份任务单在本机上无法显示" in html and "application/pdf" in html
+    assert 'data-kind="video"' in html and "<video" in html
+    pdf_part = re.search(r'data-part="(\d+)" data-kind="pdf"', html).group(1)
+    r = c.get(f"/projector/lesson/{CH}/{LESSON}?part={pdf_part}", headers=ZH)
+    assert r.status_code == 200
+    # The tablet's page for it says so too, and its page images are simply not there.
+    r = c.get(f"/lessons/{CH}/{LESSON}/pdf/{LESSON}-pdf", headers=ZH)
+    assert r.status_code == 422 and "application/pdf" in r.get_data(as_text=True)
+    assert c.get(f"/pdf-pages/{shas[0]}/1.png").status_code == 404
