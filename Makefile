@@ -33,9 +33,8 @@ $(RALPH_STAMP): Makefile
 	  echo "Could not install Ralph (the LRS) into $(RALPH_VENV): usage LRS tests will be skipped." >&2; \
 	  test -z "$$CI"; }
 
-## test: set everything up and run the whole suite, slow end-to-end tests included
-test: $(STAMP) system-deps $(RALPH_STAMP)
-	$(BIN)/ruff check .
+## test: set everything up, lint, and run the whole suite, slow end-to-end tests included
+test: lint system-deps $(RALPH_STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
@@ -46,8 +45,10 @@ translations: $(STAMP)
 	  --ignore-pot-creation-date
 	$(BIN)/pybabel compile -d kiosk_ui/translations --statistics
 
+## lint: ruff, and mypy on appliance/ and content_cache/ (settings in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(RALPH_VENV) .demo .pytest_cache .ruff_cache

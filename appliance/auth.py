@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,7 +188,7 @@ class LoginLimiter:
     """Counts wrong passwords per client address and for the device, and says how long
     a client must wait before trying again. Thread-safe; ``clock`` is for tests."""
 
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     _clients: dict[str, _Client] = field(default_factory=dict)
     _recent: deque = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
