@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint system-deps translations clean
+.PHONY: demo test test-quick lint system-deps translations clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ $(RALPH_STAMP): Makefile
 test: lint system-deps $(RALPH_STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
+## test-quick: the fast subset while editing (no slow end-to-end tests, no lint, no installs)
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F kiosk_ui/babel.cfg -k _l --no-location --sort-output \
@@ -51,4 +55,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(RALPH_VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RALPH_VENV) .demo .pytest_cache .ruff_cache .mypy_cache
