@@ -9,14 +9,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from appliance.cli.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: F401  (re-exported)
 
 KETANG = [sys.executable, "-m", "appliance"]
+T = TypeVar("T")
 
 
 def make_source(root: Path, lessons: int = 2, seed: str = "a") -> Path:
@@ -73,6 +74,19 @@ def write_config(path: Path, data_dir: Path, keys_dir: Path, zeroconf: str = "")
         encoding="utf-8",
     )
     return path
+
+
+def wait_for(cond: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``cond`` every 0.2 s until it returns something true; return that, or fail
+    after ``timeout`` seconds saying ``what`` did not happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.2)
 
 
 @contextmanager
