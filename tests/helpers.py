@@ -148,21 +148,28 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-@contextmanager
-def served_sample(tmp_path: Path, sample_bundle: Path, extra_config: str = "") -> Iterator[
-        tuple[str, Path]]:
-    """Import the sample bundle into a fresh data folder and serve it; yield (url, data_dir)."""
+def sample_data(tmp: Path, sample_bundle: Path) -> tuple[Path, Path]:
+    """A data folder ``tmp``/data with the sample release imported and active, trusting
+    the demo key from ``tmp``/trusted-keys; returns (data folder, keys folder)."""
     import shutil
 
     from content_cache.importer import import_bundle
     from content_cache.keys import load_trusted_keys
     from content_cache.library import Library
 
-    keys = tmp_path / "trusted-keys"
-    keys.mkdir(exist_ok=True)
+    keys = tmp / "trusted-keys"
+    keys.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
-    data = tmp_path / "data"
+    data = tmp / "data"
     import_bundle(sample_bundle, Library(data), load_trusted_keys(keys))
+    return data, keys
+
+
+@contextmanager
+def served_sample(tmp_path: Path, sample_bundle: Path, extra_config: str = "") -> Iterator[
+        tuple[str, Path]]:
+    """Import the sample bundle into a fresh data folder and serve it; yield (url, data_dir)."""
+    data, keys = sample_data(tmp_path, sample_bundle)
     config = write_config(tmp_path / "ketang.toml", data, keys)
     if extra_config:
         with open(config, "a", encoding="utf-8") as f:

@@ -6,7 +6,6 @@ KETANG_SCREENSHOTS=1 asks (tests/support/screenshots.py)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -15,11 +14,8 @@ import pytest
 
 from appliance import auth as admin_auth
 from appliance.drives.status import DriveStatus
-from content_cache.importer import import_bundle
-from content_cache.keys import load_trusted_keys
-from content_cache.library import Library
 
-from ..helpers import DEMO_PUB, http, running_server, write_config
+from ..helpers import http, running_server, sample_data, write_config
 from ..support.screenshots import shoot
 
 pytestmark = pytest.mark.slow
@@ -32,11 +28,7 @@ def device(tmp: Path, sample_bundle: Path, zeroconf_id: str = "") -> tuple[Path,
 
     With ``zeroconf_id``, the device has that id and advertises on 127.0.0.1 only.
     """
-    keys = tmp / "trusted-keys"
-    keys.mkdir()
-    shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
-    data = tmp / "data"
-    import_bundle(sample_bundle, Library(data), load_trusted_keys(keys))
+    data, keys = sample_data(tmp, sample_bundle)
     admin_auth.set_password(data, PASSWORD)
     drives = tmp / "run" / "drives.json"
     config = tmp / "ketang.toml"
