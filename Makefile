@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint system-deps translations clean
+.PHONY: demo test test-quick lint system-deps translations sample-pack clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ translations: $(STAMP)
 	$(BIN)/pybabel update -i $(VENV)/messages.pot -d kiosk_ui/translations --no-fuzzy-matching \
 	  --ignore-pot-creation-date
 	$(BIN)/pybabel compile -d kiosk_ui/translations --statistics
+
+## sample-pack: regenerate content_cache/sample_pack/ from tools/sample_pack/ (docs/sample-pack.md)
+sample-pack: $(STAMP) system-deps
+	$(BIN)/python tools/make_sample_pack.py
 
 ## lint: ruff, and mypy on appliance/ and content_cache/ (settings in pyproject.toml)
 lint: $(STAMP)

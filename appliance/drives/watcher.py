@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,15 +27,15 @@ from content_cache.errors import BlobError, KetangError
 from content_cache.importer import ImportResult, import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
+from content_cache.progress import Progress
 
 from . import mount as drives
 from .mount import DriveError, Mounted, check_not_system, filesystem_type, mount_readonly
 from .outbox import encode_json, status_file_name, status_report, write_outbox
-from .status import DriveStatus
+from .status import DriveStatus, error_code
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -48,6 +47,7 @@ class DriveOutcome:
     message: str = ""
     results: list[ImportResult] = field(default_factory=list)
     outbox: list[Path] = field(default_factory=list)
+    code: str = ""  # on error: the drive status error_code (appliance.drives.status)
 
 
 class DriveWatcher:
@@ -112,8 +112,8 @@ class DriveWatcher:
         try:
             m = mount_readonly(node, self.settings.drives.mount_root, fstype, protected)
         except KetangError as e:
-            self.status.set(name, "error", error=str(e))
-            return DriveOutcome(name, "error", str(e))
+            self.status.set(name, "error", error=str(e), error_code="mount")
+            return DriveOutcome(name, "error", str(e), code="mount")
         self._mounted[name] = m
         outcome = DriveOutcome(name, "done")
         try:
@@ -127,7 +127,8 @@ class DriveWatcher:
         if outcome.state == "done":
             self.status.set(name, "done", **_summary(outcome))
         else:
-            self.status.set(name, "error", error=outcome.message, **_summary(outcome))
+            self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
+                            **_summary(outcome))
         return outcome
 
     def _work(self, m: Mounted, name: str) -> DriveOutcome:
@@ -135,13 +136,13 @@ class DriveWatcher:
         if not bundle.exists() and not bundle.is_symlink():
             return DriveOutcome(name, "done", "no KETANG/ folder on this drive")
         results: list[ImportResult] = []
-        error = note = ""
+        error = note = code = ""
         try:
             check_bundle_entries(bundle)
         except KetangError as e:
-            return DriveOutcome(name, "error", str(e))
+            return DriveOutcome(name, "error", str(e), code=error_code(e))
         except OSError as e:
-            return DriveOutcome(name, "error", _pulled(e))
+            return DriveOutcome(name, "error", _pulled(e), code="pulled")
         library = Library(self.settings.device.data_dir)
 
         def progress(done: int, total: int) -> None:
@@ -157,21 +158,23 @@ class DriveWatcher:
                                     subscription=self.settings.subscriptions.subscription(),
                                     keep_partial=self.settings.sync.enabled)
         except KetangError as e:
-            error = str(e)
+            error, code = str(e), error_code(e)
             if isinstance(e, BlobError) and self.settings.sync.enabled:
                 handed = self._hand_to_sync(m, library)
                 if handed:
-                    error, note = "", "; ".join(handed)
+                    error, note, code = "", "; ".join(handed), ""
         except OSError as e:
             # The drive went away mid-import: blobs already verified stay; no partial one.
-            return DriveOutcome(name, "error", _pulled(e), results)
+            return DriveOutcome(name, "error", _pulled(e), results, code="pulled")
         outbox: list[Path] = []
         self.status.set(name, "writing-report")
         try:
             outbox = self._write_reports(m, library, results, error)
         except (KetangError, OSError) as e:
             error = (error + "; " if error else "") + f"writing the report failed: {e}"
-        return DriveOutcome(name, "error" if error else "done", error or note, results, outbox)
+            code = code or "report"
+        return DriveOutcome(name, "error" if error else "done", error or note, results, outbox,
+                            code if error else "")
 
     def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
         """A bundle that lacks blobs but carries its torrent: the sync service fetches
@@ -192,8 +195,7 @@ class DriveWatcher:
         active = {ch: rel.version for ch, rel in library.active().items()}
         last_sync = {
             "at": now.isoformat(timespec="seconds"), "via": "usb",
-            "imported": [{"channel": r.channel, "version": r.version, "status": r.status,
-                          "bytes_copied": r.bytes_copied} for r in results],
+            "imported": [r.summary() for r in results],
             "error": error,
         }
         report = status_report(self.settings, active, last_sync, now)
@@ -221,7 +223,6 @@ def _pulled(e: OSError) -> str:
 
 def _summary(outcome: DriveOutcome) -> dict[str, Any]:
     return {
-        "imported": [{"channel": r.channel, "version": r.version, "status": r.status,
-                      "bytes_copied": r.bytes_copied} for r in outcome.results],
+        "imported": [r.summary() for r in outcome.results],
         "outbox": [p.name for p in outcome.outbox],
     }

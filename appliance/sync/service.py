@@ -20,7 +20,6 @@ limits apply to LAN peers too. An activated release keeps seeding to neighbours.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -36,7 +35,7 @@ import libtorrent as lt
 
 from appliance.config import Settings
 from appliance.text import human_bytes
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_bytes, atomic_write_json
 from content_cache.errors import KetangError
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
@@ -44,7 +43,7 @@ from content_cache.torrent import TORRENT_NAME
 from content_cache.transfer import ReleaseTransfer, make_session
 
 from .feed import feed_root, fetch_release, load_staged, read_feed_index, stage, staged_folders
-from .schedule import Quota, in_window, next_window, parse_windows, uplink_counter
+from .schedule import Quota, in_window, parse_windows, uplink_counter
 
 log = logging.getLogger(__name__)
 
@@ -489,29 +488,21 @@ class SyncService:
                                                          key=lambda j: j.key)]
         gate = self._gate_reason
         downloading = [r for r in releases if r["state"] in ("downloading", "activating")]
+        # A state code; appliance.words says it in words (sync_summary's "message").
         if downloading:
             state = "downloading"
-            r = downloading[0]
-            msg = (f"正在同步 {r['channel']} v{r['version']}: {human_bytes(r['done_bytes'])} / "
-                   f"{human_bytes(r['needed_bytes'])} / Syncing {r['channel']} v{r['version']}")
         elif any(r["state"] == "waiting" for r in releases):
             state = "waiting-" + gate
-            nxt = next_window(self.windows, self.clock())
-            msg = ("等待时间窗口 / Waiting for the sync window"
-                   + (f" ({nxt[0]:%H:%M})" if nxt else "") if gate == "window" else
-                   "今日流量已用完 / Today's uplink quota is used up; going on tomorrow")
         elif any(r["state"] == "error" for r in releases):
-            state, msg = "error", "同步出错 / Sync failed: " + next(
-                r["errors"][-1] for r in releases if r["state"] == "error" and r["errors"])
+            state = "error"
         else:
-            state, msg = "idle", "已是最新 / Up to date"
+            state = "idle"
         with self._lock:
             errors = list(self._errors)
         feeds = [{k: v for k, v in f.items()} for f in self._feeds.values()]
         return {
             "pid": os.getpid(),
             "state": state,
-            "message": msg,
             "listen_port": self.listen_port,
             "quota": {"daily_bytes": self.quota.daily_bytes, "used_bytes": self.quota.used,
                       "remaining_bytes": self.quota.remaining, "day": self.quota.day},
@@ -523,7 +514,7 @@ class SyncService:
     def _write_status(self, force: bool = False, stopped: bool = False) -> None:
         doc = self.status() if self.session is not None else dict(self._last_status or {})
         if stopped:
-            doc.update(state="stopped", pid=0, message="同步服务已停止 / Sync service stopped")
+            doc.update(state="stopped", pid=0)
             for r in doc.get("releases", []):
                 r.update(download_rate=0, upload_rate=0, peers=0)
         if doc == self._last_status:
@@ -532,5 +523,4 @@ class SyncService:
             return
         self._last_status = doc
         self._last_status_write = time.monotonic()
-        atomic_write_bytes(self.settings.sync.status_file, (json.dumps(
-            {**doc, "updated": _now_iso()}, ensure_ascii=False, indent=2) + "\n").encode())
+        atomic_write_json(self.settings.sync.status_file, {**doc, "updated": _now_iso()})

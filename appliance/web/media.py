@@ -48,9 +48,8 @@ _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.I)
 
 def media_type_of(lib: Library, sha256: str) -> str | None:
     """The media type an active release gives blob ``sha256``, or None if none names it."""
-    for channel in lib.active():
-        cat = lib.catalog(channel)
-        if cat is not None and (res := cat.resource_by_sha256(sha256)):
+    for _channel, cat in lib.catalogs():
+        if res := cat.resource_by_sha256(sha256):
             return res["media_type"]
     return None
 

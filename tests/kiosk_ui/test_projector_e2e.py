@@ -111,7 +111,9 @@ def test_keys_alone_take_the_teacher_from_the_first_screen_through_a_lesson(serv
     # The parts in order; the task sheet, the interactive, the exercise question by question.
     press(page, "ArrowRight")
     assert shown_part(page) == "pdf" and focused(page)["part"] == "1"
-    assert page.locator("section.part-pdf [data-usage-pdf-page='1']").is_visible()
+    # the page image is rendered on its first request (pdftoppm): wait for it, as for a bar
+    page.locator("section.part-pdf [data-usage-pdf-page='1']").wait_for(state="visible",
+                                                                       timeout=10000)
     assert "part=1&page=1" in page.url                   # every screen is a URL
     press(page, "PageDown")
     assert shown_part(page) == "html5" and focused(page)["part"] == "2"
