@@ -7,6 +7,7 @@ A developer without Chromium or loop devices still gets a green run of the rest;
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -27,3 +28,10 @@ def require(missing: str | None) -> None:
         pytest.fail(f"{missing}. With CI=true a missing real part fails the test instead "
                     "of skipping it; `make test` installs what the suite needs.", pytrace=False)
     pytest.skip(missing, allow_module_level=True)
+
+
+def require_commands(*commands: str) -> None:
+    """Go on when every command is on PATH; else skip naming the missing ones (CI: fail)."""
+    missing = [c for c in commands if shutil.which(c) is None]
+    require(f"needs {', '.join(missing)} (make test installs it: tests/system-packages.txt)"
+            if missing else None)
