@@ -193,7 +193,7 @@ class LoginLimiter:
     """Counts wrong passwords per client address and for the device, and says how long
     a client must wait before trying again. Thread-safe; ``clock`` is for tests."""
 
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     _clients: dict[str, _Client] = field(default_factory=dict)
     _recent: deque = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)

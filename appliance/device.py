@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from .discovery import Discovery
     from .sync.service import SyncService
-    from .usage.upload import UsageUploader
+    from .usage.schedule import UsageUploader
 
 
 def register_outbox_providers(settings: Settings) -> None:

@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -277,7 +277,7 @@ class UsageDB:
         return row[0] if row else 0
 
     def advance(self, name: str, seq: int, counter: str, count: int,
-                failed: list[tuple[int, str, str]] = ()) -> None:
+                failed: Sequence[tuple[int, str, str]] = ()) -> None:
         """Move a cursor forward and count what went, in one transaction."""
         with self.tx():
             self.db.execute_sql(
@@ -314,7 +314,7 @@ class UsageDB:
         rows = self.db.execute_sql(
             f"SELECT {', '.join(COLUMNS)} FROM event WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit)).fetchall()
-        return [Row(*r[:-1], json.loads(r[-1])) for r in rows]
+        return [Row(*r[:-1], json.loads(r[-1])) for r in rows]  # type: ignore[call-arg]
 
     def count_after(self, seq: int) -> int:
         """How many events have a seq above ``seq``."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -160,7 +160,7 @@ def plan_reply(sha256: str, size: int, media_type: str, if_none_match: str | Non
     return BlobReply(200, [content_type, *common, ("Content-Length", str(size))], 0, size)
 
 
-def open_body(path: str, reply: BlobReply, environ: dict) -> object:
+def open_body(path: str, reply: BlobReply, environ: dict) -> Iterable[bytes]:
     """The WSGI body of ``reply``: the open file, positioned at the range's start, for
     waitress's ``wsgi.file_wrapper`` (or a chunked reader where there is none)."""
     if reply.length == 0 or environ.get("REQUEST_METHOD") == "HEAD":

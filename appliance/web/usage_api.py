@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
 from appliance.usage.db import BatchWriter, UsageDB, UsageFull
@@ -32,7 +32,7 @@ MAX_CLIENTS = 10_000
 
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
-    st = context.state(state.app)
+    st = context.state(cast(Flask, state.app))
     s = st.settings
     st.usage_limits = RateLimits(s.usage.rate_per_minute, s.usage.device_rate_per_minute)
     if s.usage.enabled and s.device.data_dir.is_dir():

@@ -22,6 +22,7 @@ from appliance.web.projector_recent import FILE_NAME
 from content_cache.library import Library
 
 from ..helpers import snapshot
+from ..support.needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
 KIOSK = ROOT / "kiosk_ui" / "kiosk" / "ketang-kiosk"
@@ -318,8 +319,8 @@ def test_the_launcher_says_when_the_server_never_answers():
     assert f"127.0.0.1:{port} did not answer within 1s" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_the_systemd_unit_verifies(tmp_path):
+    require(None if shutil.which("systemd-analyze") else "systemd-analyze is not installed")
     unit = tmp_path / "ketang-kiosk.service"
     unit.write_text(UNIT.read_text().replace("/usr/local/bin/ketang-kiosk", str(KIOSK)))
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
