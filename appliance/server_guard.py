@@ -186,6 +186,8 @@ class GuardedServer(TcpWSGIServer):
     origin); ``request_timeout`` is in seconds.
     """
 
+    next_channel_cleanup: float  # waitress's own timer (an untyped class attribute)
+
     channel_class = GuardedChannel
 
     def __init__(self, application: Any, map: dict, *, counts: ClientCounts,
