@@ -18,6 +18,7 @@ from peewee import (
     FloatField,
     IntegerField,
     Model,
+    OperationalError,
     SqliteDatabase,
     TextField,
 )
@@ -139,6 +140,7 @@ def build_catalog(manifest: Manifest, path: Path,
                       r.sha256, r.size, r.media_type, r.duration)
                      for i, r in enumerate(manifest.resources)))
                 _build_search(db, manifest)
+                _build_related(conn, manifest)
     finally:
         db.close()
     with open(tmp, "rb+") as f:
@@ -146,6 +148,16 @@ def build_catalog(manifest: Manifest, path: Path,
     os.replace(tmp, path)
     fsync_dir(path.parent)
     return path
+
+
+def _build_related(conn: Any, manifest: Manifest) -> None:
+    """The release's national co-usage table (content_cache.related), lessons shown only."""
+    conn.execute("CREATE TABLE related (lesson TEXT NOT NULL, other TEXT NOT NULL,"
+                 " score REAL NOT NULL, PRIMARY KEY (lesson, other)) WITHOUT ROWID")
+    shown = {n.id for n in manifest.nodes if n.kind == "lesson"}
+    conn.executemany("INSERT INTO related VALUES (?, ?, ?)",
+                     ((lesson, o, sc) for lesson, others in manifest.related.items()
+                      if lesson in shown for o, sc in others if o in shown))
 
 
 def bigrams(text: str) -> str:
@@ -302,6 +314,34 @@ class Catalog:
         """A resource whose blob is ``sha256`` (any one, if several share it)."""
         r = self.Resource.get_or_none(self.Resource.sha256 == sha256)
         return _resource_dict(r) if r else None
+
+    def following(self, lesson_id: str, limit: int = 3) -> list[dict[str, Any]]:
+        """The lessons after ``lesson_id`` in teaching (curriculum) order."""
+        here = self.Node.get_or_none(self.Node.id == lesson_id)
+        if here is None:
+            return []
+        q = (self.Node.select().where((self.Node.kind == "lesson")
+                                      & (self.Node.position > here.position))
+             .order_by(self.Node.position).limit(limit))
+        return [_node_dict(n) for n in q]
+
+    def titles(self, node_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Nodes by id, for the ids that exist (one query)."""
+        if not node_ids:
+            return {}
+        q = self.Node.select().where(self.Node.id.in_(node_ids))
+        return {n.id: _node_dict(n) for n in q}
+
+    def related(self, lesson_id: str, limit: int = 20) -> list[tuple[str, float]]:
+        """The national co-usage of a lesson, best first (empty for catalogs built
+        before the table existed)."""
+        try:
+            rows = self.db.execute_sql(
+                "SELECT other, score FROM related WHERE lesson = ? ORDER BY score DESC, other"
+                " LIMIT ?", (lesson_id, limit)).fetchall()
+        except OperationalError:
+            return []
+        return [(r[0], float(r[1])) for r in rows]
 
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         """Lessons matching ``query`` in title or description, best first.

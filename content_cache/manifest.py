@@ -10,18 +10,18 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .blobstore import SHA256_RE
 from .errors import ManifestError
+from .ids import CHANNEL_RE, ID_RE
+from .related import parse_table
+from .related import to_doc as related_doc
 
 FORMAT = "ketang-release/1"
 NODE_KINDS = ("stage", "grade", "subject", "edition", "volume", "unit", "lesson")
 RESOURCE_KINDS = ("video", "audio", "pdf", "html5", "exercise", "image")
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 # Bounds that keep a hostile or broken manifest from exhausting a small device.
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
@@ -66,6 +66,8 @@ class Manifest:
     title: dict[str, str]
     nodes: list[Node]
     resources: list[Resource]
+    # The national co-usage table (content_cache.related): lesson -> [(other, score)].
+    related: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
     def to_json_bytes(self) -> bytes:
         """The canonical bytes that get signed."""
@@ -78,6 +80,8 @@ class Manifest:
             "nodes": [_drop_empty(asdict(n)) for n in self.nodes],
             "resources": [_drop_empty(asdict(r)) for r in self.resources],
         }
+        if self.related:
+            doc["related"] = related_doc(self.related)
         return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
     def blobs(self) -> dict[str, int]:
@@ -154,8 +158,12 @@ def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
         if kinds.get(r.lesson) != "lesson":
             raise ManifestError(f"{where}: resource {r.id!r} hangs on {r.lesson!r}, not a lesson.")
     created = doc.get("created", "")
+    related = {}
+    if "related" in doc:
+        related = parse_table(doc["related"], f"{where} (related)",
+                              lambda s: isinstance(s, str) and kinds.get(s) == "lesson")
     return Manifest(channel, version, str(created)[:64], _texts(doc.get("title"), where),
-                    nodes, resources)
+                    nodes, resources, related)
 
 
 def _texts(value: Any, where: str) -> dict[str, str]:

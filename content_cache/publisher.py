@@ -32,6 +32,8 @@ from .manifest import (
     parse_manifest,
 )
 from .progress import ByteCount, Progress
+from .related import load_file as load_related
+from .related import restrict
 from .torrent import write_release_torrent
 
 SOURCE_FORMAT = "ketang-source/1"
@@ -54,6 +56,7 @@ class PublishedRelease:
     nodes: int
     resources: int
     bytes: int
+    related: int = 0
 
 
 def media_type_for(kind: str, path: Path) -> str:
@@ -121,11 +124,14 @@ def publish(
     out: Path,
     progress: Progress | None = None,
     web_seeds: Sequence[str] = (),
+    related: Path | None = None,
 ) -> PublishedRelease:
     """Build and sign a release of ``source`` into the bundle folder ``out``.
 
     ``progress(done_bytes, total_bytes)`` is called as blobs are copied.
     ``web_seeds`` are HTTP URLs (BEP 19) embedded in the release's torrent.
+    ``related`` is a ``ketang-related/1`` co-usage file (``ketang recommend build``):
+    its pairs between this release's lessons go into the signed manifest.
     """
     source = Path(source)
     if not CHANNEL_RE.match(channel):
@@ -142,6 +148,7 @@ def publish(
     if doc.get("format") != SOURCE_FORMAT:
         raise SourceError(f"{src_file}: 'format' must be {SOURCE_FORMAT!r}.")
     private = load_private_key(key_path)
+    table = load_related(related) if related is not None else {}
 
     nodes, files = _flatten(source, doc)
     total = sum(p.stat().st_size for _, p in files)
@@ -159,6 +166,8 @@ def publish(
         ))
     manifest = Manifest(channel, version, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         doc.get("title") or {}, nodes, resources)
+    if table:
+        manifest.related, _ = restrict(table, {n.id for n in nodes if n.kind == "lesson"})
     data = manifest.to_json_bytes()
     parse_manifest(data, where=str(src_file))  # the same rules a device applies
     rdir = release_dir(root, channel, version)
@@ -167,4 +176,4 @@ def publish(
     atomic_write_bytes(manifest_path.with_name("manifest.json.sig"), sign(private, data))
     write_release_torrent(root, manifest, rdir, web_seeds)
     return PublishedRelease(channel, version, manifest_path, key_id(private.public_key()),
-                            len(nodes), len(resources), total)
+                            len(nodes), len(resources), total, len(manifest.related))

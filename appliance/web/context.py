@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from appliance.auth import LoginLimiter, Sessions
     from appliance.discovery import Discovery
     from appliance.sync.service import SyncService
+    from appliance.usage.cousage import LocalTable
 
     from .usage_api import RateLimits
 
@@ -40,6 +41,7 @@ class AppState:
     usage_limits: RateLimits | None = None
     login_limiter: LoginLimiter | None = None
     admin_sessions: Sessions | None = None
+    cousage: LocalTable | None = None
 
 
 def install(app: Flask, settings: Settings, library: Library) -> AppState:
