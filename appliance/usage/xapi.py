@@ -70,6 +70,10 @@ def statement(row: Row, settings: Settings, device_id: str) -> dict[str, Any]:
         ext[EXT + "version"] = row.version
     if "page" in row.extra:
         ext[EXT + "page"] = row.extra["page"]
+    if row.grade:
+        ext[EXT + "grade"] = row.grade
+    if row.subject:
+        ext[EXT + "subject"] = row.subject
     context: dict[str, Any] = {"platform": "Ketang", "extensions": ext}
     if row.lesson and row.lesson != row.resource:
         context["contextActivities"] = {"parent": [{
