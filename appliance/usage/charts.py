@@ -58,13 +58,16 @@ def chart(name: str, fig: Figures, names: Mapping[str, str] | None = None,
     extra = {"disable_xml_declaration": inline}
     c: Any
     if name == "taught":
-        c = pygal.StackedBar(**_config(title=TITLES[name], **extra))
+        # pygal measures CJK text as if it were Latin: room for the legend's names
+        c = pygal.StackedBar(**_config(title=TITLES[name], legend_at_bottom=False,
+                                       width=600, margin_left=36, **extra))
         c.x_labels = [w.split("-")[1] for w in fig.weeks]
         for subject, counts in fig.taught.items():
             c.add(subject, counts)
     elif name == "top":
         c = pygal.HorizontalBar(**_config(title=TITLES[name], show_legend=False,
-                                           height=300, **extra))
+                                           height=300, truncate_label=14,
+                                           margin_left=90, **extra))
         rows = list(reversed(fig.top))
         c.x_labels = [names.get(r, r) for r, _ in rows]
         if rows:
@@ -77,7 +80,7 @@ def chart(name: str, fig: Figures, names: Mapping[str, str] | None = None,
             c.add("tablets", fig.tablets)
     elif name == "outbox":
         c = pygal.HorizontalBar(**_config(title=TITLES[name], show_legend=False,
-                                           height=220, **extra))
+                                           height=220, margin_left=40, **extra))
         keys = [k for k in OUTBOX_LABELS if k in fig.outbox]
         c.x_labels = [OUTBOX_LABELS[k] for k in reversed(keys)]
         if keys:
