@@ -7,6 +7,7 @@ the old one, and never written again: readers open it immutable.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from peewee import (
 
 from .atomic import fsync_dir
 from .manifest import Manifest
+from .questionnaire import Questionnaire
 
 BATCH = 2000
 
@@ -141,6 +143,10 @@ def build_catalog(manifest: Manifest, path: Path,
                      for i, r in enumerate(manifest.resources)))
                 _build_search(db, manifest)
                 _build_related(conn, manifest)
+                conn.execute("CREATE TABLE questionnaire (id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+                conn.executemany("INSERT INTO questionnaire VALUES (?, ?)",
+                                 ((q.id, json.dumps(q.doc, ensure_ascii=False))
+                                  for q in manifest.questionnaires))
     finally:
         db.close()
     with open(tmp, "rb+") as f:
@@ -331,6 +337,14 @@ class Catalog:
             return {}
         q = self.Node.select().where(self.Node.id.in_(node_ids))
         return {n.id: _node_dict(n) for n in q}
+
+    def questionnaires(self) -> list[Questionnaire]:
+        """The release's questionnaires (checked when the release was imported)."""
+        try:
+            rows = self.db.execute_sql("SELECT id, doc FROM questionnaire ORDER BY id").fetchall()
+        except OperationalError:
+            return []
+        return [Questionnaire(r[0], json.loads(r[1])) for r in rows]
 
     def related(self, lesson_id: str, limit: int = 20) -> list[tuple[str, float]]:
         """The national co-usage of a lesson, best first (empty for catalogs built

@@ -16,6 +16,7 @@ from typing import Any
 from .blobstore import SHA256_RE
 from .errors import ManifestError
 from .ids import CHANNEL_RE, ID_RE
+from .questionnaire import Questionnaire, parse_list
 from .related import parse_table
 from .related import to_doc as related_doc
 
@@ -68,6 +69,8 @@ class Manifest:
     resources: list[Resource]
     # The national co-usage table (content_cache.related): lesson -> [(other, score)].
     related: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    # Questionnaires (content_cache.questionnaire), signed with the rest.
+    questionnaires: list[Questionnaire] = field(default_factory=list)
 
     def to_json_bytes(self) -> bytes:
         """The canonical bytes that get signed."""
@@ -82,6 +85,8 @@ class Manifest:
         }
         if self.related:
             doc["related"] = related_doc(self.related)
+        if self.questionnaires:
+            doc["questionnaires"] = [q.doc for q in self.questionnaires]
         return (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
     def blobs(self) -> dict[str, int]:
@@ -162,8 +167,11 @@ def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
     if "related" in doc:
         related = parse_table(doc["related"], f"{where} (related)",
                               lambda s: isinstance(s, str) and kinds.get(s) == "lesson")
+    questionnaires = []
+    if "questionnaires" in doc:
+        questionnaires = parse_list(doc["questionnaires"], where)
     return Manifest(channel, version, str(created)[:64], _texts(doc.get("title"), where),
-                    nodes, resources, related)
+                    nodes, resources, related, questionnaires)
 
 
 def _texts(value: Any, where: str) -> dict[str, str]:

@@ -32,6 +32,7 @@ from .manifest import (
     parse_manifest,
 )
 from .progress import ByteCount, Progress
+from .questionnaire import Questionnaire, parse_questionnaire
 from .related import load_file as load_related
 from .related import restrict
 from .torrent import write_release_torrent
@@ -116,6 +117,21 @@ def _flatten(source: Path, doc: dict[str, Any]) -> tuple[list[Node], list[tuple[
     return nodes, resources
 
 
+def _questionnaires(source: Path, files: Any) -> list[Questionnaire]:
+    """The questionnaires ``source.json`` lists (paths of ketang-questionnaire/1 files)."""
+    if not isinstance(files, list):
+        raise SourceError(f"{SOURCE_FILE}: 'questionnaires' must be a list of file paths.")
+    out = []
+    for rel in files:
+        path = _source_file(source, rel, f"questionnaire {rel!r}")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise SourceError(f"{path} is not valid JSON: {e}") from None
+        out.append(parse_questionnaire(doc, str(path)))
+    return out
+
+
 def publish(
     source: Path,
     channel: str,
@@ -168,6 +184,7 @@ def publish(
                         doc.get("title") or {}, nodes, resources)
     if table:
         manifest.related, _ = restrict(table, {n.id for n in nodes if n.kind == "lesson"})
+    manifest.questionnaires = _questionnaires(source, doc.get("questionnaires", []))
     data = manifest.to_json_bytes()
     parse_manifest(data, where=str(src_file))  # the same rules a device applies
     rdir = release_dir(root, channel, version)

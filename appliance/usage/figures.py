@@ -71,7 +71,7 @@ class _Builder:
         self.last = max(self.last, when or day)
         if kind == "projected":
             self.taught[subject or UNKNOWN_SUBJECT][week_of(day)] += n
-        if kind not in ("video-progress", "video-paused"):
+        if kind not in ("video-progress", "video-paused", "questionnaire-answered"):
             self.top[resource] += n
         if view == "tablet" and actor:
             self.tablets[day[:10]].add(actor)

@@ -7,6 +7,7 @@ second post as a duplicate, never as a new statement.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "exercise-answered": (ADL + "answered", "answered", "作答"),
     "app-opened": (ADL + "launched", "launched", "打开"),
     "projected": (ADL + "attended", "attended", "课堂投影"),
+    "questionnaire-answered": (ADL + "responded", "responded", "回答问卷"),
 }
 ACTIVITY_TYPES = {
     "lesson": "http://adlnet.gov/expapi/activities/lesson",
@@ -38,6 +40,7 @@ ACTIVITY_TYPES = {
     "pdf": "http://id.tincanapi.com/activitytype/document",
     "exercise": "http://adlnet.gov/expapi/activities/assessment",
     "html5": "http://adlnet.gov/expapi/activities/simulation",
+    "questionnaire": "http://id.tincanapi.com/activitytype/survey",
 }
 TYPE_KIND = {"lesson-opened": "lesson", "pdf-page-viewed": "pdf", "app-opened": "html5",
              "exercise-attempted": "exercise", "exercise-answered": "exercise"}
@@ -93,6 +96,13 @@ def statement(row: Row, settings: Settings, device_id: str) -> dict[str, Any]:
         result["success"] = row.extra["correct"]
     if row.type == "video-completed":
         result["completion"] = True
+    if row.type == "questionnaire-answered":
+        ext[EXT + "questionnaire"] = row.resource
+        ext[EXT + "audience"] = row.extra.get("audience", "")
+        answers = row.extra.get("answers", {})
+        result.update(completion=True, response=json.dumps(answers, ensure_ascii=False,
+                                                           sort_keys=True),
+                      extensions={EXT + "answers": answers})
     out: dict[str, Any] = {
         "id": row.id,
         "actor": {"objectType": "Agent",

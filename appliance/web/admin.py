@@ -252,7 +252,10 @@ def dashboard():
     """The dashboard: health, releases, subscriptions, imports, peers, sync and usage."""
     from appliance.usage.charts import CHARTS, TITLES
 
+    from .questionnaires import open_questionnaires
+
     return render_template("admin/dashboard.html", device=settings().device,
+                           questionnaires=open_questionnaires(),
                            status=_status(), sections=SECTIONS,
                            chart_names=CHARTS if settings().usage.enabled else (),
                            chart_titles=TITLES,
