@@ -3,13 +3,15 @@
 From ingested usage (an LRS export or a folder of drive outboxes, read by
 :mod:`.sources`), writes self-contained HTML (inline SVG charts and CSS, nothing
 fetched, no JavaScript): ``index.html`` for all schools, with which schools have not
-reported for how long, and ``school-<n>.html`` per school, with the same charts as the
+reported for how long and the questionnaire answers summarised per question, and
+``school-<n>.html`` per school, with the same charts as the
 device's dashboard (:mod:`.charts`). Files are written atomically.
 """
 
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from content_cache.atomic import atomic_write_bytes
 
 from .charts import CHARTS, chart
 from .figures import Figures, statement_figures
+from .xapi import EXT
 
 CSS = """body{font-family:sans-serif;margin:1.5rem;color:#1b1f24;max-width:1240px}
 h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.6rem}.en{color:#5c6670}
@@ -68,10 +71,56 @@ def days_since(last: str, now: datetime) -> int | None:
     return max(0, (now - t).days)
 
 
+def questionnaire_summary(statements: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per questionnaire id: answers (count), schools, and per question id the answers
+    summarised: choices or scale values counted, texts listed (at most 50)."""
+    out: dict[str, dict[str, Any]] = {}
+    for st in statements:
+        try:
+            ext = st["context"]["extensions"]
+            qid = ext[EXT + "questionnaire"]
+            answers = st["result"]["extensions"][EXT + "answers"]
+        except (KeyError, TypeError):
+            continue
+        if not isinstance(qid, str) or not isinstance(answers, dict):
+            continue
+        q = out.setdefault(qid, {"answers": 0, "schools": Counter(), "questions": {}})
+        q["answers"] += 1
+        q["schools"][str(ext.get(EXT + "school", ""))] += 1
+        for question, value in answers.items():
+            row = q["questions"].setdefault(str(question), {"counts": Counter(), "texts": []})
+            if isinstance(value, str):
+                if len(row["texts"]) < 50:
+                    row["texts"].append(value[:2000])
+            else:
+                for v in value if isinstance(value, list) else [value]:
+                    row["counts"][str(v)] += 1
+    return dict(sorted(out.items()))
+
+
+def _questionnaires_html(summary: dict[str, dict[str, Any]]) -> str:
+    if not summary:
+        return ""
+    parts = ["<h2>问卷 <span class=\"en\">Questionnaires</span></h2>"]
+    for qid, q in summary.items():
+        schools = ", ".join(f"{_e(k)} ({n})" for k, n in sorted(q["schools"].items()))
+        parts.append(f"<h3>{_e(qid)}</h3><p class=\"muted\">{q['answers']} 份回答 "
+                     f"answers · {schools}</p><table><tr><th>问题 Question</th>"
+                     "<th>回答 Answers</th></tr>")
+        for question, row in q["questions"].items():
+            counts = ", ".join(f"{_e(k)}: {n}" for k, n in sorted(row["counts"].items()))
+            texts = "".join(f"<li>{_e(t)}</li>" for t in row["texts"])
+            parts.append(f"<tr><td>{_e(question)}</td><td>{counts}"
+                         f"{'<ul>' + texts + '</ul>' if texts else ''}</td></tr>")
+        parts.append("</table>")
+    return "\n".join(parts)
+
+
 def write_report(statements: Iterable[dict[str, Any]], out: Path, late_days: int = 14,
                  now: datetime | None = None, source: str = "") -> list[SchoolLine]:
     """Write ``index.html`` and one page per school into ``out``; return the schools."""
     now = now or datetime.now(UTC)
+    statements = list(statements)
     everyone, schools = statement_figures(statements, now.date())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,6 +154,7 @@ def write_report(statements: Iterable[dict[str, Any]], out: Path, late_days: int
             "<table><tr><th>学校 School</th><th>最新记录 Newest (UTC)</th>"
             "<th>天前 Days ago</th><th>记录 Statements</th></tr>\n"
             f"{rows}</table>"
-            f"<h2>全部学校 <span class=\"en\">All schools</span></h2>{_charts(everyone)}")
+            f"<h2>全部学校 <span class=\"en\">All schools</span></h2>{_charts(everyone)}"
+            f"{_questionnaires_html(questionnaire_summary(statements))}")
     atomic_write_bytes(out / "index.html", _page("使用情况报告 Usage report", body))
     return lines
