@@ -61,10 +61,10 @@ def test_two_schools_to_the_lrs_to_a_signed_table_to_a_third_school(tmp_path, lr
     south = settings_in(tmp_path, "south").with_overrides("device", name="南河小学")
     for i in range(4):
         store_moves(south, f"tablet-south-{i}", [A, C, D])
+    write_outbox(tmp_path / "drive" / "KETANG", south, {})
     keys = tmp_path / "device-keys"
     keys.mkdir()
     shutil.copyfile(key_paths(south.device.data_dir)[1], keys / "south.pub")
-    write_outbox(tmp_path / "drive" / "KETANG", south, {})
     for _ in range(2):      # a drive ingested twice adds nothing
         r = runner.invoke(main, ["usage", "ingest", str(tmp_path / "drive"), "--lrs", lrs.url,
                                  "--keys", str(keys), "--user", lrs.username,
