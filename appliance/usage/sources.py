@@ -67,11 +67,14 @@ def read_export(path: Path) -> list[dict[str, Any]]:
             if d.unconsumed_tail:
                 raise KetangError(f"{path} unpacks to more than {MAX_UNPACKED} bytes.")
         text = data.decode("utf-8").strip()
-        if text.startswith("[") or text.startswith("{\"statements\""):
+        try:
             doc = json.loads(text)
-            items = doc["statements"] if isinstance(doc, dict) else doc
+        except ValueError:      # not one JSON document: JSON lines
+            doc = [json.loads(line) for line in text.splitlines() if line.strip()]
+        if isinstance(doc, dict):   # a page of statements, or JSON lines of one line
+            items = doc["statements"] if "statements" in doc else [doc]
         else:
-            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+            items = doc
     except (zlib.error, ValueError, UnicodeDecodeError, KeyError) as e:
         raise KetangError(f"{path} is not an LRS export (a JSON array of statements, "
                           f"a {{\"statements\": […]}} page, or JSON lines): {e}") from None
