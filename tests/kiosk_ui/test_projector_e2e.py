@@ -320,9 +320,10 @@ def test_usage_calls_follow_the_contract(served, browser):
             press(page, "Escape")
         calls = page.evaluate("usageCalls")
         assert calls[0] == ["projectedStart", L1]
-        assert ["record", "opened", f"{L1}-pdf", {"kind": "pdf", "projected": True}] in calls
-        assert ["record", "pdf_page", f"{L1}-pdf", {"page": 1, "projected": True}] in calls
-        assert ["record", "opened", f"{L1}-html5", {"kind": "html5", "projected": True}] in calls
+        # types POST /api/v1/usage accepts (test_usage_contract.py), not 'opened'/'pdf_page'
+        assert ["record", "part-projected", f"{L1}-pdf", {}] in calls
+        assert ["record", "pdf-page-viewed", f"{L1}-pdf", {"page": 1}] in calls
+        assert ["record", "part-projected", f"{L1}-html5", {}] in calls
         assert calls[-1] == ["projectedEnd"]
     finally:
         ctx.close()

@@ -166,8 +166,8 @@
     if (record && parts[part]) {
       var rid = parts[part].getAttribute('data-resource');
       var kind = parts[part].getAttribute('data-kind');
-      if (changedPart) { usage('record', 'opened', rid, {kind: kind, projected: true}); }
-      if (kind === 'pdf') { usage('record', 'pdf_page', rid, {page: page, projected: true}); }
+      if (changedPart) { usage('record', 'part-projected', rid, {}); }
+      if (kind === 'pdf') { usage('record', 'pdf-page-viewed', rid, {page: page}); }
     }
   }
 
