@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from waitress.server import create_server
+
+from content_cache.errors import KetangError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -57,14 +61,21 @@ def serve(app: Flask, host: str, port: int, threads: int,
     """
     adjustments = waitress_options(threads=threads, **options)
     shared_map: dict = {}
-    server = create_server(app, map=shared_map, host=host, port=port, **adjustments)
+    with _bind_errors(host, port, "lesson pages", "--port", "server.port"):
+        server = create_server(app, map=shared_map, host=host, port=port, **adjustments)
     _set_send_buffer(server, options.get("send_buffer", 0))
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     apps_server = None
     if apps_app is not None:
-        apps_server = create_server(apps_app, map=shared_map,
-                                    _dispatcher=server.task_dispatcher,
-                                    host=host, port=apps_port, **adjustments)
+        try:
+            with _bind_errors(host, apps_port, "lesson apps", "--apps-port",
+                              "server.apps_port"):
+                apps_server = create_server(apps_app, map=shared_map,
+                                            _dispatcher=server.task_dispatcher,
+                                            host=host, port=apps_port, **adjustments)
+        except KetangError:
+            server.close()
+            raise
         app.config["KETANG_APPS_PORT"] = int(apps_server.effective_port)
         announce(f"Serving lesson apps on http://{shown}:{apps_server.effective_port}")
     closer = None
@@ -84,6 +95,33 @@ def serve(app: Flask, host: str, port: int, threads: int,
         if apps_server is not None:
             apps_server.close()
         server.close()
+
+
+ZH = {"lesson pages": "课程页面", "lesson apps": "互动课件"}
+
+
+@contextlib.contextmanager
+def _bind_errors(host: str, port: int, what: str, option: str, setting: str) -> Iterator[None]:
+    """Turn a socket that cannot listen into one line saying which port and what to do."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise KetangError(
+                f"端口 {port} 已被占用（{ZH.get(what, what)}）。Port {port} on {host} ({what}) "
+                "is already in use by another program (another `ketang serve` or "
+                f"`make demo`?): stop it, or choose another port with {option} (setting {setting}).") from None
+        if e.errno == errno.EACCES:
+            raise KetangError(
+                f"无权使用端口 {port}（{ZH.get(what, what)}）。Port {port} on {host} ({what}) "
+                f"needs privileges this user lacks: use a port above 1023 with {option}, or run "
+                f"Ketang's systemd unit, which may bind port 80.") from None
+        if e.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME) or isinstance(e, socket.gaierror):
+            raise KetangError(
+                f"地址 {host} 不在本机上。{host} is not an address of this machine, so the "
+                f"{what} cannot listen there: use 0.0.0.0 (every address) or 127.0.0.1 "
+                "(this machine only) with --host (setting server.host).") from None
+        raise
 
 
 def _set_send_buffer(server: Any, size: int) -> None:

@@ -322,7 +322,8 @@ def not_found(e: Any):
     message = e.description
     if not isinstance(message, str) or message == NotFound.description:
         message = _("There is no such page on the projector.")
-    return _render("projector/error.html", status=404, message=message, up=url_for(".home"))
+    return _render("projector/error.html", status=404, message=message,
+                   up=url_for("projector.home"))
 
 
 # ---- follow the teacher --------------------------------------------------------------
