@@ -110,7 +110,8 @@ def _bind_errors(host: str, port: int, what: str, option: str, setting: str) -> 
             raise KetangError(
                 f"端口 {port} 已被占用（{ZH.get(what, what)}）。Port {port} on {host} ({what}) "
                 "is already in use by another program (another `ketang serve` or "
-                f"`make demo`?): stop it, or choose another port with {option} (setting {setting}).") from None
+                f"`make demo`?): stop it, or choose another port with {option} "
+                f"(setting {setting}).") from None
         if e.errno == errno.EACCES:
             raise KetangError(
                 f"无权使用端口 {port}（{ZH.get(what, what)}）。Port {port} on {host} ({what}) "
