@@ -33,7 +33,7 @@ from appliance.text import human_bytes
 from .apps import IFRAME_SANDBOX
 from .context import library, settings
 from .follow import Follow, FollowError, event_stream, is_projector
-from .pages import app_url, exercise_of
+from .pages import app_url, exercise_of, siblings
 from .projector_recent import read_recent, remember
 
 bp = Blueprint("projector", __name__, url_prefix="/projector")
@@ -301,12 +301,13 @@ def lesson(channel: str, lesson_id: str):
     join = f"{join_base()}{url_for('pages.lesson', channel=channel, lesson_id=lesson_id)}"
     join += "?" + urlencode({"follow": "1"})
     up = _up_url(cat, channel, found["path"] + [found])
+    next_lesson = siblings(cat, found)[1]
     return _render(
         "projector/lesson.html", channel=channel, lesson=found, parts=parts, part=part,
         page=page, version=cat.info()["version"], up=up, join_url=join, qr=qr_svg(join),
         prev_url=step_url(at - 1) if at > 0 else None,
         next_url=step_url(at + 1) if at + 1 < len(steps) else None,
-        app_sandbox=IFRAME_SANDBOX, csrf=_csrf_token(),
+        app_sandbox=IFRAME_SANDBOX, csrf=_csrf_token(), next_lesson=next_lesson,
     )
 
 

@@ -1,0 +1,186 @@
+"""A whole lesson on the projector with a four-button presenter clicker, in real Chromium
+against `ketang serve`: only PageUp, PageDown, F5, Esc, B and "." (what clickers send).
+Also the keyboard's extras: the interactive without a mouse, the video's seek, full
+screen and big time, and a task sheet fit to the screen's width with pan and zoom."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ..helpers import served_sample
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("chromium") is None and os.environ.get("CI") != "true",
+                       reason="Debian's chromium is missing"),
+]
+ROOT = Path(__file__).resolve().parents[2]
+CH = "cn-basic-edu-demo"
+L1 = "primary-g1-chinese-tongbian-v1-u1-l1"
+L2 = "primary-g1-chinese-tongbian-v1-u1-l2"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required"]
+HD = {"width": 1920, "height": 1080}
+GREEN = "rgb(31, 122, 53)"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, sample_bundle):
+    tmp = tmp_path_factory.mktemp("clicker")
+    with served_sample(tmp, sample_bundle) as (url, _data):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport=HD, locale="zh-CN")
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+def press(page, *keys: str) -> None:
+    for k in keys:
+        page.keyboard.press(k)
+
+
+def shown(page) -> dict:
+    return page.evaluate("""() => {
+        const s = document.querySelector('section.part:not([hidden])');
+        const e = document.activeElement;
+        return {kind: s && s.dataset.kind, part: s && s.dataset.part,
+                url: location.pathname + location.search,
+                focus: e.getAttribute('data-node') || e.getAttribute('data-part')
+                       || (e.hasAttribute('data-next-lesson') ? 'next-lesson' : e.tagName)}; }""")
+
+
+def video_playing(page) -> bool:
+    return page.evaluate("() => { const v = document.querySelector("
+                         "'section.part:not([hidden]) video'); return !!v && !v.paused; }")
+
+
+def answer_shown(page) -> bool:
+    return page.evaluate("""() => { const li = document.querySelector(
+        '.question:not([hidden]) li[data-correct="true"]');
+        return getComputedStyle(li).backgroundColor; }""") == GREEN
+
+
+CLICKER = {"PageDown", "PageUp", "F5", "Escape", "b", "."}
+
+
+def clicker(page, key: str) -> None:
+    """One press of a clicker button; a navigation, if any, is waited for by the caller."""
+    assert key in CLICKER
+    page.keyboard.press(key)
+
+
+def test_a_clicker_runs_a_whole_lesson(served, page):
+    page.goto(f"{served}/projector")
+    assert shown(page)["focus"] == "primary-g1"
+    clicker(page, "PageDown")
+    assert shown(page)["focus"] == "primary-g3"
+    clicker(page, "PageUp")
+    with page.expect_navigation():
+        clicker(page, "F5")                      # "start slideshow" opens the tile
+    assert page.url.endswith(f"/projector/browse/{CH}/primary-g1")
+    assert shown(page)["focus"] == L1
+    with page.expect_navigation():
+        clicker(page, "F5")
+    assert f"/projector/lesson/{CH}/{L1}" in page.url
+    assert shown(page)["kind"] == "video"
+
+    # F5 plays the video, F5 pauses it; its time shows in big type.
+    page.evaluate("() => { const v = document.querySelector('video');"
+                  " return v.readyState >= 1 || new Promise(r => v.onloadedmetadata = r); }")
+    clicker(page, "F5")
+    page.wait_for_function("document.querySelector('video').currentTime > 0.5", timeout=10000)
+    assert video_playing(page)
+    clicker(page, "F5")
+    assert not video_playing(page)
+    time_box = page.locator("section.part-video .video-time")
+    assert time_box.is_visible() and "/" in time_box.text_content()
+    assert float(time_box.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 48
+
+    # PageDown pages through the task sheet (panning down a page as wide as the screen),
+    # then the interactive, then the exercise.
+    clicker(page, "PageDown")
+    assert shown(page)["kind"] == "pdf"
+    presses = 0
+    while shown(page)["kind"] == "pdf":
+        clicker(page, "PageDown")
+        presses += 1
+        assert presses < 20
+    assert presses >= 2                          # a fit-to-width page needs panning
+    assert shown(page)["kind"] == "html5"
+    clicker(page, "PageDown")
+    assert shown(page)["kind"] == "exercise"
+    assert not answer_shown(page)
+    clicker(page, "F5")                          # reveal each answer
+    assert answer_shown(page)
+    clicker(page, "PageDown")
+    assert "page=2" in shown(page)["url"] and not answer_shown(page)
+    clicker(page, "F5")
+    assert answer_shown(page)
+
+    # B and "." blank the screen; any button brings it back and does nothing else.
+    clicker(page, "b")
+    assert page.locator("#blank").is_visible()
+    clicker(page, "PageDown")
+    assert not page.locator("#blank").is_visible() and "page=2" in shown(page)["url"]
+    clicker(page, ".")
+    assert page.locator("#blank").is_visible()
+    clicker(page, "F5")
+    assert not page.locator("#blank").is_visible() and answer_shown(page)
+
+    # Past the last question: the next lesson is offered (focused), then opened.
+    clicker(page, "PageDown")
+    assert shown(page)["focus"] == "next-lesson"
+    assert page.locator("[data-next-lesson]").is_visible()
+    clicker(page, "PageUp")                      # changed its mind: back on the lesson
+    assert shown(page)["focus"] == "3" and "page=2" in shown(page)["url"]
+    clicker(page, "PageDown")
+    with page.expect_navigation():
+        clicker(page, "PageDown")
+    assert f"/projector/lesson/{CH}/{L2}" in page.url
+    assert shown(page)["kind"] == "video"
+
+    # Esc first undoes (pauses the video), then goes back to the unit's lessons.
+    clicker(page, "F5")
+    page.wait_for_function("!document.querySelector('video').paused", timeout=10000)
+    clicker(page, "Escape")
+    assert not video_playing(page) and f"/lesson/{CH}/{L2}" in page.url
+    with page.expect_navigation():
+        clicker(page, "Escape")
+    assert page.url.endswith(f"/projector/browse/{CH}/primary-g1?focus={L2}")
+    assert shown(page)["focus"] == L2
+
+
+def test_the_key_hints_name_the_clicker_buttons_and_every_key(served, page):
+    page.goto(f"{served}/projector/lesson/{CH}/{L1}")
+    hints = page.locator("footer.keys")
+    text = hints.text_content()
+    assert "翻页笔" in text
+    for key in ("PageDown", "PageUp", "F5", "Esc", "B", "Enter", "J", "L", "F", "Q", "Tab",
+                "Home", "0"):
+        assert hints.locator("kbd", has_text=key).count() >= 1, key
+    assert hints.is_visible()
+    page.goto(f"{served}/projector")
+    text = page.locator("footer.keys").text_content()
+    assert "翻页笔" in text and "F5" in text
