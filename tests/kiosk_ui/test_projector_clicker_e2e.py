@@ -184,3 +184,93 @@ def test_the_key_hints_name_the_clicker_buttons_and_every_key(served, page):
     page.goto(f"{served}/projector")
     text = page.locator("footer.keys").text_content()
     assert "翻页笔" in text and "F5" in text
+
+
+SHOTS = Path(os.environ["KETANG_SCREENSHOTS"]) if os.environ.get("KETANG_SCREENSHOTS") else None
+
+
+def shoot(page, name: str, tmp_path: Path, **kw) -> Path:
+    """A screenshot in tmp_path, kept in $KETANG_SCREENSHOTS when that is set."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), **kw)
+    if SHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SHOTS / path.name)
+    return path
+
+
+def test_the_interactive_is_used_without_a_mouse(served, page):
+    page.goto(f"{served}/projector/lesson/{CH}/{L1}?part=2")
+    assert shown(page)["kind"] == "html5"
+    frame_el = page.locator("iframe.lesson-app")
+    assert frame_el.get_attribute("tabindex") == "0"
+    app = page.frame_locator("iframe.lesson-app")
+    app.locator("button.card").first.wait_for()
+    press(page, "Enter")                         # the keyboard goes into the app
+    assert page.evaluate("document.activeElement.tagName") == "IFRAME"
+    assert frame_el.evaluate("e => getComputedStyle(e).outlineStyle") == "solid"
+    press(page, "Tab", "Tab", "Enter")           # its second card, pressed
+    assert "dì" in app.locator(".detail").text_content()
+    assert "1 / 6" in app.locator(".hint").text_content()
+    for _ in range(12):                          # Tab past its last button: back out
+        if page.evaluate("document.activeElement.tagName") != "IFRAME":
+            break
+        press(page, "Tab")
+    assert page.evaluate("document.activeElement.tagName") != "IFRAME"
+    press(page, "PageDown")                      # the clicker works again
+    assert shown(page)["kind"] == "exercise"
+
+
+def test_the_video_seeks_goes_full_screen_and_shows_its_time(served, page, tmp_path):
+    page.goto(f"{served}/projector/lesson/{CH}/{L1}")
+    video = page.locator("section.part-video video")
+    video.evaluate("v => v.readyState >= 1 || new Promise(r => v.onloadedmetadata = r)")
+    duration = video.evaluate("v => v.duration")
+    assert duration > 5, "the sample video is long enough to seek by 5 s"
+    press(page, "l")
+    page.wait_for_function("document.querySelector('video').currentTime >= 4.9")
+    time_box = page.locator("section.part-video .video-time")
+    assert time_box.is_visible()
+    assert time_box.text_content().startswith("0:05 / 0:0")
+    assert float(time_box.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 48
+    press(page, "j")
+    page.wait_for_function("document.querySelector('video').currentTime < 0.1")
+    press(page, "f")                             # the video alone on the screen
+    box = video.bounding_box()
+    assert box["width"] == HD["width"] and box["height"] == HD["height"]
+    assert not page.locator("nav.parts").is_visible()
+    assert not page.locator("footer.keys").is_visible()
+    press(page, "Escape")                        # Esc leaves full screen, stays in the lesson
+    assert page.locator("nav.parts").is_visible() and "/lesson/" in page.url
+
+
+def test_a_task_sheet_page_fits_the_width_and_pans_and_zooms(served, page, tmp_path):
+    page.goto(f"{served}/projector/lesson/{CH}/{L1}?part=1")
+    assert shown(page)["kind"] == "pdf"
+    img = page.locator("section.part-pdf img.pdf-page[data-page='1']")
+    img.evaluate("i => i.complete || new Promise(r => i.onload = r)")
+    box = img.bounding_box()
+    assert box["width"] == HD["width"]            # fit to width: as wide as the screen
+    assert box["height"] > HD["height"] * 1.2     # an A4 page, taller than the screen
+    sheet = page.locator("section.part-pdf")
+    top = lambda: sheet.evaluate("s => s.scrollTop")  # noqa: E731
+    left = lambda: sheet.evaluate("s => s.scrollLeft")  # noqa: E731
+    press(page, "PageDown")
+    assert top() > 500 and shown(page)["kind"] == "pdf"
+    shot = shoot(page, "projector-task-sheet", tmp_path)   # docs/projector.md shows it
+    assert shot.stat().st_size > 50_000
+    press(page, "PageUp")
+    assert top() == 0
+    press(page, "+")                              # zoom in: wider than the screen, pan right
+    assert img.bounding_box()["width"] > HD["width"] * 1.2
+    press(page, "ArrowRight")
+    assert left() > 0
+    press(page, "0")                              # back to fit to width
+    assert img.bounding_box()["width"] == HD["width"] and left() == 0
+    press(page, "F5")                             # the whole page
+    whole = img.bounding_box()
+    stage = page.locator(".stage").bounding_box()
+    assert whole["height"] == pytest.approx(stage["height"], abs=2)
+    assert whole["width"] < HD["width"] / 2
+    press(page, "Escape")                         # undo the zoom, stay on the sheet
+    assert img.bounding_box()["width"] == HD["width"] and "/lesson/" in page.url

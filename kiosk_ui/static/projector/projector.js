@@ -358,9 +358,9 @@
     } else if (k === ' ' || k === 'Spacebar' || k === 'Enter' || k === 'F5') {
       action();
     } else if (k === 'j' || k === 'J') {
-      seek(-10);
+      seek(-5);
     } else if (k === 'l' || k === 'L') {
-      seek(10);
+      seek(5);
     } else if (k === 'f' || k === 'F') {
       fullScreen();
     } else if (k === '+' || k === '=') {
@@ -405,8 +405,16 @@
     e.preventDefault();
   });
 
-  // Tab out of the interactive comes back here: the clicker's keys work again.
+  // The interactive has the keyboard: ring it. Tab out of it comes back here, where the
+  // clicker's keys work again.
+  window.addEventListener('blur', function () {
+    setTimeout(function () {
+      var a = document.activeElement;
+      setClass(body, 'app-has-keys', !!a && a.tagName === 'IFRAME');
+    }, 0);
+  });
   window.addEventListener('focus', function () {
+    setClass(body, 'app-has-keys', false);
     if (lessonEl && document.activeElement === document.body) { focusItem(tabs[at.part]); }
   });
   var videos = document.querySelectorAll('section.part video');
