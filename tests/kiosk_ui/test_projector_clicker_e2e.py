@@ -6,6 +6,7 @@ screen and big time, and a task sheet fit to the screen's width with pan and zoo
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -274,3 +275,70 @@ def test_a_task_sheet_page_fits_the_width_and_pans_and_zooms(served, page, tmp_p
     assert whole["width"] < HD["width"] / 2
     press(page, "Escape")                         # undo the zoom, stay on the sheet
     assert img.bounding_box()["width"] == HD["width"] and "/lesson/" in page.url
+
+
+def test_a_following_tablet_follows_every_part_page_and_question(served, browser, page,
+                                                                  tmp_path):
+    """The sheet's page on the reader (which loads follow.js), back to the lesson for the
+    interactive, then each exercise question; a student who opened the sheet keeps following."""
+    page.goto(f"{served}/projector/lesson/{CH}/{L1}")
+    ctx = browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN")
+    tablet = ctx.new_page()
+
+    def marked() -> str:
+        return tablet.evaluate("""() => { const e = document.querySelector('.ketang-followed');
+            if (!e) return ''; const x = e.querySelector('[data-usage-resource]');
+            return e.tagName === 'LI' ? 'question ' + (Array.prototype.indexOf.call(
+                e.parentNode.children, e) + 1) : (x || e).getAttribute('data-usage-resource')
+                + (x && x.dataset.usagePdfPage ? ' page ' + x.dataset.usagePdfPage : ''); }""")
+
+    try:
+        tablet.goto(f"{served}/lessons/{CH}/{L1}?follow=1")
+        tablet.locator("#follow [data-follow-start]").click()
+        tablet.wait_for_function("document.querySelector('.ketang-followed')", timeout=8000)
+        assert marked() == f"{L1}-video"
+        # The teacher shows the task sheet: the tablet opens the sheet's reader at that page.
+        press(page, "PageDown")
+        tablet.wait_for_url(re.compile(rf"/lessons/{CH}/{L1}/pdf/{L1}-pdf\?page=1"),
+                            timeout=8000)
+        tablet.wait_for_function("document.querySelector('.ketang-followed')", timeout=8000)
+        assert marked() == f"{L1}-pdf page 1"
+        assert tablet.locator("[data-follow-state='following']").is_visible()
+        shot = shoot(tablet, "tablet-task-sheet", tmp_path)
+        assert shot.stat().st_size > 30_000
+        # On to the interactive: back to the lesson page, at the interactive.
+        while shown(page)["kind"] == "pdf":
+            press(page, "PageDown")
+        tablet.wait_for_url(re.compile(rf"/lessons/{CH}/{L1}\?follow="), timeout=8000)
+        tablet.wait_for_function(f"document.querySelector('.ketang-followed [data-usage-resource="
+                                 f"\"{L1}-html5\"]')", timeout=8000)
+        # The exercise, question by question.
+        press(page, "PageDown")
+        tablet.wait_for_function("document.querySelector('li.ketang-followed')", timeout=8000)
+        assert marked() == "question 1"
+        press(page, "PageDown")
+        tablet.wait_for_function("(document.querySelector('li.ketang-followed') || {})"
+                                 ".previousElementSibling", timeout=8000)
+        assert marked() == "question 2"
+        # Back to the sheet: the tablet reader shows it again, still following.
+        press(page, "Home", "PageDown")
+        tablet.wait_for_url(re.compile(r"/pdf/.*page=1"), timeout=8000)
+        tablet.wait_for_function("document.querySelector('[data-follow-state=\"following\"]')",
+                                 timeout=8000)
+    finally:
+        ctx.close()
+
+
+def test_without_javascript_no_follow_buttons(served, browser):
+    ctx = browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN",
+                              java_script_enabled=False)
+    tablet = ctx.new_page()
+    try:
+        for url in (f"/lessons/{CH}/{L1}?follow=1", f"/lessons/{CH}/{L1}/pdf/{L1}-pdf?follow=1"):
+            tablet.goto(served + url)
+            assert tablet.locator("[data-follow-start]:visible, [data-follow-stop]:visible"
+                                  ).count() == 0, url
+            assert tablet.get_by_text("跟随老师", exact=True).count() == 0 or not \
+                tablet.get_by_text("跟随老师", exact=True).first.is_visible()
+    finally:
+        ctx.close()
