@@ -110,22 +110,42 @@ def _iface_ipv4() -> str | None:
     return None
 
 
-def join_base() -> str:
-    """Where tablets reach this server: ``projector.join_url``, the LAN address, or the host.
+def _is_loopback(host: str) -> bool:
+    h = host.strip("[]").lower()
+    return h == "localhost" or h == "::1" or h.startswith("127.")
 
-    The kiosk browser loads the projector from 127.0.0.1, so the request's own host is
-    the last resort only.
+
+def _url(host: str, port: str) -> str:
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{host}:{port}" if port != "80" else f"http://{host}"
+
+
+def join_base() -> tuple[str, bool]:
+    """Where tablets reach this server, and whether they can: (base URL, reachable).
+
+    Only an address the server listens on (``server.host``, which ``--host`` and ``make
+    demo HOST=`` set) is encoded. Listening on loopback only, the base is the address
+    the projector's browser used and tablets cannot join (the projector says so).
+    Otherwise ``projector.join_url`` (provisioning sets ``http://ketang.lan``, the name
+    the classroom DNS gives the device); else the listening address itself, or for
+    all addresses (``0.0.0.0``/``::``) the first non-loopback IPv4 address.
     """
-    configured = settings().projector.join_url.strip().rstrip("/")
-    if configured:
-        return configured
+    listen = settings().server.host.strip()
     host = request.host
     port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
-    ip = _iface_ipv4()
-    if ip:
-        port = port or str(settings().server.port)
-        return f"http://{ip}:{port}" if port != "80" else f"http://{ip}"
-    return f"{request.scheme}://{host}"
+    port = port or str(settings().server.port)
+    own = f"{request.scheme}://{host}"
+    if _is_loopback(listen):
+        return own, False
+    configured = settings().projector.join_url.strip().rstrip("/")
+    if configured:
+        return configured, True
+    if listen in ("", "0.0.0.0", "::", "[::]"):
+        ip = _iface_ipv4()
+        if ip:
+            return _url(ip, port), True
+        return own, not _is_loopback(request.host.rsplit(":", 1)[0])
+    return _url(listen.strip("[]"), port), True
 
 
 def qr_svg(url: str) -> str:
@@ -298,7 +318,8 @@ def lesson(channel: str, lesson_id: str):
 
     if _from_projector():   # a tablet browsing /projector must not change the teacher's list
         remember(settings().device.data_dir, channel, lesson_id, settings().projector.recent)
-    join = f"{join_base()}{url_for('pages.lesson', channel=channel, lesson_id=lesson_id)}"
+    base, joinable = join_base()
+    join = f"{base}{url_for('pages.lesson', channel=channel, lesson_id=lesson_id)}"
     join += "?" + urlencode({"follow": "1"})
     up = _up_url(cat, channel, found["path"] + [found])
     next_lesson = siblings(cat, found)[1]
@@ -308,6 +329,7 @@ def lesson(channel: str, lesson_id: str):
         prev_url=step_url(at - 1) if at > 0 else None,
         next_url=step_url(at + 1) if at + 1 < len(steps) else None,
         app_sandbox=IFRAME_SANDBOX, csrf=_csrf_token(), next_lesson=next_lesson,
+        joinable=joinable, listen=settings().server.host,
     )
 
 

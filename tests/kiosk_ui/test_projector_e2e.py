@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from ..helpers import served_sample
-from .test_projector import lan_ipv4
 
 pytestmark = [
     pytest.mark.slow,
@@ -212,8 +211,13 @@ def test_the_qr_code_opens_the_lesson_and_the_tablet_follows_until_it_leaves(
     assert parts.path == f"/lessons/{CH}/{L1}" and parts.query == "follow=1"
     assert parts.port == urllib.parse.urlsplit(base).port
     assert join == page.locator("#join").get_attribute("data-join-url")
-    # Tablets cannot reach 127.0.0.1: the code names the device's LAN address.
-    assert parts.hostname == (lan_ipv4() or "127.0.0.1")
+    # The server listens on 127.0.0.1 only: the code names it (not a LAN address nobody
+    # answers on), and the projector says tablets cannot join and what to do.
+    assert parts.hostname == "127.0.0.1"
+    warning = page.locator("#join figcaption")
+    assert warning.is_visible()
+    assert "平板无法加入" in warning.text_content()
+    assert "make demo HOST=0.0.0.0" in warning.text_content()
 
     tablet_ctx = browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN")
     tablet_ctx.add_init_script(FOLLOW_INCLUDE)
