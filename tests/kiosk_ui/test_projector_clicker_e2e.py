@@ -342,3 +342,19 @@ def test_without_javascript_no_follow_buttons(served, browser):
                 tablet.get_by_text("跟随老师", exact=True).first.is_visible()
     finally:
         ctx.close()
+
+
+def test_e_switches_the_projector_language_on_the_same_screen(served, page):
+    page.goto(f"{served}/projector/lesson/{CH}/{L1}")
+    press(page, "PageDown")                       # the task sheet: part=1 in the URL
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert page.locator("footer.keys [data-lang]").text_content() == "English"
+    with page.expect_navigation():
+        press(page, "e")
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert "part=1" in page.url and shown(page)["kind"] == "pdf"
+    assert "Clicker" in page.locator("footer.keys").text_content()
+    with page.expect_navigation():
+        press(page, "E")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert "翻页笔" in page.locator("footer.keys").text_content()

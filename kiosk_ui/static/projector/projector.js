@@ -388,8 +388,13 @@
       e.preventDefault();
       return;
     }
+    var lang = document.querySelector('[data-lang]');
     if (k === 'b' || k === 'B' || k === '.') {
       toggleBlank(true);
+    } else if ((k === 'e' || k === 'E') && lang) {
+      // The other language, back on this very screen (part and page included).
+      window.location.href = lang.pathname + '?next=' +
+        encodeURIComponent(window.location.pathname + window.location.search);
     } else if (lessonEl && (k === 'Escape' || k === 'Esc' || k === 'Backspace')) {
       undo();
     } else if (k === 'Escape' || k === 'Esc' || k === 'Backspace') {
