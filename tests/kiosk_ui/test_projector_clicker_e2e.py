@@ -31,9 +31,15 @@ GREEN = "rgb(31, 122, 53)"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, sample_bundle):
+def drive_status(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("drives") / "drives.json"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, sample_bundle, drive_status):
     tmp = tmp_path_factory.mktemp("clicker")
-    with served_sample(tmp, sample_bundle) as (url, _data):
+    with served_sample(tmp, sample_bundle, f'[drives]\nstatus_file = "{drive_status}"') as (
+            url, _data):
         yield url
 
 
@@ -358,3 +364,26 @@ def test_e_switches_the_projector_language_on_the_same_screen(served, page):
         press(page, "E")
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert "翻页笔" in page.locator("footer.keys").text_content()
+
+
+def test_the_drive_banner_does_not_cover_the_lesson(served, page, drive_status):
+    from appliance.drives.status import DriveStatus
+
+    status = DriveStatus(drive_status)
+    page.goto(f"{served}/projector/lesson/{CH}/{L1}?part=1")
+    parts_before = page.locator("nav.parts").bounding_box()
+    try:
+        status.set("sdb1", "importing", done=3_200_000_000, total=11_000_000_000)
+        page.wait_for_function("document.getElementById('drives').textContent.length > 5",
+                               timeout=10000)
+        banner = page.locator("#drives").bounding_box()
+        for sel in ("header.lesson-bar", ".stage", "nav.parts", "footer.keys"):
+            box = page.locator(sel).bounding_box()
+            overlap = min(banner["y"] + banner["height"], box["y"] + box["height"]) - max(
+                banner["y"], box["y"])
+            assert overlap <= 0, f"the banner covers {sel}"
+            assert box["y"] + box["height"] <= HD["height"] + 0.5, f"{sel} is pushed off screen"
+        assert page.locator("nav.parts").bounding_box()["height"] == parts_before["height"]
+        assert page.locator("img.pdf-page[data-page='1']").bounding_box()["width"] == HD["width"]
+    finally:
+        status.forget("sdb1")
