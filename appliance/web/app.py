@@ -23,6 +23,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     i18n.init_app(app)
 
     app.register_blueprint(kiosk_ui_bp)
+    from . import static_assets  # /ui/… cached by a content hash in the URL
+    static_assets.install(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(media.bp)
     from . import pdf_pages  # the tablet's PDF page images (docs/tablet.md)

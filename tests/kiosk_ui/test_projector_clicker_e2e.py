@@ -387,3 +387,19 @@ def test_the_drive_banner_does_not_cover_the_lesson(served, page, drive_status):
         assert page.locator("img.pdf-page[data-page='1']").bounding_box()["width"] == HD["width"]
     finally:
         status.forget("sdb1")
+
+
+def test_a_tablet_does_not_ask_again_for_the_scripts_and_styles(served, browser):
+    """The second page reads style.css, tablet.js, usage.js and follow.js from its cache."""
+    ctx = browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN")
+    tablet = ctx.new_page()
+    try:
+        tablet.goto(f"{served}/lessons/{CH}/{L1}", wait_until="load")
+        tablet.goto(f"{served}/lessons/{CH}/{L2}", wait_until="load")
+        entries = tablet.evaluate("""() => performance.getEntriesByType('resource')
+            .filter(e => e.name.indexOf('/ui/') >= 0)
+            .map(e => [e.name, e.transferSize])""")
+        assert len(entries) >= 4
+        assert [e for e in entries if e[1] != 0] == [], "fetched or revalidated over the network"
+    finally:
+        ctx.close()

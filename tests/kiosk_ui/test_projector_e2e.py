@@ -34,7 +34,7 @@ HD = {"width": 1920, "height": 1080}
 FOLLOW_INCLUDE = """
 document.addEventListener('DOMContentLoaded', function () {
   if (!/^\\/lessons\\//.test(location.pathname)) return;
-  if (document.querySelector('script[src$="projector/follow.js"]')) return;
+  if (document.querySelector('script[src*="projector/follow.js"]')) return;
   var s = document.createElement('script'); s.src = '/ui/projector/follow.js';
   document.head.appendChild(s);
 });
@@ -316,7 +316,7 @@ def test_usage_calls_follow_the_contract(served, browser):
     """projectedStart/End around a lesson, record() on each part change (usage.js stood in)."""
     base, _, _, _ = served
     ctx = browser.new_context(viewport=HD, locale="zh-CN")
-    ctx.route("**/ui/usage.js", lambda route: route.fulfill(
+    ctx.route("**/ui/usage.js*", lambda route: route.fulfill(
         body=USAGE_RECORDER, content_type="text/javascript"))
     page = ctx.new_page()
     try:
