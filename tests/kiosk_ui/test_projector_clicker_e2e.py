@@ -403,3 +403,45 @@ def test_a_tablet_does_not_ask_again_for_the_scripts_and_styles(served, browser)
         assert [e for e in entries if e[1] != 0] == [], "fetched or revalidated over the network"
     finally:
         ctx.close()
+
+
+SMALL_TARGETS = """() => Array.from(document.querySelectorAll(
+        'a[href], button, input, select, textarea, label'))
+    .filter(e => e.offsetParent !== null && !(e.tagName === 'INPUT' && e.closest('label')))
+    .map(e => { const r = e.getBoundingClientRect();
+                return [e.tagName + ' ' + (e.textContent || e.value || '').trim().slice(0, 20),
+                        Math.round(r.width), Math.round(r.height)]; })
+    .filter(x => x[1] < 44 || x[2] < 44)"""
+
+
+def test_tablet_touch_targets_are_at_least_44_px(served, browser):
+    ctx = browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN")
+    tablet = ctx.new_page()
+    try:
+        for url in ("/", "/browse/cn-basic-edu-demo/primary-g1", f"/lessons/{CH}/{L1}",
+                    f"/lessons/{CH}/{L1}/pdf/{L1}-pdf", "/search?q=shu", "/nope"):
+            tablet.goto(served + url)
+            assert tablet.evaluate(SMALL_TARGETS) == [], url
+    finally:
+        ctx.close()
+
+
+def test_exercise_numbers_sit_by_their_question(served, browser):
+    ctx = browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN")
+    tablet = ctx.new_page()
+    try:
+        tablet.goto(f"{served}/lessons/{CH}/{L1}")
+        rows = tablet.evaluate("""() => Array.from(document.querySelectorAll(
+            'ol.questions > li')).map(li => {
+              const n = li.querySelector('.qno'), lg = li.querySelector('legend'),
+                    c = li.querySelector('.choice');
+              return n && [n.textContent.trim(), n.getBoundingClientRect().top,
+                           lg.getBoundingClientRect().top, lg.getBoundingClientRect().bottom,
+                           c.getBoundingClientRect().top,
+                           getComputedStyle(li).listStyleType]; })""")
+        assert [r[0] for r in rows] == ["1.", "2."]
+        for _n, top, lg_top, lg_bottom, choice_top, marker in rows:
+            assert lg_top - 1 <= top < lg_bottom <= choice_top + 1  # on the question's line
+            assert marker == "none"                                 # no second number
+    finally:
+        ctx.close()
