@@ -26,7 +26,7 @@ from .errors import (
     SignatureError,
     SpaceError,
 )
-from .keys import MAX_SIGNATURE_FILE, verify
+from .keys import MAX_SIGNATURE_FILE, trusted_folder, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .subscription import EVERYTHING, Subscription
@@ -131,7 +131,7 @@ def import_bundle(
         newest[f.channel] = f
     if not trusted:
         raise SignatureError("this device trusts no publisher key, so it can import nothing. "
-                             "Put the publisher's .pub file in the trusted keys folder.")
+                             f"Put the publisher's .pub file in {trusted_folder(trusted)}.")
     # Every signature is checked before the device writes anything at all.
     verified = [verify_release(f, trusted) for f in newest.values()]
     with library.exclusive():
