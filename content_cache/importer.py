@@ -26,6 +26,7 @@ from .errors import (
     SignatureError,
     SpaceError,
 )
+from .export import read_delta_note
 from .keys import MAX_SIGNATURE_FILE, trusted_folder, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
@@ -180,9 +181,11 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             need -= lacking.pop(sha)
             continue
         if src.is_symlink() or not src.is_file():
+            delta = read_delta_note(root)
             raise BlobError(f"the bundle at {root} lacks blob {sha} that "
-                            f"{manifest.channel} v{manifest.version} needs; the drive is "
-                            "incomplete. Re-copy it from its source.")
+                            f"{manifest.channel} v{manifest.version} needs; " + (
+                                delta or "the drive is incomplete. Re-copy it from its "
+                                "source."))
         if sha[:2] not in inside:
             inside[sha[:2]] = src.parent.resolve().is_relative_to(bundle_real)
         if not inside[sha[:2]]:
@@ -221,7 +224,8 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
         raise BlobError(f"the bundle at {root} lacks {len(absent)} blobs that "
                         f"{manifest.channel} v{manifest.version} needs (the {len(lacking)} it "
                         "had were copied and verified); the release is not activated until "
-                        "the rest comes from another drive or the sync service.")
+                        "the rest comes from another drive or the sync service."
+                        + (" " + delta if (delta := read_delta_note(root)) else ""))
     library.activate(manifest, data, signature)
     return ImportResult(manifest.channel, manifest.version, kid, len(lacking), need,
                         len(blobs) - len(lacking), "activated")
