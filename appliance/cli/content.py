@@ -77,8 +77,6 @@ def publish(source: Path, channel: str, version: int, key_path: Path, out: Path,
         bar.close()
     click.echo(f"Published {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
                f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
-    for warning in rel.warnings:
-        click.secho(f"注意 Warning: {warning}", fg="yellow", err=True)
     click.echo(f"Manifest: {rel.manifest_path}")
     click.echo(f"Torrent:  {rel.manifest_path.with_name('release.torrent')}")
 
@@ -140,8 +138,6 @@ def sample(resources: int, out: Path, key_path: Path | None, channel: str, versi
     rel = generate_sample(resources, out, key_path or DEMO_KEY, channel, version, seed)
     click.echo(f"Wrote sample {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
                f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
-    for warning in rel.warnings:
-        click.secho(f"注意 Warning: {warning}", fg="yellow", err=True)
     click.echo(f"Manifest: {rel.manifest_path}")
 
 
