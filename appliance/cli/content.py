@@ -54,6 +54,8 @@ def publish(source: Path, channel: str, version: int, key_path: Path, out: Path,
     click.echo(f"Published {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
                f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}"
                + (f", co-usage of {rel.related} lessons" if rel.related else ""))
+    for warning in rel.warnings:
+        click.secho(f"注意 Warning: {warning}", fg="yellow", err=True)
     click.echo(f"Manifest: {rel.manifest_path}")
     click.echo(f"Torrent:  {rel.manifest_path.with_name('release.torrent')}")
 

@@ -32,6 +32,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "exercise-answered": (ADL + "answered", "answered", "作答"),
     "app-opened": (ADL + "launched", "launched", "打开"),
     "projected": (ADL + "attended", "attended", "课堂投影"),
+    "part-projected": (ADL + "experienced", "experienced", "课堂展示"),
     "questionnaire-answered": (ADL + "responded", "responded", "回答问卷"),
 }
 ACTIVITY_TYPES = {
