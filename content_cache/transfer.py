@@ -4,9 +4,10 @@ Given a *verified* manifest, its torrent and a :class:`Library`, a
 :class:`ReleaseTransfer`:
 
 1. works out which of the release's blobs the store lacks;
-2. hard-links the blobs it already holds into the download folder (so libtorrent
-   finds them complete and can seed them to peers) and gives every file but the
-   missing ones priority 0;
+2. gives every file but the missing ones priority 0, and hard-links into the
+   download folder (so libtorrent can seed them) only the held blobs that no
+   downloadable piece touches: libtorrent writes a piece before checking its hash,
+   so nothing it writes may land in a file of the store (:meth:`_prepare_files`);
 3. downloads the missing files from peers and web seeds;
 4. checks each finished file against the manifest's sha256, then links it into the
    blob store (temp name + rename, fsynced) — a blob in the store is verified or absent;
@@ -152,41 +153,83 @@ class ReleaseTransfer:
     def _download_path(self, sha: str) -> Path:
         return self.work_dir / BUNDLE_DIR / blob_relpath(sha)
 
-    def _link_present(self) -> None:
-        """Hard-link blobs the store holds into the download folder, for checking and seeding."""
-        for sha in self.torrent.file_index:
-            if sha in self._pending:
-                continue
-            dst = self._download_path(sha)
-            if dst.exists():
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(self.library.store.path_for(sha), dst)
-            except OSError:
-                pass  # another filesystem: libtorrent will just not seed this one
+    def _store_link_ok(self, sha: str) -> bool:
+        """True if the download folder's copy of held blob ``sha`` is a link to the store."""
+        try:
+            a, b = self._download_path(sha).stat(), self.library.store.path_for(sha).stat()
+        except OSError:
+            return False
+        return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
 
-    def _held_pieces(self) -> list[bool]:
-        """Pieces lying wholly inside blobs the store holds (linked into place).
+    def _prepare_files(self, resume_have: list[bool]) -> list[bool]:
+        """Lay out the download folder so nothing libtorrent writes can reach the store.
 
-        Each such blob was verified by its sha256, so libtorrent need not read it
-        again: a device with a large store starts a new release at once instead of
-        re-hashing every blob it has. A piece that touches a missing blob is not held.
+        libtorrent writes every piece it downloads, before checking its hash, into the
+        files that piece covers, and a priority-0 file that exists is written in place
+        (only an absent one goes to the part file). So a blob of the store may be
+        hard-linked here only if no piece touching it can ever be downloaded: every such
+        piece is already verified or touches no wanted file. A held blob that shares a
+        downloadable piece with a wanted one is left out (its share of that piece goes
+        to the part file), or copied if the store's own file is linked here from an
+        earlier run. This holds for any piece layout, pad files or none.
+
+        Returns the pieces to give libtorrent as held: those verified before (resume
+        data) and those lying wholly inside blobs linked from the store.
         """
         files = self.torrent.params.ti.layout()
-        held_files = [False] * files.num_files()
+        n_pieces = files.num_pieces()
+        held = [False] * files.num_files()
+        wanted = [False] * files.num_files()
         for sha, i in self.torrent.file_index.items():
-            if sha not in self._pending:
-                dst = self._download_path(sha)
-                held_files[i] = dst.is_file() and dst.stat().st_size == files.file_size(i)
-        return [all(held_files[i] for i in range(files.file_index_at_piece(p),
-                                                 files.last_file_index_at_piece(p) + 1))
-                for p in range(files.num_pieces())]
+            held[i] = sha not in self._pending and self.library.store.has(sha)
+            wanted[i] = sha in self._pending
+        pad = [bool(files.file_flags(i) & files.flag_pad_file) for i in range(files.num_files())]
+        span = [range(files.file_index_at_piece(p), files.last_file_index_at_piece(p) + 1)
+                for p in range(n_pieces)]
+        downloadable = [not resume_have[p] and any(wanted[i] for i in span[p])
+                        for p in range(n_pieces)]
+        touches_downloadable = [False] * files.num_files()
+        for p in range(n_pieces):
+            if downloadable[p]:
+                for i in span[p]:
+                    touches_downloadable[i] = True
+        linked = [False] * files.num_files()
+        for sha, i in self.torrent.file_index.items():
+            if not held[i]:
+                continue
+            dst = self._download_path(sha)
+            if not touches_downloadable[i]:
+                linked[i] = self._link_from_store(sha, dst)
+            elif self._store_link_ok(sha):
+                # The store's own file, linked when this blob was downloaded here: a
+                # piece it shares is wanted again (resume data older than the blob).
+                self._copy_over_link(sha, dst)
+        return [resume_have[p] or all(linked[i] or pad[i] for i in span[p])
+                and not all(pad[i] for i in span[p]) for p in range(n_pieces)]
+
+    def _link_from_store(self, sha: str, dst: Path) -> bool:
+        if self._store_link_ok(sha):
+            return True
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".link")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(self.library.store.path_for(sha), tmp)
+            os.replace(tmp, dst)
+            return True
+        except OSError:
+            return False  # another filesystem: libtorrent will just not seed this one
+
+    def _copy_over_link(self, sha: str, dst: Path) -> None:
+        tmp = dst.with_name(dst.name + ".copy")
+        shutil.copyfile(self.library.store.path_for(sha), tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
 
     def start(self) -> None:
         """Add the torrent to the session (from resume data when there is some)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._link_present()
+        n_pieces = self.torrent.params.ti.num_pieces()
         atp = None
         if self.resume_path.is_file():
             try:
@@ -198,13 +241,19 @@ class ReleaseTransfer:
                 atp = None
         if atp is None:
             atp = lt.add_torrent_params()
-            atp.have_pieces = self._held_pieces()
+        resume_have = list(atp.have_pieces)[:n_pieces]
+        resume_have += [False] * (n_pieces - len(resume_have))
+        atp.have_pieces = self._prepare_files(resume_have)
         atp.ti = self.torrent.params.ti
         atp.url_seeds = list(self.torrent.params.url_seeds)
         atp.save_path = str(self.work_dir)
         atp.file_priorities = [4 if self._by_index[i] in self._pending else 0
                                for i in range(len(self._by_index))]
-        atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
+        # Saved piece priorities would override the file priorities just set (and fetch
+        # blobs the store got since): the files alone say what is wanted.
+        atp.piece_priorities = []
+        atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed
+                       | lt.torrent_flags.seed_mode)
         atp.flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_pex
         if not self.lsd:
             atp.flags |= lt.torrent_flags.disable_lsd
@@ -378,6 +427,16 @@ class ReleaseTransfer:
             self.library.activate(self.manifest, self._manifest_bytes, self._signature)
         self.status.activated = True
         self.on_event(f"activated {self.manifest.channel} v{self.manifest.version}")
+
+    def restart(self) -> None:
+        """Take the torrent out and add it again for what the store holds now.
+
+        After the last blob is stored, nothing is wanted any more, so every blob can be
+        linked from the store and seeded (a blob that shared a piece with a wanted one
+        was left out while that piece could still be downloaded).
+        """
+        self.close()
+        self.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Save resume data (waiting for it) and take the torrent out of the session."""

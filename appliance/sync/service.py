@@ -329,6 +329,10 @@ class SyncService:
                            (job.transfer.work_dir / TORRENT_NAME).read_bytes())
         job.state = "seeding"
         log.info("sync: activated %s v%s", channel, version)
+        try:
+            job.transfer.restart()  # seed every blob, linked read-only from the store
+        except (KetangError, RuntimeError, OSError) as e:
+            self._error(f"{channel} v{version}: cannot seed it: {e}")
         for key, other in list(self.jobs.items()):
             if key[0] == channel and key[1] < version:
                 try:

@@ -109,3 +109,57 @@ def test_corrupt_web_seed_stores_nothing_and_says_why(tmp_path, publisher_key):
     assert snapshot(lib.data_dir / "blobs") == before
     assert lib.active_version("test-channel") is None
     assert any("failed its hash check" in e for e in transfer.status.errors)
+
+
+def publish_two_versions(tmp_path: Path, key: Path, old: int = 3, new: int = 6,
+                         size: int = 200_000):
+    """v1 with ``old`` lessons and v2 with ``new`` (the first ``old`` the same bytes).
+
+    Blobs are sorted by sha256 in the torrent, so v2's new blobs sit between v1's,
+    and with sizes that are no multiple of the piece size, pieces straddle them.
+    """
+    videos = [os.urandom(size + 777 * i) for i in range(new)]
+    outs = []
+    for version, lessons in ((1, old), (2, new)):
+        src = make_source(tmp_path / f"src{version}", lessons=lessons)
+        for i in range(lessons):
+            (src / "media" / f"l{i}.mp4").write_bytes(videos[i])
+        out = tmp_path / f"out{version}"
+        publish(src, "test-channel", version, key, out)
+        outs.append(out)
+    return outs
+
+
+def test_a_corrupt_web_seed_never_touches_the_store_whatever_the_layout(tmp_path,
+                                                                          publisher_key):
+    """Invariant 1: a v1 device fetching v2 from a mirror that corrupts every byte keeps
+    every store blob intact, also those sharing a piece with a new blob."""
+    pair, trusted = publisher_key
+    out1, out2 = publish_two_versions(tmp_path, pair.private_path)
+    m1, _, _, _ = verified(out1, trusted)
+    m2, data, sig, torrent = verified(out2, trusted)
+    lib = Library(tmp_path / "device")
+    for sha in m1.blobs():
+        lib.store.add_file(out1 / "KETANG" / blob_relpath(sha), sha)
+    rt = lt.load_torrent_buffer(torrent).ti
+    files = rt.layout()
+    held = {i for sha, i in ReleaseTransfer(make_session(), lib, m2, data, sig, torrent)
+            .torrent.file_index.items() if lib.store.has(sha)}
+    straddling = [p for p in range(files.num_pieces())
+                  if {files.file_index_at_piece(p), files.last_file_index_at_piece(p)} & held
+                  and not set(range(files.file_index_at_piece(p),
+                                    files.last_file_index_at_piece(p) + 1)) <= held]
+    assert straddling, "the layout must put a held blob and a new one in one piece"
+    before = snapshot(lib.data_dir / "blobs")
+    mirror = tmp_path / "mirror"
+    os.rename(out2, mirror)
+    with web_seed(mirror, corrupt=True) as (url, _):
+        transfer = ReleaseTransfer(make_session(), lib, m2, data, sig, torrent)
+        transfer.start()
+        transfer.handle.add_url_seed(url)
+        with pytest.raises(TransferError, match="failed their hash check"):
+            transfer.run(timeout=60)
+    assert snapshot(lib.data_dir / "blobs") == before
+    for sha in m1.blobs():
+        assert sha256_file(lib.store.path_for(sha)) == sha
+    assert lib.active_version("test-channel") is None
