@@ -72,8 +72,11 @@ def make_session(listen_interfaces: str = "127.0.0.1:0", lsd: bool = False,
         **CLOSED_NETWORK,
         "listen_interfaces": listen_interfaces,
         "enable_lsd": lsd,
+        # peer: to hear of peers banned for bad data; piece_progress: to save resume
+        # data soon after pieces are verified.
         "alert_mask": (lt.alert_category.error | lt.alert_category.status
-                       | lt.alert_category.storage | lt.alert_category.file_progress),
+                       | lt.alert_category.storage | lt.alert_category.file_progress
+                       | lt.alert_category.peer | lt.alert_category.piece_progress),
         **(extra or {}),
     }
     return lt.session(settings)
@@ -145,7 +148,8 @@ class ReleaseTransfer:
         self._last_resume = time.monotonic()
         self._resume_wanted = False
         self._to_check: set[int] = set()
-        self._banned_seeds = 0
+        self._banned_seeds: set[str] = set()
+        self._banned_peers: set[str] = set()
         self._attempts: dict[int, int] = {}
 
     # -- setup -----------------------------------------------------------------
@@ -340,7 +344,12 @@ class ReleaseTransfer:
             elif isinstance(a, lt.url_seed_alert):
                 self.status.errors.append(f"web seed {a.server_url()}: {a.error.message()}")
                 if "banned" in a.error.message():
-                    self._banned_seeds += 1
+                    self._banned_seeds.add(a.server_url())
+            elif isinstance(a, lt.peer_ban_alert):
+                ip = str(a.endpoint[0]) if isinstance(a.endpoint, tuple) else str(a.ip)
+                self._banned_peers.add(ip)
+                self.status.errors.append(f"peer {ip} was banned: it sent data that failed "
+                                          "the hash check")
             elif isinstance(a, (lt.file_error_alert, lt.torrent_error_alert)):
                 self.status.errors.append(f"disk error: {a.message()}")
             elif isinstance(a, lt.save_resume_data_alert):
@@ -372,10 +381,17 @@ class ReleaseTransfer:
     @property
     def bad_data(self) -> bool:
         """True when the sources send bad data: too many pieces failed their hash, or some
-        failed and every web seed was banned with no peer left."""
-        return self.status.hash_failures >= MAX_HASH_FAILURES or bool(
-            self.status.hash_failures and self._banned_seeds and self.handle is not None
-            and self.handle.status().num_peers == 0)
+        failed, a source was banned for it, and no source is left (no peer connected, every
+        web seed and every given peer banned)."""
+        if self.status.hash_failures >= MAX_HASH_FAILURES:
+            return True
+        if not (self.status.hash_failures and (self._banned_seeds or self._banned_peers)):
+            return False
+        if self.handle is None or self.handle.status().num_peers:
+            return False
+        seeds_left = set(self.handle.url_seeds()) - self._banned_seeds
+        peers_left = {host for host, _ in self.peers} - self._banned_peers
+        return not seeds_left and not peers_left
 
     @property
     def done(self) -> bool:

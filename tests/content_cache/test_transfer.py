@@ -163,3 +163,31 @@ def test_a_corrupt_web_seed_never_touches_the_store_whatever_the_layout(tmp_path
     for sha in m1.blobs():
         assert sha256_file(lib.store.path_for(sha)) == sha
     assert lib.active_version("test-channel") is None
+
+
+def test_a_fetch_whose_only_peer_is_banned_stops_with_the_bad_data_error(tmp_path,
+                                                                         publisher_key):
+    """Item 5: a peer that sends bad data is banned; with no source left the fetch stops
+    saying so, instead of waiting out its timeout."""
+    pair, trusted = publisher_key
+    out = publish_big(tmp_path, pair.private_path, lessons=3)
+    manifest, data, sig, torrent = verified(out, trusted)
+    for sha in manifest.blobs():  # the liar's copy: same sizes, other bytes
+        p = out / "KETANG" / blob_relpath(sha)
+        os.chmod(p, 0o644)
+        p.write_bytes(bytes(b ^ 0x5A for b in p.read_bytes()))
+    seeder = make_session()
+    atp = lt.load_torrent_buffer(torrent)
+    atp.url_seeds = []
+    atp.save_path = str(out)
+    atp.have_pieces = [True] * atp.ti.num_pieces()  # claims them without checking
+    seeder.add_torrent(atp)
+    lib = Library(tmp_path / "device")
+    transfer = ReleaseTransfer(make_session(), lib, manifest, data, sig, torrent,
+                               peers=[("127.0.0.1", seeder.listen_port())])
+    with pytest.raises(TransferError, match="failed their hash check") as err:
+        transfer.run(timeout=40)
+    assert "still missing" not in str(err.value)
+    assert "banned" in str(err.value)
+    assert not (lib.data_dir / "blobs" / "sha256").exists() or \
+        not any((lib.data_dir / "blobs" / "sha256").rglob("*"))
