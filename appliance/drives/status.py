@@ -54,9 +54,10 @@ class DriveStatus:
             return {}
 
     def set(self, device: str, state: str, done: int = 0, total: int = 0,
-            error: str = "", throttle: bool = False, **extra: Any) -> None:
+            error: str = "", throttle: bool = False, note: str = "", **extra: Any) -> None:
         """Record a drive's state.
 
+        ``note`` (words, Chinese first) goes before the state's message: what was done.
         ``throttle`` skips a write that repeats the drive's last state within MIN_INTERVAL
         (progress); a change of state is always written.
         """
@@ -68,7 +69,9 @@ class DriveStatus:
             drives = self.read()
             drives[device] = {
                 "state": state, "done_bytes": done, "total_bytes": total,
-                "message": message_for(state, done, total, error), "error": error,
+                "message": (f"{note}. " if note else "") + message_for(state, done, total,
+                                                                      error),
+                "error": error,
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra,
             }
             self._write(drives)
