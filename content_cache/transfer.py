@@ -13,8 +13,10 @@ Given a *verified* manifest, its torrent and a :class:`Library`, a
    blob store (temp name + rename, fsynced) — a blob in the store is verified or absent;
 5. once every blob is present, activates the release through ``Library.activate``.
 
-Resume data is written atomically every ``resume_interval`` seconds and on
-:meth:`close`, so after a power cut the download goes on from what was verified.
+Resume data is saved soon after pieces are verified (at most once every
+``resume_interval`` seconds, only while pieces come in) and on :meth:`close`, written
+atomically after the files it describes are fsynced; so after a power cut the download
+goes on from what was verified, losing at most the last few seconds.
 
 The download folder is ``<data_dir>/sync/<channel>/<version>/`` (same filesystem as
 the store, so links work); it holds ``KETANG/blobs/…``, libtorrent's part file and
@@ -118,7 +120,7 @@ class ReleaseTransfer:
         signature: bytes,
         torrent: bytes | ReleaseTorrent,
         peers: Iterable[tuple[str, int]] = (),
-        resume_interval: float = 30.0,
+        resume_interval: float = 2.0,
         on_event: Callable[[str], None] | None = None,
         lsd: bool = False,
         wanted: Collection[str] | None = None,
@@ -145,7 +147,8 @@ class ReleaseTransfer:
         self._pending = set(needed)
         self._by_index = {i: sha for sha, i in self.torrent.file_index.items()}
         self.handle: lt.torrent_handle | None = None
-        self._last_resume = time.monotonic()
+        self._last_resume = 0.0
+        self._unsaved_pieces = 0
         self._resume_wanted = False
         self._to_check: set[int] = set()
         self._banned_seeds: set[str] = set()
@@ -352,29 +355,53 @@ class ReleaseTransfer:
                                           "the hash check")
             elif isinstance(a, (lt.file_error_alert, lt.torrent_error_alert)):
                 self.status.errors.append(f"disk error: {a.message()}")
+            elif isinstance(a, lt.piece_finished_alert):
+                self._unsaved_pieces += 1
             elif isinstance(a, lt.save_resume_data_alert):
-                atomic_write_bytes(self.resume_path, lt.write_resume_data_buf(a.params))
-                self._resume_wanted = False
+                self._write_resume(a.params)
             elif isinstance(a, lt.save_resume_data_failed_alert):
                 self._resume_wanted = False
         if self.handle is None:
             return
         now = time.monotonic()
-        if now - self._last_resume >= self.resume_interval:
-            # Only when something changed: an idle device writes nothing.
-            self.save_resume(only_if_modified=True)
+        if (self._unsaved_pieces and not self._resume_wanted
+                and now - self._last_resume >= self.resume_interval):
+            # Pieces were verified since the last save: a power cut must not cost them.
+            # Batched (at most one save per resume_interval); an idle device writes nothing.
+            self.save_resume()
             self._last_resume = now
         st = self.handle.status()
         self.status.payload_downloaded = st.total_payload_download
 
     def save_resume(self, only_if_modified: bool = False) -> None:
-        """Ask libtorrent for resume data; it is written when its alert arrives."""
+        """Ask libtorrent for resume data; it is written when its alert arrives.
+
+        Without the info dict (the torrent is kept beside it): a few kB, not the piece
+        hashes, so it can be saved every few seconds on an SD card.
+        """
         if self.handle is None or not self.handle.is_valid():
             return
         if only_if_modified and not self.handle.need_save_resume_data():
             return
-        self.handle.save_resume_data(lt.torrent_handle.save_info_dict)
+        self.handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
+        self._unsaved_pieces = 0
         self._resume_wanted = True
+
+    def _write_resume(self, params: lt.add_torrent_params) -> None:
+        """Write resume data once the pieces it lists are on disk (fsync first), so a
+        power cut can never leave resume data naming pieces that were lost."""
+        for path in [self._download_path(sha) for sha in self._pending] + list(
+                self.work_dir.glob(".*.parts")):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # not started yet
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        atomic_write_bytes(self.resume_path, lt.write_resume_data_buf(params))
+        self._resume_wanted = False
 
     # -- driving ---------------------------------------------------------------
 
