@@ -16,11 +16,12 @@ from content_cache.blobstore import sha256_file
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
-from content_cache.transfer import ReleaseTransfer, TransferError, make_session
 
-from ..content_cache.test_transfer import publish_two_versions, verified
-from ..helpers import snapshot
-from ..support.webseed import web_seed
+from ..content_cache.test_transfer import (
+    fetch_from_a_corrupting_mirror,
+    publish_two_versions,
+    verified,
+)
 
 
 def _get(wsgi, sha: str) -> tuple[str, bytes]:
@@ -46,17 +47,7 @@ def test_after_a_corrupting_mirror_the_device_serves_only_blobs_matching_their_n
     lib = Library(tmp_path / "device")
     import_bundle(out1, lib, load_trusted_keys(trusted))  # v1 active, every blob held
     m1 = lib.active()["test-channel"]
-    m2, data, sig, torrent = verified(out2, trusted)
-    before = snapshot(lib.data_dir / "blobs")
-    mirror = tmp_path / "mirror"
-    os.rename(out2, mirror)
-    with web_seed(mirror, corrupt=True) as (url, _):
-        transfer = ReleaseTransfer(make_session(), lib, m2, data, sig, torrent)
-        transfer.start()
-        transfer.handle.add_url_seed(url)
-        with pytest.raises(TransferError, match="failed their hash check"):
-            transfer.run(timeout=60)
-    assert snapshot(lib.data_dir / "blobs") == before
+    fetch_from_a_corrupting_mirror(lib, out2, tmp_path / "mirror", verified(out2, trusted))
     assert lib.active_version("test-channel") == m1.version
     store = lib.data_dir / "blobs" / "sha256"
     blobs = sorted(p.name for p in store.glob("*/*"))

@@ -130,6 +130,21 @@ def publish_two_versions(tmp_path: Path, key: Path, old: int = 3, new: int = 6,
     return outs
 
 
+def fetch_from_a_corrupting_mirror(lib: Library, out: Path, mirror: Path, release) -> None:
+    """Fetch ``release`` (published in ``out``) from a web seed that flips every byte:
+    the fetch fails saying so, and the device's blob folder is exactly as it was."""
+    manifest, data, sig, torrent = release
+    before = snapshot(lib.data_dir / "blobs")
+    os.rename(out, mirror)
+    with web_seed(mirror, corrupt=True) as (url, _):
+        transfer = ReleaseTransfer(make_session(), lib, manifest, data, sig, torrent)
+        transfer.start()
+        transfer.handle.add_url_seed(url)
+        with pytest.raises(TransferError, match="failed their hash check"):
+            transfer.run(timeout=60)
+    assert snapshot(lib.data_dir / "blobs") == before
+
+
 def test_a_corrupt_web_seed_never_touches_the_store_whatever_the_layout(tmp_path,
                                                                           publisher_key):
     """Invariant 1: a v1 device fetching v2 from a mirror that corrupts every byte keeps
@@ -150,16 +165,7 @@ def test_a_corrupt_web_seed_never_touches_the_store_whatever_the_layout(tmp_path
                   and not set(range(files.file_index_at_piece(p),
                                     files.last_file_index_at_piece(p) + 1)) <= held]
     assert straddling, "the layout must put a held blob and a new one in one piece"
-    before = snapshot(lib.data_dir / "blobs")
-    mirror = tmp_path / "mirror"
-    os.rename(out2, mirror)
-    with web_seed(mirror, corrupt=True) as (url, _):
-        transfer = ReleaseTransfer(make_session(), lib, m2, data, sig, torrent)
-        transfer.start()
-        transfer.handle.add_url_seed(url)
-        with pytest.raises(TransferError, match="failed their hash check"):
-            transfer.run(timeout=60)
-    assert snapshot(lib.data_dir / "blobs") == before
+    fetch_from_a_corrupting_mirror(lib, out2, tmp_path / "mirror", (m2, data, sig, torrent))
     for sha in m1.blobs():
         assert sha256_file(lib.store.path_for(sha)) == sha
     assert lib.active_version("test-channel") is None
