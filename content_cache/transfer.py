@@ -45,6 +45,7 @@ from .torrent import ReleaseTorrent, load_release_torrent
 
 RESUME_FILE = "resume.dat"
 MAX_HASH_FAILURES = 20
+BLOCK = 16 * 1024  # libtorrent's block: the unit it requests and marks downloaded
 FLUSH_RETRIES = 5
 
 #: A closed network: no DHT, UPnP, NAT-PMP or LSD unless asked for; TCP only.
@@ -61,6 +62,16 @@ CLOSED_NETWORK = {
     # A satellite link comes back after seconds: try the web seed again soon.
     "urlseed_wait_retry": 5,
 }
+
+
+def _covered(ranges: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    """True if sorted, non-overlapping ``ranges`` cover ``[lo, hi)`` wholly."""
+    for a, b in ranges:
+        if a <= lo < b:
+            lo = b
+            if lo >= hi:
+                return True
+    return lo >= hi
 
 
 class TransferError(KetangError):
@@ -168,23 +179,32 @@ class ReleaseTransfer:
             return False
         return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
 
-    def _prepare_files(self, resume_have: list[bool]) -> list[bool]:
+    def _prepare_files(self, resume_have: list[bool], resume_blocks: dict[int, list[bool]]
+                       ) -> tuple[list[bool], dict[int, list[bool]]]:
         """Lay out the download folder so nothing libtorrent writes can reach the store.
 
         libtorrent writes every piece it downloads, before checking its hash, into the
         files that piece covers, and a priority-0 file that exists is written in place
         (only an absent one goes to the part file). So a blob of the store may be
         hard-linked here only if no piece touching it can ever be downloaded: every such
-        piece is already verified or touches no wanted file. A held blob that shares a
-        downloadable piece with a wanted one is left out (its share of that piece goes
-        to the part file), or copied if the store's own file is linked here from an
-        earlier run. This holds for any piece layout, pad files or none.
+        piece is already verified or touches no wanted file. This holds for any piece
+        layout, pad files or none.
 
-        Returns the pieces to give libtorrent as held: those verified before (resume
-        data) and those lying wholly inside blobs linked from the store.
+        A held blob that shares a downloadable piece with a wanted one gets a *partial
+        copy* instead: a sparse file holding only its bytes inside those pieces, copied
+        from the store at every start; the 16 KiB blocks lying wholly inside such bytes
+        are given to libtorrent as already downloaded. So a piece spanning a held blob
+        and a missing one costs only the missing blob's blocks (and the one block that
+        straddles both), whatever the piece size: large pieces for stock clients, a
+        tight delta for devices.
+
+        Returns the pieces to give libtorrent as held (verified before, per the resume
+        data, or lying wholly inside blobs linked from the store) and the blocks of
+        unfinished pieces it already has.
         """
         files = self.torrent.params.ti.layout()
         n_pieces = files.num_pieces()
+        plen = files.piece_length()
         held = [False] * files.num_files()
         wanted = [False] * files.num_files()
         for sha, i in self.torrent.file_index.items():
@@ -195,24 +215,42 @@ class ReleaseTransfer:
                 for p in range(n_pieces)]
         downloadable = [not resume_have[p] and any(wanted[i] for i in span[p])
                         for p in range(n_pieces)]
-        touches_downloadable = [False] * files.num_files()
+        shared: dict[int, list[int]] = {}  # held file → downloadable pieces touching it
         for p in range(n_pieces):
             if downloadable[p]:
                 for i in span[p]:
-                    touches_downloadable[i] = True
+                    if held[i]:
+                        shared.setdefault(i, []).append(p)
         linked = [False] * files.num_files()
+        present: list[tuple[int, int]] = []  # torrent byte ranges copied from the store
         for sha, i in self.torrent.file_index.items():
             if not held[i]:
                 continue
             dst = self._download_path(sha)
-            if not touches_downloadable[i]:
+            if i not in shared:
                 linked[i] = self._link_from_store(sha, dst)
-            elif self._store_link_ok(sha):
-                # The store's own file, linked when this blob was downloaded here: a
-                # piece it shares is wanted again (resume data older than the blob).
-                self._copy_over_link(sha, dst)
-        return [resume_have[p] or all(linked[i] or pad[i] for i in span[p])
+                continue
+            start, size = files.file_offset(i), files.file_size(i)
+            ranges = [(max(start, p * plen), min(start + size, p * plen + files.piece_size(p)))
+                      for p in shared[i]]
+            self._partial_copy(sha, dst, [(a - start, b - start) for a, b in ranges])
+            present += ranges
+        for i in range(files.num_files()):
+            if pad[i]:
+                present.append((files.file_offset(i), files.file_offset(i) + files.file_size(i)))
+        have = [resume_have[p] or all(linked[i] or pad[i] for i in span[p])
                 and not all(pad[i] for i in span[p]) for p in range(n_pieces)]
+        blocks = {p: list(v) for p, v in resume_blocks.items() if not have[p]}
+        present.sort()
+        for p in range(n_pieces):
+            if not downloadable[p] or not any(held[i] for i in span[p]):
+                continue
+            size = files.piece_size(p)
+            got = blocks.setdefault(p, [False] * -(-size // BLOCK))
+            for b in range(len(got)):
+                lo = p * plen + b * BLOCK
+                got[b] = got[b] or _covered(present, lo, min(lo + BLOCK, p * plen + size))
+        return have, {p: v for p, v in blocks.items() if any(v)}
 
     def _link_from_store(self, sha: str, dst: Path) -> bool:
         if self._store_link_ok(sha):
@@ -227,10 +265,17 @@ class ReleaseTransfer:
         except OSError:
             return False  # another filesystem: libtorrent will just not seed this one
 
-    def _copy_over_link(self, sha: str, dst: Path) -> None:
+    def _partial_copy(self, sha: str, dst: Path, ranges: list[tuple[int, int]]) -> None:
+        """A sparse file the blob's size holding the store's bytes in ``ranges`` only (a new
+        file, never the store's: libtorrent may write into it)."""
+        dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(dst.name + ".copy")
-        shutil.copyfile(self.library.store.path_for(sha), tmp)
-        os.chmod(tmp, 0o644)
+        with open(self.library.store.path_for(sha), "rb") as src, open(tmp, "wb") as out:
+            out.truncate(self.manifest.blobs()[sha])
+            for a, b in ranges:
+                src.seek(a)
+                out.seek(a)
+                out.write(src.read(b - a))
         os.replace(tmp, dst)
 
     def start(self) -> None:
@@ -250,12 +295,13 @@ class ReleaseTransfer:
             atp = lt.add_torrent_params()
         resume_have = list(atp.have_pieces)[:n_pieces]
         resume_have += [False] * (n_pieces - len(resume_have))
-        atp.have_pieces = self._prepare_files(resume_have)
+        atp.have_pieces, atp.unfinished_pieces = self._prepare_files(
+            resume_have, {int(p): list(v) for p, v in atp.unfinished_pieces.items()})
         atp.ti = self.torrent.params.ti
         atp.url_seeds = list(self.torrent.params.url_seeds)
         atp.save_path = str(self.work_dir)
-        atp.file_priorities = [4 if self._by_index[i] in self._pending else 0
-                               for i in range(len(self._by_index))]
+        atp.file_priorities = [4 if self._by_index.get(i) in self._pending else 0
+                               for i in range(atp.ti.num_files())]
         # Saved piece priorities would override the file priorities just set (and fetch
         # blobs the store got since): the files alone say what is wanted.
         atp.piece_priorities = []

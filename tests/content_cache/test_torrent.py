@@ -70,8 +70,9 @@ def test_bad_web_seed_url_is_refused(tmp_path, publisher_key):
 
 
 def test_piece_size_rule():
-    assert choose_piece_size(1000) == 16 * 1024
-    assert choose_piece_size(2 * 1024**3) == 32 * 1024
+    assert choose_piece_size(1000) == 1024 * 1024
+    assert choose_piece_size(2 * 1024**3) == 1024 * 1024
+    assert choose_piece_size(100 * 1024**3) == 2 * 1024 * 1024
     assert choose_piece_size(10**13) == 4 * 1024 * 1024
 
 
