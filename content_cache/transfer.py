@@ -46,6 +46,10 @@ from .torrent import ReleaseTorrent, load_release_torrent
 RESUME_FILE = "resume.dat"
 MAX_HASH_FAILURES = 20
 BLOCK = 16 * 1024  # libtorrent's block: the unit it requests and marks downloaded
+#: Resume data is saved once this much payload arrived since the last save (what a power
+#: cut may cost, besides what is in flight), and at most every MIN_RESUME_GAP seconds.
+RESUME_BYTES = 512 * 1024
+MIN_RESUME_GAP = 0.2
 FLUSH_RETRIES = 5
 
 #: A closed network: no DHT, UPnP, NAT-PMP or LSD unless asked for; TCP only.
@@ -160,6 +164,7 @@ class ReleaseTransfer:
         self.handle: lt.torrent_handle | None = None
         self._last_resume = 0.0
         self._unsaved_pieces = 0
+        self._saved_bytes = 0
         self._resume_wanted = False
         self._to_check: set[int] = set()
         self._banned_seeds: set[str] = set()
@@ -311,6 +316,7 @@ class ReleaseTransfer:
         if not self.lsd:
             atp.flags |= lt.torrent_flags.disable_lsd
         self.handle = self.session.add_torrent(atp)
+        self._saved_bytes = 0  # payload counters start again with the handle
         for host, port in self.peers:
             self.handle.connect_peer((host, port))
 
@@ -410,14 +416,20 @@ class ReleaseTransfer:
         if self.handle is None:
             return
         now = time.monotonic()
-        if (self._unsaved_pieces and not self._resume_wanted
-                and now - self._last_resume >= self.resume_interval):
-            # Pieces were verified since the last save: a power cut must not cost them.
-            # Batched (at most one save per resume_interval); an idle device writes nothing.
-            self.save_resume()
-            self._last_resume = now
         st = self.handle.status()
         self.status.payload_downloaded = st.total_payload_download
+        unsaved_bytes = st.total_payload_download - self._saved_bytes
+        if not self._resume_wanted and now - self._last_resume >= MIN_RESUME_GAP and (
+                unsaved_bytes >= RESUME_BYTES or (
+                    (self._unsaved_pieces or unsaved_bytes)
+                    and now - self._last_resume >= self.resume_interval)):
+            # What came in since the last save (verified pieces, and blocks of unfinished
+            # ones) must not be fetched again after a power cut: saved once RESUME_BYTES
+            # arrived or resume_interval passed, whichever is first. An idle device
+            # writes nothing.
+            self.save_resume()
+            self._saved_bytes = st.total_payload_download
+            self._last_resume = now
 
     def save_resume(self, only_if_modified: bool = False) -> None:
         """Ask libtorrent for resume data; it is written when its alert arrives.
