@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import libtorrent as lt
 
@@ -76,6 +77,12 @@ def _covered(ranges: list[tuple[int, int]], lo: int, hi: int) -> bool:
             if lo >= hi:
                 return True
     return lo >= hi
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    """(host, port) a web seed's URL connects to."""
+    u = urlsplit(url)
+    return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
 
 
 class TransferError(KetangError):
@@ -169,6 +176,7 @@ class ReleaseTransfer:
         self._to_check: set[int] = set()
         self._banned_seeds: set[str] = set()
         self._banned_peers: set[str] = set()
+        self._banned_endpoints: set[tuple[str, int]] = set()  # web seeds are banned as peers
         self._attempts: dict[int, int] = {}
 
     # -- setup -----------------------------------------------------------------
@@ -401,10 +409,11 @@ class ReleaseTransfer:
                 if "banned" in a.error.message():
                     self._banned_seeds.add(a.server_url())
             elif isinstance(a, lt.peer_ban_alert):
-                ip = str(a.endpoint[0]) if isinstance(a.endpoint, tuple) else str(a.ip)
+                ip, port = (str(a.endpoint[0]), int(a.endpoint[1]))
                 self._banned_peers.add(ip)
-                self.status.errors.append(f"peer {ip} was banned: it sent data that failed "
-                                          "the hash check")
+                self._banned_endpoints.add((ip, port))
+                self.status.errors.append(f"peer {ip}:{port} was banned: it sent data that "
+                                          "failed the hash check")
             elif isinstance(a, (lt.file_error_alert, lt.torrent_error_alert)):
                 self.status.errors.append(f"disk error: {a.message()}")
             elif isinstance(a, lt.piece_finished_alert):
@@ -474,7 +483,8 @@ class ReleaseTransfer:
             return False
         if self.handle is None or self.handle.status().num_peers:
             return False
-        seeds_left = set(self.handle.url_seeds()) - self._banned_seeds
+        seeds_left = {u for u in self.handle.url_seeds() if u not in self._banned_seeds
+                      and _endpoint(u) not in self._banned_endpoints}
         peers_left = {host for host, _ in self.peers} - self._banned_peers
         return not seeds_left and not peers_left
 
