@@ -172,6 +172,7 @@ class ReleaseTransfer:
         self._last_resume = 0.0
         self._unsaved_pieces = 0
         self._saved_bytes = 0
+        self._other_alerts: list[lt.alert] = []
         self._resume_wanted = False
         self._to_check: set[int] = set()
         self._banned_seeds: set[str] = set()
@@ -558,6 +559,17 @@ class ReleaseTransfer:
         deadline = time.monotonic() + timeout
         while self._resume_wanted and time.monotonic() < deadline:
             self.session.wait_for_alert(100)
-            self.poll()
+            alerts = self.session.pop_alerts()
+            # Alerts of other torrents in a shared session are kept for their owner
+            # (take_other_alerts), not lost.
+            self._other_alerts += [a for a in alerts if getattr(a, "handle", None) is not None
+                                   and a.handle != self.handle]
+            self.poll(alerts)
         self.session.remove_torrent(self.handle)
         self.handle = None
+
+    def take_other_alerts(self) -> list[lt.alert]:
+        """Alerts of other torrents that :meth:`close` popped while it waited (a session
+        shared by several transfers hands them on)."""
+        taken, self._other_alerts = self._other_alerts, []
+        return taken

@@ -113,6 +113,7 @@ class SyncService:
         self._last_status: dict[str, Any] | None = None
         self._last_status_write = 0.0
         self._next_poll = 0.0
+        self._carried: list = []  # other jobs' alerts popped while a transfer closed
 
     # -- life ----------------------------------------------------------------------
 
@@ -176,7 +177,8 @@ class SyncService:
         while not self._stop.is_set():
             try:
                 self.session.wait_for_alert(500)
-                self._dispatch(self.session.pop_alerts())
+                alerts, self._carried = self._carried + self.session.pop_alerts(), []
+                self._dispatch(alerts)
                 if time.monotonic() - last_tick >= TICK:
                     last_tick = time.monotonic()
                     self._tick()
@@ -212,6 +214,7 @@ class SyncService:
             job.transfer.close()
         except (KetangError, RuntimeError, OSError):
             pass
+        self._carried += job.transfer.take_other_alerts()
 
     def _gate(self) -> str:
         """Why downloads must wait now ('' when they may go on)."""
@@ -333,12 +336,14 @@ class SyncService:
             job.transfer.restart()  # seed every blob, linked read-only from the store
         except (KetangError, RuntimeError, OSError) as e:
             self._error(f"{channel} v{version}: cannot seed it: {e}")
+        self._carried += job.transfer.take_other_alerts()
         for key, other in list(self.jobs.items()):
             if key[0] == channel and key[1] < version:
                 try:
                     other.transfer.close()
                 except (KetangError, RuntimeError, OSError):
                     pass
+                self._carried += other.transfer.take_other_alerts()
                 del self.jobs[key]
                 shutil.rmtree(other.transfer.work_dir, ignore_errors=True)
 
