@@ -43,7 +43,7 @@ def test_sigkills_cost_no_verified_piece_and_rewrite_no_blob(tmp_path, publisher
     each run fetches at most what earlier runs had not verified, plus what was in flight,
     and no blob in the store is ever written again."""
     pair, trusted = publisher_key
-    out = publish_big(tmp_path, pair.private_path, lessons=8, size=400_000)
+    out = publish_big(tmp_path, pair.private_path, lessons=8, size=1_000_000)
     manifest, _, _, torrent = verified(out, trusted)
     # What the device gets: the signed release and its torrent, no blobs.
     bundle = tmp_path / "drive"
@@ -53,7 +53,7 @@ def test_sigkills_cost_no_verified_piece_and_rewrite_no_blob(tmp_path, publisher
 
     seeder = seeding_session(out, torrent)
     handle = seeder.get_torrents()[0]
-    handle.set_upload_limit(300_000)  # ~11 s for the whole release
+    handle.set_upload_limit(500_000)  # ~16 s for the whole release
     port = seeder.listen_port()
     resume = data / "sync/test-channel/1/resume.dat"
     piece = lt.load_torrent_buffer(torrent).ti.piece_length()
@@ -63,10 +63,11 @@ def test_sigkills_cost_no_verified_piece_and_rewrite_no_blob(tmp_path, publisher
     for kill in range(3):
         proc = _start(config, bundle, port)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None \
-                and len(_stored(data)) < 3 * (kill + 1):
-            time.sleep(0.1)
-        time.sleep(0.7)  # pieces verified a moment ago: within the resume batching
+        # Kill once a quarter, a half, three quarters of the bytes were sent (so a
+        # quarter, 4 s, is always left).
+        while time.monotonic() < deadline and proc.poll() is None and \
+                handle.status().total_payload_upload < total * (kill + 1) / 4:
+            time.sleep(0.05)
         assert proc.poll() is None, proc.stdout.read()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
