@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import re
+import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +22,7 @@ from typing import BinaryIO
 from .atomic import chmod_if_supported, fsync_dir
 from .errors import BlobError
 
+log = logging.getLogger(__name__)
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
 
@@ -65,8 +69,61 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.tmp_dir = self.root / "blobs" / "tmp"
+        self.damaged_dir = self.root / "blobs" / "damaged"
         self._sha_root = str(self.root / "blobs" / "sha256")
         self._pending: list[tuple[Path, Path]] = []
+        # Blobs hashed by checked_size() in this process: sha256 → the file's identity then.
+        self._checked: dict[str, tuple[int, int, int, int]] = {}
+        self._check_locks: dict[str, threading.Lock] = {}
+        self._check_lock = threading.Lock()
+
+    def checked_size(self, sha256: str) -> int | None:
+        """The size of blob ``sha256`` if the store holds it and its bytes match its name.
+
+        What a server calls before it serves a blob. The first call for a blob in a
+        process hashes it (once, however many ask at the same moment); later calls cost
+        one stat while the file stays the same. A blob whose bytes no longer match (SD
+        card bit rot, a write that went wrong) is moved to ``blobs/damaged/`` and None is
+        returned: it is never served, and the next import or sync fetches it again.
+        """
+        check_sha256(sha256)
+        path = f"{self._sha_root}/{sha256[:2]}/{sha256}"
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        ident = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if self._checked.get(sha256) == ident:
+            return st.st_size
+        with self._check_lock:
+            lock = self._check_locks.setdefault(sha256, threading.Lock())
+        with lock:
+            if self._checked.get(sha256) != ident:
+                try:
+                    good = sha256_file(Path(path)) == sha256
+                except OSError:  # an unreadable sector: as bad as wrong bytes
+                    good = False
+                if not good:
+                    self._set_aside(sha256, Path(path))
+                    return None
+                self._checked[sha256] = ident
+        with self._check_lock:
+            self._check_locks.pop(sha256, None)
+        return st.st_size
+
+    def _set_aside(self, sha256: str, path: Path) -> None:
+        log.error("blob %s no longer matches its sha256 (damaged storage?); moved to %s and "
+                  "not served. Import or sync the release again to restore it.", sha256,
+                  self.damaged_dir)
+        self._checked.pop(sha256, None)
+        try:
+            self.damaged_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(path, self.damaged_dir / sha256)
+            fsync_dir(path.parent)
+        except OSError:
+            pass  # a read-only or failing card: still never served (None above)
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob named ``sha256`` lives (whether or not it is there)."""

@@ -14,7 +14,6 @@ Activation builds the new catalog beside the old one and then replaces
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import threading
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from .atomic import atomic_write_bytes, atomic_write_json
 from .blobstore import BlobStore
 from .catalog import Catalog, build_catalog
-from .errors import KetangError
+from .filelock import exclusive_lock
 from .manifest import Manifest
 
 ACTIVE_FILE = "active.json"
@@ -54,18 +53,9 @@ class Library:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the device-wide lock that serialises imports and activations."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / ".lock", "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise KetangError(
-                    f"another import is running on {self.data_dir}; wait for it to finish."
-                ) from e
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with exclusive_lock(self.data_dir / ".lock", f"another import is running on "
+                            f"{self.data_dir}; wait for it to finish."):
+            yield
 
     def remove_interrupted(self) -> int:
         """Delete what an import killed part-way left behind; return how many files.

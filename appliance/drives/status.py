@@ -79,9 +79,10 @@ class DriveStatus:
 
     def set(self, device: str, state: str, done: int = 0, total: int = 0,
             error: str = "", throttle: bool = False, error_code: str = "",
-            **extra: Any) -> None:
+            note: str = "", **extra: Any) -> None:
         """Record a drive's state.
 
+        ``note`` (words, Chinese first) goes before the state's message: what was done.
         ``throttle`` skips a write that repeats the drive's last state within MIN_INTERVAL
         (progress); a change of state is always written.
         """
@@ -93,7 +94,8 @@ class DriveStatus:
             drives = self.read()
             drives[device] = {
                 "state": state, "done_bytes": done, "total_bytes": total,
-                "message": message_for(state, done, total, error, error_code),
+                "message": (f"{note}. " if note else "") + message_for(
+                    state, done, total, error, error_code),
                 "error": error, "error_code": error_code,
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra,
             }

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import Settings
-from content_cache.bundle import BUNDLE_DIR
+from content_cache.bundle import BUNDLE_DIR, find_releases
 from content_cache.bundle_check import check_bundle_entries
 from content_cache.errors import BlobError, KetangError
 from content_cache.importer import ImportResult, import_bundle
@@ -35,6 +35,8 @@ from .outbox import encode_json, status_file_name, status_report, write_outbox
 from .status import DriveStatus, error_code
 
 log = logging.getLogger(__name__)
+CARRY_ONLY = ("U 盘上没有课程，报告已写入 / no lessons on this drive (no release in KETANG/); "
+              "reports written to it")
 
 
 
@@ -125,7 +127,7 @@ class DriveWatcher:
             except DriveError as e:
                 log.warning("%s", e)
         if outcome.state == "done":
-            self.status.set(name, "done", **_summary(outcome))
+            self.status.set(name, "done", note=outcome.message, **_summary(outcome))
         else:
             self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
                             **_summary(outcome))
@@ -133,17 +135,20 @@ class DriveWatcher:
 
     def _work(self, m: Mounted, name: str) -> DriveOutcome:
         bundle = m.mountpoint / BUNDLE_DIR
-        if not bundle.exists() and not bundle.is_symlink():
-            return DriveOutcome(name, "done", "no KETANG/ folder on this drive")
         results: list[ImportResult] = []
         error = note = code = ""
-        try:
-            check_bundle_entries(bundle)
-        except KetangError as e:
-            return DriveOutcome(name, "error", str(e), code=error_code(e))
-        except OSError as e:
-            return DriveOutcome(name, "error", _pulled(e), code="pulled")
+        carry_only = not bundle.exists() and not bundle.is_symlink()
+        if not carry_only:
+            try:
+                check_bundle_entries(bundle)
+                carry_only = not find_releases(bundle)
+            except KetangError as e:
+                return DriveOutcome(name, "error", str(e), code=error_code(e))
+            except OSError as e:
+                return DriveOutcome(name, "error", _pulled(e), code="pulled")
         library = Library(self.settings.device.data_dir)
+        if carry_only:  # a drive brought only to carry the reports out: a normal case
+            return self._reports_only(m, name, library)
 
         def progress(done: int, total: int) -> None:
             self.status.set(name, "importing", done, total, throttle=done < total)
@@ -175,6 +180,14 @@ class DriveWatcher:
             code = code or "report"
         return DriveOutcome(name, "error" if error else "done", error or note, results, outbox,
                             code if error else "")
+
+    def _reports_only(self, m: Mounted, name: str, library: Library) -> DriveOutcome:
+        self.status.set(name, "writing-report")
+        try:
+            outbox = self._write_reports(m, library, [], "")
+        except (KetangError, OSError) as e:
+            return DriveOutcome(name, "error", f"writing the report failed: {e}")
+        return DriveOutcome(name, "done", CARRY_ONLY, outbox=outbox)
 
     def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
         """A bundle that lacks blobs but carries its torrent: the sync service fetches

@@ -295,3 +295,36 @@ def test_a_drive_brings_only_the_subscribed_subjects(tmp_path, sample_bundle, de
     wanted = set(Subscription(subjects=("数学",)).blobs(manifest))
     have = {p.name for p in (s.device.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()}
     assert have == wanted and len(wanted) < len(manifest.blobs())
+
+
+@pytest.mark.parametrize("content", ["empty-ketang", "no-ketang"])
+def test_a_drive_brought_only_to_carry_reports_gets_them(tmp_path, demo_keys, content):
+    """A drive with an empty KETANG/ (or an old outbox only), or none at all: the reports
+    are written, `ketang drives insert` exits 0, and the status says why no lessons came."""
+    from click.testing import CliRunner
+
+    from appliance.cli import main
+
+    cfg = tmp_path / "ketang.toml"
+    cfg.write_text(
+        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[trust]\nkeys_dir = "{demo_keys}"\n'
+        f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
+        f'status_file = "{tmp_path / "drives.json"}"\n')
+    src = tmp_path / "drive-content"
+    (src / "notes").mkdir(parents=True)
+    (src / "notes" / "teacher.txt").write_text("mine")
+    if content == "empty-ketang":
+        (src / "KETANG" / "outbox" / "other-device").mkdir(parents=True)
+    img = make_image(tmp_path / "r.img", "vfat", 40, src)
+    with loop(img) as dev:
+        r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "insert", dev])
+        assert r.exit_code == 0, r.output
+        assert "Report written: status-" in r.output and "no lessons" in r.output
+        r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "status"])
+        assert "no lessons" in r.output and "safe to remove" in r.output, r.output
+        files = read_drive(dev, tmp_path)
+    assert len(outbox_files(files, "cli-01")) == 1
+    assert files["notes/teacher.txt"] == b"mine"
+    assert not (tmp_path / "data" / "blobs").exists() or \
+        not any((tmp_path / "data" / "blobs").rglob("*"))
