@@ -7,14 +7,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import KetangError
+from .errors import BundleReadError, KetangError
 from .manifest import CHANNEL_RE
 
 BUNDLE_DIR = "KETANG"
 MANIFEST_NAMES = ("manifest.json", "manifest.json.gz")
+# ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() refuses or reads
+# differently. Fifteen digits keep a version below 2**53, as the manifest rule does.
+VERSION_RE = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -51,17 +55,29 @@ def find_releases(root: Path) -> list[BundleRelease]:
     """Every release in a bundle, oldest version first per channel.
 
     Entries that are symlinks or not named like a channel/version are ignored:
-    a bundle never makes the device read outside ``KETANG/``.
+    a bundle never makes the device read outside ``KETANG/``. A folder that cannot be
+    read (a failing or pulled drive) raises BundleReadError.
     """
+    try:
+        return _find_releases(root)
+    except OSError as e:
+        raise BundleReadError(
+            f"reading the bundle at {root} failed ({e}): the drive was removed or is "
+            "damaged. Nothing was imported; plug it in again, or re-copy it from its source."
+        ) from e
+
+
+def _find_releases(root: Path) -> list[BundleRelease]:
     found: list[BundleRelease] = []
     releases = root / "releases"
     if not releases.is_dir() or releases.is_symlink():
         return found
     for ch_dir in sorted(releases.iterdir()):
-        if ch_dir.is_symlink() or not ch_dir.is_dir() or not CHANNEL_RE.match(ch_dir.name):
+        if ch_dir.is_symlink() or not ch_dir.is_dir() or not CHANNEL_RE.fullmatch(ch_dir.name):
             continue
         for v_dir in ch_dir.iterdir():
-            if v_dir.is_symlink() or not v_dir.is_dir() or not v_dir.name.isdigit():
+            if (v_dir.is_symlink() or not v_dir.is_dir()
+                    or not VERSION_RE.fullmatch(v_dir.name) or int(v_dir.name) < 1):
                 continue
             for name in MANIFEST_NAMES:
                 m = v_dir / name

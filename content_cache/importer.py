@@ -9,7 +9,9 @@ activated. A refused bundle changes nothing the device serves.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from .blobstore import blob_relpath
 from .bundle import BundleRelease, bundle_root, find_releases
 from .errors import (
     BlobError,
+    BundleReadError,
     KetangError,
     ManifestError,
     ReplayError,
@@ -71,12 +74,24 @@ def space_needed(manifest: Manifest, blob_bytes: int, manifest_bytes: int) -> in
 
 
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:
-    if path.is_symlink() or not path.is_file():
-        raise SignatureError(f"{what} {path} is missing (or not a regular file); "
-                             "the bundle is incomplete. Re-copy it from its source.")
-    if path.stat().st_size > limit:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise SignatureError(f"{what} {path} is not a regular file; the bundle is damaged. "
+                                 "Re-copy it from its source.")
+        if st.st_size > limit:
+            raise ManifestError(f"{what} {path} is larger than {limit} bytes; refused.")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError as e:
+        raise SignatureError(f"{what} {path} is missing; the bundle is incomplete. "
+                             "Re-copy it from its source.") from e
+    except OSError as e:
+        raise BundleReadError(f"reading {what} {path} failed ({e}): the drive was removed or "
+                              "is damaged. Nothing was imported; plug it in again.") from e
+    if len(data) > limit:
         raise ManifestError(f"{what} {path} is larger than {limit} bytes; refused.")
-    return path.read_bytes()
+    return data
 
 
 def verify_release(found: BundleRelease,

@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ MAX_NODES = 500_000
 MAX_RESOURCES = 1_000_000
 MAX_BLOB_BYTES = 4 * 1024**3
 MAX_TEXT = 4000
+MAX_DURATION = 1e7  # seconds; also keeps float() from overflowing on a huge integer
 
 
 @dataclass
@@ -98,7 +100,7 @@ def decode_manifest_bytes(data: bytes, where: str = "manifest") -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
             out = g.read(MAX_MANIFEST_BYTES + 1)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise ManifestError(f"{where} is not valid gzip: {e}") from e
     if len(out) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{where} unpacks to more than {MAX_MANIFEST_BYTES} bytes; refused.")
@@ -115,10 +117,12 @@ def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ManifestError(f"{where} is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise ManifestError(f"{where} nests too deeply to be a manifest; refused.") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ManifestError(f"{where} is not a {FORMAT} manifest (its 'format' field).")
     channel = doc.get("channel")
-    if not isinstance(channel, str) or not CHANNEL_RE.match(channel):
+    if not isinstance(channel, str) or not CHANNEL_RE.fullmatch(channel):
         raise ManifestError(f"{where}: channel {channel!r} is not a valid channel id.")
     version = doc.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 0 < version < 2**53:
@@ -154,8 +158,8 @@ def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
         if kinds.get(r.lesson) != "lesson":
             raise ManifestError(f"{where}: resource {r.id!r} hangs on {r.lesson!r}, not a lesson.")
     created = doc.get("created", "")
-    return Manifest(channel, version, str(created)[:64], _texts(doc.get("title"), where),
-                    nodes, resources)
+    created = created[:64] if isinstance(created, str) else ""
+    return Manifest(channel, version, created, _texts(doc.get("title"), where), nodes, resources)
 
 
 def _texts(value: Any, where: str) -> dict[str, str]:
@@ -169,7 +173,7 @@ def _texts(value: Any, where: str) -> dict[str, str]:
 
 
 def _id(value: Any, what: str, where: str) -> str:
-    if not isinstance(value, str) or not ID_RE.match(value):
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
         raise ManifestError(f"{where}: {what} {value!r} is not a valid id "
                             "(lowercase letters, digits, '.', '_' and '-').")
     return value
@@ -211,7 +215,8 @@ def _resource(d: Any, i: int, where: str) -> Resource:
     if not isinstance(media_type, str) or "/" not in media_type or len(media_type) > 100:
         raise ManifestError(f"{where}: resource {rid!r} has no valid media_type.")
     duration = d.get("duration")
-    if duration is not None and (not isinstance(duration, int | float) or duration < 0):
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)
+                                 or not 0 <= duration <= MAX_DURATION):
         raise ManifestError(f"{where}: resource {rid!r} has an invalid duration.")
     lesson = _id(d.get("lesson"), f"lesson of resource {rid!r}", where)
     return Resource(rid, lesson, kind, _texts(d.get("title"), where), sha, size, media_type,

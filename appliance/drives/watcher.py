@@ -48,6 +48,8 @@ class DriveOutcome:
     message: str = ""
     results: list[ImportResult] = field(default_factory=list)
     outbox: list[Path] = field(default_factory=list)
+    code: str = ""  # for an error the views translate (e.g. "internal-error"); "" if none
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class DriveWatcher:
@@ -61,8 +63,15 @@ class DriveWatcher:
         self._mounted: dict[str, Mounted] = {}
 
     # pyudev.MonitorObserver(monitor, callback=watcher) calls this with device.action set.
+    # An exception escaping here would end the observer's thread, and with it every
+    # later drive: log it and go on.
     def __call__(self, device: Any) -> DriveOutcome | None:
-        return self.handle_event(device.action or "", device)
+        try:
+            return self.handle_event(device.action or "", device)
+        except Exception:
+            log.exception("handling a udev event for %s failed",
+                          getattr(device, "device_node", "?"))
+            return None
 
     def handle_event(self, action: str, device: Any) -> DriveOutcome | None:
         """Handle one udev event (``add`` or ``remove``) for a ``pyudev.Device``."""
@@ -80,8 +89,25 @@ class DriveWatcher:
         return self.insert(node, fstype)
 
     def insert(self, node: str, fstype: str | None = None) -> DriveOutcome:
-        """Do everything for a drive that just appeared at ``node``."""
+        """Do everything for a drive that just appeared at ``node``.
+
+        Never raises: whatever one drive does, it is reported (status file and outcome),
+        unmounted, and the watcher goes on to the next drive.
+        """
         name = Path(node).name
+        try:
+            return self._insert(node, name, fstype)
+        except Exception as e:
+            log.exception("handling %s failed", node)
+            outcome = _unexpected(name, e)
+            try:
+                self.status.set(name, "error", error=outcome.message, code=outcome.code,
+                                params=outcome.params)
+            except Exception:
+                log.exception("could not record %s's error in the status file", node)
+            return outcome
+
+    def _insert(self, node: str, name: str, fstype: str | None) -> DriveOutcome:
         protected = (self.settings.device.data_dir,)
         try:
             check_not_system(node, protected)
@@ -115,9 +141,11 @@ class DriveWatcher:
             self.status.set(name, "error", error=str(e))
             return DriveOutcome(name, "error", str(e))
         self._mounted[name] = m
-        outcome = DriveOutcome(name, "done")
         try:
             outcome = self._work(m, name)
+        except Exception as e:  # a bug must not leave the drive mounted or the status stuck
+            log.exception("handling %s failed", node)
+            outcome = _unexpected(name, e)
         finally:
             try:
                 if self._mounted.pop(name, None) is not None:
@@ -219,8 +247,23 @@ def _pulled(e: OSError) -> str:
             "resume, files already verified are not copied again.")
 
 
+def _unexpected(name: str, e: BaseException) -> DriveOutcome:
+    what = f"{type(e).__name__}: {e}"[:300]
+    return DriveOutcome(
+        name, "error",
+        f"处理 U 盘时出现意外错误 / unexpected error while handling the drive ({what}). "
+        "Nothing from it was activated, the drive was unmounted and the device still "
+        "serves what it served; you may remove it. Please report this (the log has details).",
+        code="internal-error", params={"error": what})
+
+
 def _summary(outcome: DriveOutcome) -> dict[str, Any]:
+    if outcome.code:
+        extra: dict[str, Any] = {"code": outcome.code, "params": outcome.params}
+    else:
+        extra = {}
     return {
+        **extra,
         "imported": [{"channel": r.channel, "version": r.version, "status": r.status,
                       "bytes_copied": r.bytes_copied} for r in outcome.results],
         "outbox": [p.name for p in outcome.outbox],

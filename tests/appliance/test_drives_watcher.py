@@ -294,3 +294,60 @@ def test_a_drive_brings_only_the_subscribed_subjects(tmp_path, sample_bundle, de
     wanted = set(Subscription(subjects=("数学",)).blobs(manifest))
     have = {p.name for p in (s.device.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()}
     assert have == wanted and len(wanted) < len(manifest.blobs())
+
+
+def test_no_drive_stops_the_watcher(tmp_path, sample_bundle, demo_keys, monkeypatch):
+    """Whatever goes wrong with one drive (here an error nobody foresaw, as the RecursionError
+    of a '[' * 4000 signature was), it is reported, the drive is unmounted, the status file
+    never stays at "mounting", and the next drive is imported."""
+    from appliance.drives import watcher as watcher_module
+
+    def broken(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    good = make_image(tmp_path / "good.img", "vfat", 40, sample_bundle)
+    bad = make_image(tmp_path / "bad.img", "vfat", 40, sample_bundle)
+    s = settings_for(tmp_path, demo_keys)
+    watcher = DriveWatcher(s)
+    with loop(bad) as dev_bad, loop(good) as dev_good:
+        monkeypatch.setattr(watcher_module, "import_bundle", broken)
+        assert watcher(udev_device_with_action(dev_bad, "add")) is not None  # no exception
+        entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev_bad).name]
+        assert entry["state"] == "error" and entry["code"] == "internal-error"
+        assert "RecursionError" in entry["message"] and "you may remove it" in entry["message"]
+        assert not is_mounted(s.drives.mount_root / Path(dev_bad).name)
+        monkeypatch.undo()
+        outcome = watcher(udev_device_with_action(dev_good, "add"))
+        assert outcome.state == "done", outcome.message
+        assert Library(s.device.data_dir).active_version("cn-basic-edu-demo") == 1
+
+
+def test_a_drive_with_a_unicode_digit_version_folder_is_refused_in_words(tmp_path,
+                                                                          sample_bundle,
+                                                                          demo_keys):
+    content = tmp_path / "content"
+    shutil.copytree(sample_bundle, content)
+    releases = content / "KETANG" / "releases" / "cn-basic-edu-demo"
+    (releases / "1").rename(releases / "²")
+    img = make_image(tmp_path / "u.img", "ext4", 40, content)  # fusefat cannot write '²'
+
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        outcome = DriveWatcher(s).insert(dev)
+    assert outcome.state == "error" and "holds no release" in outcome.message
+    entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev).name]
+    assert entry["state"] == "error"
+
+
+def udev_device_with_action(node: str, action: str):
+    """A real pyudev device as a MonitorObserver hands it over (``action`` set)."""
+    device = udev_device(node)
+
+    class Event:
+        def __init__(self) -> None:
+            self.action = action
+
+        def __getattr__(self, attr):
+            return getattr(device, attr)
+
+    return Event()
