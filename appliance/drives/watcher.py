@@ -13,6 +13,7 @@ runs, ``ketang drives insert DEVICE`` calls the same handler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -109,16 +110,33 @@ class DriveWatcher:
 
     def _insert(self, node: str, name: str, fstype: str | None) -> DriveOutcome:
         protected = (self.settings.device.data_dir,)
-        try:
-            check_not_system(node, protected)
-        except DriveError as e:
-            log.info("ignoring %s: %s", node, e)
-            return DriveOutcome(name, "ignored", str(e))
-        fstype = fstype or filesystem_type(node)
-        if fstype is None:  # a whole disk with a partition table, or an empty one
-            return DriveOutcome(name, "ignored", f"{node} carries no filesystem")
-        with self._lock:
+        root = self.settings.drives.mount_root
+        with self._lock, contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(drives.mount_root_lock(root))
+            except DriveError as e:
+                self.status.set(name, "error", error=str(e), code="drives-busy")
+                return DriveOutcome(name, "error", str(e), code="drives-busy")
+            # Holding the lock, every mount under our root is one a killed Ketang process
+            # left: release it, or this very drive would look "mounted by someone else".
+            drives.release_stale_mounts(root)
+            try:
+                check_not_system(node, protected)
+            except DriveError as e:
+                log.info("ignoring %s: %s", node, e)
+                return DriveOutcome(name, "ignored", str(e))
+            fstype = fstype or filesystem_type(node)
+            if fstype is None:  # a whole disk with a partition table, or an empty one
+                return DriveOutcome(name, "ignored", f"{node} carries no filesystem")
             return self._handle(node, name, fstype, protected)
+
+    def recover(self) -> list[Path]:
+        """At start: unmount what a killed Ketang process left mounted under the mount root,
+        and mark the drives it was handling as interrupted. Returns the mounts released."""
+        with self._lock, drives.mount_root_lock(self.settings.drives.mount_root):
+            released = drives.release_stale_mounts(self.settings.drives.mount_root)
+            self.status.mark_interrupted()
+        return released
 
     def removed(self, node: str) -> None:
         """A drive went away: detach its mount if still there; forget it once done."""
@@ -233,6 +251,7 @@ class DriveWatcher:
         """Watch udev for block devices in a background thread; return the observer."""
         import pyudev
 
+        self.recover()
         context = pyudev.Context()
         monitor = pyudev.Monitor.from_netlink(context)
         monitor.filter_by("block")

@@ -17,7 +17,7 @@ import pytest
 import pyudev
 
 from appliance.config import DeviceSettings, DrivesSettings, Settings, TrustSettings
-from appliance.drives.mount import is_mounted, mount_at, unmount
+from appliance.drives.mount import is_mounted, mount_at, mounts_under, unmount
 from appliance.drives.watcher import DriveWatcher
 from content_cache.blobstore import BlobStore
 from content_cache.importer import import_bundle
@@ -351,3 +351,62 @@ def udev_device_with_action(node: str, action: str):
             return getattr(device, attr)
 
     return Event()
+
+
+def _killed_mid_import(dev: str, s: Settings, fstype: str) -> None:
+    """A Ketang process that mounted ``dev`` under the mount root, said so, and was killed."""
+    import sys
+
+    code = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        "from appliance.drives.mount import mount_readonly\n"
+        "from appliance.drives.status import DriveStatus\n"
+        f"DriveStatus(Path({str(s.drives.status_file)!r})).set({Path(dev).name!r}, 'mounting')\n"
+        f"mount_readonly({dev!r}, Path({str(s.drives.mount_root)!r}), {fstype!r})\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert is_mounted(s.drives.mount_root / Path(dev).name)
+
+
+@pytest.mark.parametrize("fstype", ["ext4", "vfat"])
+def test_a_drive_left_mounted_by_a_killed_import_is_taken_back(tmp_path, sample_bundle,
+                                                               demo_keys, fstype):
+    img = make_image(tmp_path / "k.img", fstype, 40, sample_bundle)
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        try:
+            # Plugged in again: the stale mount is Ketang's own (under its mount root).
+            _killed_mid_import(dev, s, fstype)
+            outcome = DriveWatcher(s).insert(dev)
+            assert outcome.state == "done", outcome.message
+            assert Library(s.device.data_dir).active_version("cn-basic-edu-demo") == 1
+            assert not is_mounted(s.drives.mount_root / Path(dev).name)
+            # Or the watcher starts again first: it unmounts the leftover and the drive's
+            # status no longer says "mounting".
+            _killed_mid_import(dev, s, fstype)
+            released = DriveWatcher(s).recover()
+            assert released == [s.drives.mount_root / Path(dev).name]
+            assert not is_mounted(s.drives.mount_root / Path(dev).name)
+            entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev).name]
+            assert entry["state"] == "error" and entry["code"] == "interrupted"
+            assert "plug the drive in again" in entry["message"]
+        finally:
+            for point in mounts_under(s.drives.mount_root):  # a failed run leaves none behind
+                subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_mount_outside_the_mount_root_is_still_left_alone(tmp_path, demo_keys):
+    img = make_image(tmp_path / "e.img", "ext4", 16)
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        m = mount_at(dev, "ext4", tmp_path / "someone-else", rw=False)
+        try:
+            outcome = DriveWatcher(s).insert(dev)
+            assert outcome.state == "ignored" and "left alone" in outcome.message
+            assert DriveWatcher(s).recover() == []
+            assert is_mounted(tmp_path / "someone-else")
+        finally:
+            unmount(m)
