@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .blobstore import blob_relpath
-from .bundle import BundleRelease, bundle_root, find_releases
+from .bundle import BundleRelease, NoCase, bundle_root, find_releases
 from .errors import (
     BlobError,
     BundleReadError,
@@ -185,11 +185,12 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             f"has {free / 1e6:.1f} MB free. Nothing was changed. Free space (`ketang gc`), "
             "subscribe to fewer subjects, or use a larger disk."
         )
+    tree = NoCase(root)  # a FAT drive read through fusefat may show BLOBS/SHA256/AB
     bundle_real = root.resolve()
     inside: dict[str, bool] = {}  # per blobs/sha256/xx folder: does it stay in the bundle?
     absent: list[str] = []
     for sha in list(lacking):
-        src = root / blob_relpath(sha)
+        src = tree.path(*blob_relpath(sha).parts)
         if keep_partial and not src.is_symlink() and not src.exists():
             absent.append(sha)
             need -= lacking.pop(sha)
@@ -218,7 +219,8 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
     try:
         batch_bytes = 0
         for sha, size in lacking.items():
-            store.add_file(root / blob_relpath(sha), sha, size, on_bytes=tick, defer=True)
+            store.add_file(tree.path(*blob_relpath(sha).parts), sha, size, on_bytes=tick,
+                           defer=True)
             batch_bytes += size
             if store.pending >= BATCH_BLOBS or batch_bytes >= BATCH_BYTES:
                 store.commit()  # what is committed stays: a re-run need not copy it again

@@ -17,7 +17,7 @@ import pytest
 import pyudev
 
 from appliance.config import DeviceSettings, DrivesSettings, Settings, TrustSettings
-from appliance.drives.mount import is_mounted, mount_at, mounts_under, unmount
+from appliance.drives.mount import is_mounted, kernel_has, mount_at, mounts_under, unmount
 from appliance.drives.watcher import DriveWatcher
 from content_cache.blobstore import BlobStore
 from content_cache.importer import import_bundle
@@ -410,3 +410,34 @@ def test_a_mount_outside_the_mount_root_is_still_left_alone(tmp_path, demo_keys)
             assert is_mounted(tmp_path / "someone-else")
         finally:
             unmount(m)
+
+
+def test_a_windows_written_fat_drive_is_read_through_fusefat(tmp_path, sample_bundle,
+                                                             demo_keys):
+    """mtools (like Windows) stores lower-case 8.3 names (releases, blobs, sha256, ab,
+    outbox, and a channel such as cn-math) as capitalised short names with a lower-case
+    flag that fusefat ignores: its listings show RELEASES/CN-MATH."""
+    content = tmp_path / "content"
+    publish(make_source(tmp_path / "src", lessons=2, seed="w"), "cn-math", 1, DEMO_KEY, content)
+    other = content / "KETANG" / "outbox" / "other"
+    other.mkdir(parents=True)
+    (other / "status.json").write_text("{}")
+    img = tmp_path / "win.img"
+    with open(img, "wb") as f:
+        f.truncate(40 * 1024 * 1024)
+    subprocess.run(["mkfs.vfat", "-F", "32", str(img)], check=True, capture_output=True)
+    subprocess.run(["mcopy", "-s", "-i", str(img), str(content / "KETANG"), "::/"], check=True,
+                   capture_output=True)
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        seen = read_drive(dev, tmp_path)
+        if not kernel_has("vfat"):  # fusefat shows the short names
+            assert any(k.startswith("KETANG/RELEASES/CN-MATH/1/") for k in seen)
+        outcome = DriveWatcher(s).insert(dev)
+        assert outcome.state == "done", outcome.message
+        assert [(r.channel, r.status) for r in outcome.results] == [("cn-math", "activated")]
+        after = read_drive(dev, tmp_path)
+    outbox = "KETANG/outbox/" if kernel_has("vfat") else "KETANG/OUTBOX/"
+    reports = [k for k in after if k.startswith(outbox + "rs-001/status-")]
+    assert len(reports) == 1, sorted(k for k in after if "OUTBOX" in k.upper())
+    assert len({k.split("/")[1] for k in after}) == 3  # one outbox folder, not a second one
