@@ -136,6 +136,7 @@ def import_bundle(
     service) need fetch only the rest; nothing is activated.
     """
     root = bundle_root(path)
+    source = BundleSource(root)
     found = find_releases(root)
     if not found:
         raise KetangError(f"{root} holds no release (expected releases/<channel>/<version>/"
@@ -148,19 +149,56 @@ def import_bundle(
         raise SignatureError("this device trusts no publisher key, so it can import nothing. "
                              "Put the publisher's .pub file in the trusted keys folder.")
     # Every signature is checked before the device writes anything at all.
-    verified = [verify_release(f, trusted) for f in newest.values()]
+    try:
+        verified = [verify_release(f, trusted) for f in newest.values()]
+    except KetangError:
+        source.check()  # a drive unmounted under us is not "a damaged bundle"
+        raise
     with library.exclusive():
         library.remove_interrupted()
-        return [_import_one(root, *v, library, force, progress, reserve_bytes, subscription,
+        return [_import_one(source, *v, library, force, progress, reserve_bytes, subscription,
                             on_plan, keep_partial) for v in verified]
 
 
-def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, kid: str,
+class BundleSource:
+    """The bundle folder being read, remembered so its disappearing can be told apart.
+
+    A drive unmounted (lazily, or by its FUSE driver dying) while it is read leaves an
+    empty mount point: its files look missing. Before a missing or unreadable file is
+    blamed on the bundle, :meth:`check` makes sure the folder is still the one we began
+    reading.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ident = _identity(root)
+
+    def check(self) -> None:
+        """Raise BundleReadError if the bundle folder went away since it was first read."""
+        if self.ident is None or _identity(self.root) != self.ident:
+            raise BundleReadError(
+                f"U 盘在读取时被移除 / the bundle at {self.root} went away while it was being "
+                "read: the drive was removed or unmounted. Nothing was activated; files "
+                "verified so far are kept. Plug the drive in again (or mount it again) and "
+                "import again."
+            )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _import_one(source: BundleSource, manifest: Manifest, data: bytes, signature: bytes, kid: str,
                 library: Library, force: bool, progress: Progress | None,
                 reserve_bytes: int = 0,
                 subscription: Subscription = EVERYTHING,
                 on_plan: Callable[[ImportPlan], None] | None = None,
                 keep_partial: bool = False) -> ImportResult:
+    root = source.root
     active = library.active_version(manifest.channel)
     blobs = subscription.blobs(manifest)
     lacking = {sha: size for sha, size in blobs.items() if not library.store.has(sha)}
@@ -196,6 +234,7 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             need -= lacking.pop(sha)
             continue
         if src.is_symlink() or not src.is_file():
+            source.check()
             raise BlobError(f"the bundle at {root} lacks blob {sha} that "
                             f"{manifest.channel} v{manifest.version} needs; the drive is "
                             "incomplete. Re-copy it from its source.")
@@ -226,11 +265,13 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
                 store.commit()  # what is committed stays: a re-run need not copy it again
                 batch_bytes = 0
         store.commit()
-    except BaseException:
+    except BaseException as e:
         # Blobs verified before the failure (a pulled drive, a bad blob) are kept, so the
         # next try resumes instead of copying them again.
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, KetangError):
             store.commit()
+        if isinstance(e, BlobError | BundleReadError):
+            source.check()  # a drive that went away is said to be one, not "a bad file"
         raise
     finally:
         store.discard()

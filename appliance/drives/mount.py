@@ -72,6 +72,22 @@ def filesystem_type(device: str) -> str | None:
     return value or None
 
 
+def has_partition_table(device: str) -> bool:
+    """True if ``device`` is a whole disk whose partitions carry the filesystems."""
+    proc = subprocess.run(["blkid", "-p", "-o", "value", "-s", "PTTYPE", device],
+                          capture_output=True, text=True)
+    return bool(proc.stdout.strip())
+
+
+def has_media(device: str) -> bool:
+    """False for an empty card reader (a block device of size 0)."""
+    try:
+        with open(device, "rb") as f:
+            return f.seek(0, os.SEEK_END) > 0
+    except OSError:
+        return False
+
+
 def kernel_has(fstype: str) -> bool:
     """True if the running kernel lists ``fstype`` in /proc/filesystems."""
     try:

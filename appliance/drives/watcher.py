@@ -25,7 +25,7 @@ from typing import Any
 from appliance.config import Settings
 from content_cache.bundle import BUNDLE_DIR
 from content_cache.bundle_check import check_bundle_entries
-from content_cache.errors import BlobError, KetangError
+from content_cache.errors import BlobError, BundleReadError, DataDiskError, KetangError
 from content_cache.importer import ImportResult, import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
@@ -126,9 +126,23 @@ class DriveWatcher:
                 log.info("ignoring %s: %s", node, e)
                 return DriveOutcome(name, "ignored", str(e))
             fstype = fstype or filesystem_type(node)
-            if fstype is None:  # a whole disk with a partition table, or an empty one
-                return DriveOutcome(name, "ignored", f"{node} carries no filesystem")
+            if fstype is None:
+                if drives.has_partition_table(node) or not drives.has_media(node):
+                    # its partitions come as events of their own; an empty card reader
+                    return DriveOutcome(name, "ignored", f"{node} carries no filesystem")
+                return self._no_filesystem(node, name)
             return self._handle(node, name, fstype, protected)
+
+    def _no_filesystem(self, node: str, name: str) -> DriveOutcome:
+        message = (f"U 盘无法识别 / {node} holds no filesystem Ketang can read (no partition "
+                   "table either: its first sector is blank or damaged). Nothing was read from "
+                   "it and nothing changed on this device. Remove it; on a computer, format it "
+                   "FAT32 and copy the KETANG/ folder onto it again (`ketang export` or "
+                   "`ketang publish`).")
+        outcome = DriveOutcome(name, "error", message, code="no-filesystem",
+                               params={"device": node})
+        self.status.set(name, "error", error=message, **_summary(outcome))
+        return outcome
 
     def recover(self) -> list[Path]:
         """At start: unmount what a killed Ketang process left mounted under the mount root,
@@ -181,7 +195,7 @@ class DriveWatcher:
         if not bundle.exists() and not bundle.is_symlink():
             return DriveOutcome(name, "done", "no KETANG/ folder on this drive")
         results: list[ImportResult] = []
-        error = note = ""
+        error = note = code = ""
         try:
             check_bundle_entries(bundle)
         except KetangError as e:
@@ -202,6 +216,13 @@ class DriveWatcher:
                                     reserve_bytes=self.settings.device.reserve_mb * 1_000_000,
                                     subscription=self.settings.subscriptions.subscription(),
                                     keep_partial=self.settings.sync.enabled)
+        except BundleReadError as e:
+            # The drive went away mid-import: blobs already verified stay; no partial one.
+            return DriveOutcome(name, "error", _pulled(e), results, code="drive-read",
+                                params={"device": m.device})
+        except DataDiskError as e:
+            # Our own disk, not the drive: say so (the report still goes onto the drive).
+            error, code = str(e), "data-disk"
         except KetangError as e:
             error = str(e)
             if isinstance(e, BlobError) and self.settings.sync.enabled:
@@ -209,15 +230,17 @@ class DriveWatcher:
                 if handed:
                     error, note = "", "; ".join(handed)
         except OSError as e:
-            # The drive went away mid-import: blobs already verified stay; no partial one.
-            return DriveOutcome(name, "error", _pulled(e), results)
+            return DriveOutcome(name, "error", _pulled(e), results, code="drive-read",
+                                params={"device": m.device})
         outbox: list[Path] = []
         self.status.set(name, "writing-report")
         try:
             outbox = self._write_reports(m, library, results, error)
         except (KetangError, OSError) as e:
             error = (error + "; " if error else "") + f"writing the report failed: {e}"
-        return DriveOutcome(name, "error" if error else "done", error or note, results, outbox)
+        return DriveOutcome(name, "error" if error else "done", error or note, results, outbox,
+                            code=code if error else "",
+                            params={"data_dir": str(library.data_dir)} if code else {})
 
     def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
         """A bundle that lacks blobs but carries its torrent: the sync service fetches
@@ -260,7 +283,7 @@ class DriveWatcher:
         return observer
 
 
-def _pulled(e: OSError) -> str:
+def _pulled(e: Exception) -> str:
     return (f"读取 U 盘失败（是否被拔出？）/ reading the drive failed (was it pulled out?): "
             f"{e}. The device still serves what it served; plug the drive in again to "
             "resume, files already verified are not copied again.")
