@@ -22,7 +22,7 @@ from content_cache.publisher import publish
 
 from ..helpers import DEMO_KEY, make_source, write_config
 from .loopdev import fill_files, loop, make_image, needs_loop, small_disk
-from .test_drives_watcher import settings_for
+from .test_drives_watcher import drive_config, settings_for
 
 pytestmark = needs_loop
 
@@ -99,12 +99,7 @@ def test_a_drive_with_a_zeroed_boot_sector_is_an_error_in_words(tmp_path, sample
     img = make_image(tmp_path / "z.img", "vfat", 40, sample_bundle)
     with open(img, "r+b") as f:
         f.write(b"\0" * 512)
-    cfg = tmp_path / "ketang.toml"
-    cfg.write_text(
-        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[trust]\nkeys_dir = "{demo_keys}"\n'
-        f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
-        f'status_file = "{tmp_path / "drives.json"}"\n')
+    cfg = drive_config(tmp_path, demo_keys)
     with loop(img) as dev:
         r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "insert", dev])
     assert r.exit_code == 1, r.output

@@ -41,6 +41,17 @@ def settings_for(tmp_path: Path, keys_dir: Path) -> Settings:
     )
 
 
+def drive_config(tmp_path: Path, keys_dir: Path) -> Path:
+    """A config file for `ketang drives insert` (device id cli-01) under ``tmp_path``."""
+    cfg = tmp_path / "ketang.toml"
+    cfg.write_text(
+        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[trust]\nkeys_dir = "{keys_dir}"\n'
+        f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
+        f'status_file = "{tmp_path / "drives.json"}"\n')
+    return cfg
+
+
 def udev_device(node: str) -> pyudev.Device:
     return pyudev.Devices.from_device_file(pyudev.Context(), node)
 
@@ -231,12 +242,7 @@ def test_ketang_drives_insert_does_the_same_by_hand(tmp_path, sample_bundle, dem
 
     from appliance.cli import main
 
-    cfg = tmp_path / "ketang.toml"
-    cfg.write_text(
-        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[trust]\nkeys_dir = "{demo_keys}"\n'
-        f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
-        f'status_file = "{tmp_path / "drives.json"}"\n')
+    cfg = drive_config(tmp_path, demo_keys)
     img = make_image(tmp_path / "c.img", "vfat", 40, sample_bundle)
     with loop(img) as dev:
         r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "insert", dev])
