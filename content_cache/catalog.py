@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from peewee import (
+    DatabaseError,
     FloatField,
     IntegerField,
     Model,
@@ -23,6 +25,7 @@ from peewee import (
 )
 
 from .atomic import fsync_dir
+from .errors import KetangError
 from .manifest import Manifest
 
 BATCH = 2000
@@ -98,6 +101,36 @@ def build_catalog(manifest: Manifest, path: Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".building")
     tmp.unlink(missing_ok=True)
+    try:
+        _build(manifest, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except (DatabaseError, sqlite3.Error, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise CatalogError(f"building the catalog {path} failed: {_first_error(e)}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return path
+
+
+class CatalogError(KetangError):
+    """A catalog could not be built (its disk is full, or SQLite failed)."""
+
+
+def _first_error(e: BaseException) -> BaseException:
+    """The error that started it: a full disk makes SQLite roll back by itself, and then
+    peewee's own rollback fails with "cannot rollback", hiding "database or disk is full"."""
+    first = e
+    seen = 0
+    while first.__context__ is not None and seen < 10:
+        first, seen = first.__context__, seen + 1
+    return first
+
+
+def _build(manifest: Manifest, tmp: Path) -> None:
     db = SqliteDatabase(str(tmp), pragmas={"journal_mode": "off", "synchronous": "off"})
     Info, Node, Resource = _models(db)
     try:
@@ -138,11 +171,6 @@ def build_catalog(manifest: Manifest, path: Path,
                 _build_search(db, manifest)
     finally:
         db.close()
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    return path
 
 
 def bigrams(text: str) -> str:
