@@ -20,6 +20,7 @@ from .errors import ManifestError
 
 FORMAT = "ketang-release/1"
 NODE_KINDS = ("stage", "grade", "subject", "edition", "volume", "unit", "lesson")
+KIND_RANK = {kind: i for i, kind in enumerate(NODE_KINDS)}
 RESOURCE_KINDS = ("video", "audio", "pdf", "html5", "exercise", "image")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 CHANNEL_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -148,6 +149,13 @@ def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
         elif n.parent not in kinds:
             raise ManifestError(
                 f"{where}: node {n.id!r} names parent {n.parent!r}, which is missing."
+            )
+        elif KIND_RANK[kinds[n.parent]] >= KIND_RANK[n.kind]:
+            # So the tree is at most seven deep and has no cycle: walking up always ends.
+            raise ManifestError(
+                f"{where}: node {n.id!r} ({n.kind}) sits under {n.parent!r} "
+                f"({kinds[n.parent]}); a node must sit under one of an earlier kind "
+                f"({' → '.join(NODE_KINDS)})."
             )
     resources = [_resource(r, i, where) for i, r in enumerate(res_doc)]
     seen: set[str] = set()

@@ -78,6 +78,8 @@ def _refused(lib: Library, bundle: Path, trusted, error, match: str, **kw) -> No
      "resource id 'l0-video' appears twice"),
     (lambda d: d["nodes"][1].update(parent="nowhere"), "names parent 'nowhere', which is missing"),
     (lambda d: d["nodes"][1].pop("parent"), "has no parent"),
+    (lambda d: d["nodes"][1].update(parent=d["nodes"][2]["id"]),
+     r"sits under 'g3-math' \(subject\); a node must sit under one of an earlier kind"),
     (lambda d: d["resources"][0].update(lesson="g3"), "not a lesson"),
     (lambda d: d["resources"][0].update(size=10 * 1024**3), "claims size 10737418240"),
     (lambda d: d["resources"][0].update(sha256="../../../etc/passwd"), "no valid sha256"),
