@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .blobstore import blob_relpath
 from .bundle import BundleRelease, NoCase, bundle_root, find_releases
+from .catalog import estimate_catalog_bytes
 from .errors import (
     BlobError,
     BundleReadError,
@@ -69,8 +70,9 @@ class ImportResult:
 
 
 def space_needed(manifest: Manifest, blob_bytes: int, manifest_bytes: int) -> int:
-    """Bytes an import needs: new blobs, the kept manifest, and a generous catalog estimate."""
-    return blob_bytes + manifest_bytes + 1024 * (len(manifest.nodes) + len(manifest.resources))
+    """Bytes an import needs: new blobs, the kept manifest, and its catalog (estimated from
+    the manifest's real text, see :func:`~content_cache.catalog.estimate_catalog_bytes`)."""
+    return blob_bytes + manifest_bytes + estimate_catalog_bytes(manifest)
 
 
 def _read_bounded(path: Path, limit: int, what: str) -> bytes:

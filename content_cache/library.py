@@ -187,9 +187,14 @@ class Library:
                 with contextlib.suppress(FileNotFoundError):
                     q.unlink()
                     removed += 1
-        for p in written:
-            with contextlib.suppress(OSError):  # an emptied release folder goes too
-                p.parent.rmdir()
+        for p in written:  # folders it emptied go too (releases/<ch>/<v>, catalogs/<ch>)
+            d = p.parent
+            while d.parent != self.data_dir and d != self.data_dir:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+                d = d.parent
         return removed
 
 
