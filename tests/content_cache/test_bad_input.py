@@ -252,3 +252,37 @@ def test_a_replayed_channel_beside_a_new_one_copies_nothing(tmp_path, device):
         import_bundle(bundle, lib, trusted)
     assert {k: v for k, v in snapshot(lib.data_dir).items() if k != ".lock"} == {
         k: v for k, v in before.items() if k != ".lock"}
+
+
+@pytest.mark.slow
+def test_too_many_nodes_are_refused_while_parsing_with_bounded_memory(tmp_path, publisher_key):
+    """A signed manifest of 2,000,000 small valid nodes (90 MB): refused as the 500,001st
+    node is read, long before a document of 2,000,000 dicts exists (that was 1.2 GB)."""
+    pair, trusted = publisher_key
+    bundle = _bundle(tmp_path, pair.private_path)
+    body = ('{"format":"ketang-release/1","channel":"test-channel","version":1,"nodes":['
+            + ",".join(f'{{"id":"{i:x}","kind":"stage","title":{{"zh":"x"}}}}'
+                       for i in range(2_000_000))
+            + '],"resources":[]}').encode()
+    _write_signed(_release(bundle), pair.private_path, body)
+    del body
+    data = tmp_path / "data"
+    code = (
+        "import resource\n"
+        "from content_cache.importer import import_bundle\n"
+        "from content_cache.keys import load_trusted_keys\n"
+        "from content_cache.library import Library\n"
+        "from content_cache.errors import ManifestError\n"
+        "try:\n"
+        f"    import_bundle({str(bundle)!r}, Library({str(data)!r}), "
+        f"load_trusted_keys({str(trusted)!r}))\n"
+        "except ManifestError as e:\n"
+        "    print('REFUSED', e)\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert "REFUSED" in out and "lists 500001 nodes or more" in out, out
+    peak_mb = int(out.split("PEAK_KB")[1]) / 1024
+    assert peak_mb < 500, f"peak memory {peak_mb:.0f} MB"
+    assert not (data / "active.json").exists()
