@@ -137,7 +137,7 @@ def main() -> None:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         work = Path(tmp)
-        ref = None
+        ref: dict | None = None
         for case in args.cases:
             path = folder / f"{case}.json"
             # Made in a child too: a child's ru_maxrss starts at its parent's at fork.
@@ -154,6 +154,7 @@ def main() -> None:
                     ref = r
                     print(f"reference (interpreter + modules): peak {r['peak_mb']:.0f} MB")
                     continue
+                assert ref is not None
                 print(f"{case:9} {size_mb:6.0f} MiB  {phase:8}: peak {r['peak_mb']:7.0f} MB "
                       f"({r['peak_mb'] / ref['peak_mb']:.1f}x reference), {r['seconds']:.1f} s, "
                       f"{r['outcome']}")

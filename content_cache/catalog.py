@@ -118,7 +118,7 @@ def estimate_catalog_bytes(manifest: Manifest) -> int:
 
     def path_of(node_id: str | None) -> int:
         """Characters of the titles above and including ``node_id`` (iterative)."""
-        chain = []
+        chain: list[str] = []
         while node_id is not None and node_id not in path_chars and len(chain) <= len(own):
             chain.append(node_id)
             node_id = parents.get(node_id)
