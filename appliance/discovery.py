@@ -20,7 +20,6 @@ import threading
 import time
 from typing import Any
 
-import psutil
 from zeroconf import (
     InterfaceChoice,
     IPVersion,
@@ -30,6 +29,7 @@ from zeroconf import (
     Zeroconf,
 )
 
+from appliance.addresses import machine_addresses
 from content_cache.library import Library
 
 from .identity import device_id  # noqa: F401  (re-exported)
@@ -64,19 +64,9 @@ def listening_interfaces(interfaces: list[str], host: str) -> list[str]:
 
 
 def advertised_addresses(interfaces: list[str], host: str) -> list[str]:
-    """Addresses to advertise: the configured interfaces, the bound host, else every
-    non-loopback address of this machine."""
-    chosen = listening_interfaces(interfaces, host)
-    if chosen:
-        return chosen
-    out = []
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family in (socket.AF_INET, socket.AF_INET6):
-                ip = ipaddress.ip_address(a.address.split("%")[0])
-                if not (ip.is_loopback or ip.is_link_local):
-                    out.append(str(ip))
-    return out
+    """Addresses to advertise: the configured interfaces, the bound host, else this
+    machine's addresses (:func:`appliance.addresses.machine_addresses`)."""
+    return listening_interfaces(interfaces, host) or machine_addresses()
 
 
 def txt_records(dev_id: str, library: Library, apps_port: int | None,

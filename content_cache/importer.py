@@ -15,6 +15,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -33,9 +34,8 @@ from .errors import (
 from .keys import MAX_SIGNATURE_FILE, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from .progress import ByteCount, Progress
 from .subscription import EVERYTHING, Subscription
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ class ImportResult:
     bytes_copied: int
     blobs_present: int
     status: str  # "activated" or "up-to-date"
+
+    def summary(self) -> dict[str, Any]:
+        """What the drive status file and the drive's outbox report say of it."""
+        return {"channel": self.channel, "version": self.version, "status": self.status,
+                "bytes_copied": self.bytes_copied}
 
 
 def space_needed(manifest: Manifest, blob_bytes: int, manifest_bytes: int) -> int:
@@ -278,15 +283,7 @@ def _check_space(todo: list[_Plan], library: Library, reserve_bytes: int) -> int
 def _copy(source: BundleSource, plan: _Plan, library: Library,
           progress: Progress | None) -> None:
     """Copy and verify a channel's lacking blobs; verified ones stay even if a later fails."""
-    done = 0
-    need = plan.need
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, need)
-
+    tick = ByteCount(plan.need, progress)
     tree = NoCase(source.root)
     store = library.store
     try:

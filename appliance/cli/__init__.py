@@ -63,6 +63,8 @@ def _register() -> None:
                    cli_usage):
         for command in module.COMMANDS:
             main.add_command(command)
+    from provisioning.cli import provision  # ketang provision (docs/provisioning.md)
+    main.add_command(provision)
 
 
 _register()

@@ -7,31 +7,7 @@ from pathlib import Path
 import click
 
 from . import settings_from
-
-
-class ByteBar:
-    """A click progress bar fed with (done, total) byte counts."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
-        self.shown = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is not None and done < self.shown:  # the next channel of a bundle
-            self.close()
-        if self.bar is None:
-            self.bar = click.progressbar(length=max(total, 1), label=self.label,
-                                         show_pos=False, show_percent=True, file=None)
-            self.bar.__enter__()
-        self.bar.update(done - self.shown)
-        self.shown = done
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-            self.shown = 0
+from .progress import ByteBar
 
 
 @click.group()
@@ -69,12 +45,9 @@ def publish(source: Path, channel: str, version: int, key_path: Path, out: Path,
     """Sign a lesson source tree into a release bundle."""
     from content_cache.publisher import publish as do_publish
 
-    bar = ByteBar("发布 Publishing")
-    try:
+    with ByteBar("发布 Publishing") as bar:
         rel = do_publish(source, channel, version, key_path, out, progress=bar,
                          web_seeds=web_seeds)
-    finally:
-        bar.close()
     click.echo(f"Published {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
                f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
     click.echo(f"Manifest: {rel.manifest_path}")
@@ -95,20 +68,16 @@ def import_(ctx: click.Context, path: Path, data_dir: Path | None, force: bool) 
     from content_cache.library import Library
 
     s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
-    bar = ByteBar("导入 Importing")
-
     def say_plan(p) -> None:
         click.echo(f"{p.channel} v{p.version}: 需要 needs {p.space_bytes / 1e6:.1f} MB "
                    f"({p.files} new files, {p.blob_bytes / 1e6:.1f} MB, plus its catalog); "
                    f"{p.free_bytes / 1e6:.1f} MB free, keeping {p.reserve_bytes / 1e6:.1f} MB "
                    "in reserve.")
-    try:
+    with ByteBar("导入 Importing") as bar:
         results = import_bundle(path, Library(s.device.data_dir),
                                 load_trusted_keys(s.trust.keys_dir), force=force, progress=bar,
                                 reserve_bytes=s.device.reserve_mb * 1_000_000,
                                 subscription=s.subscriptions.subscription(), on_plan=say_plan)
-    finally:
-        bar.close()
     for r in results:
         if r.status == "up-to-date":
             click.echo(f"{r.channel} v{r.version} is already active; nothing to do.")

@@ -1,5 +1,9 @@
 """``ketang demo``: the bundled sample lessons, published with the demo key and imported.
 
+Every folder ``content_cache/sample_pack/<channel>/`` holding a ``source.json`` is one
+channel (made by ``tools/make_sample_pack.py``, docs/sample-pack.md); all are published
+into one bundle and imported.
+
 The demo key is committed to the repository and plainly marked DEMO ONLY: anyone
 can sign with it, so no real device may ever trust it.
 """
@@ -13,21 +17,32 @@ from pathlib import Path
 import content_cache
 from appliance.auth import demo_password
 from appliance.config import Settings
+from content_cache.errors import SourceError
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
 from content_cache.publisher import publish
 
-SAMPLE_PACK = Path(content_cache.__file__).parent / "sample_pack"
-DEMO_KEY = SAMPLE_PACK / "demo-key" / "DEMO-ONLY-publisher.key"
-DEMO_PUB = SAMPLE_PACK / "demo-key" / "DEMO-ONLY-publisher.pub"
+SAMPLE_PACKS = Path(content_cache.__file__).parent / "sample_pack"
+DEMO_KEY = SAMPLE_PACKS / "demo-key" / "DEMO-ONLY-publisher.key"
+DEMO_PUB = SAMPLE_PACKS / "demo-key" / "DEMO-ONLY-publisher.pub"
 DEMO_CHANNEL = "cn-basic-edu-demo"
+SAMPLE_PACK = SAMPLE_PACKS / DEMO_CHANNEL  # the basic-education channel's source tree
 DEMO_VERSION = 1
 
 
+def sample_channels(root: Path = SAMPLE_PACKS) -> list[Path]:
+    """The sample channels' source trees, by channel id (the folder's name); hidden
+    folders (the generator's temporary ones) are not channels."""
+    return sorted(p.parent for p in root.glob("*/source.json")
+                  if not p.parent.name.startswith("."))
+
+
 def setup_demo(settings: Settings, data_dir: Path, echo: Callable[[str], None] = print,
-               admin_url: str = "http://localhost:8080/admin") -> Settings:
-    """Publish and import the sample pack into ``data_dir``; return settings that serve it.
+               admin_url: str = "http://localhost:8080/admin",
+               packs: Path = SAMPLE_PACKS) -> Settings:
+    """Publish and import every sample channel in ``packs`` into ``data_dir``; return
+    settings that serve them.
 
     Also prints the dashboard's address and password: one generated on the first run
     and kept in the demo folder, so every run prints the same one.
@@ -37,9 +52,14 @@ def setup_demo(settings: Settings, data_dir: Path, echo: Callable[[str], None] =
     shutil.copyfile(DEMO_PUB, keys_dir / DEMO_PUB.name)
     bundle = data_dir / "demo-bundle"
     shutil.rmtree(bundle, ignore_errors=True)
-    rel = publish(SAMPLE_PACK, DEMO_CHANNEL, DEMO_VERSION, DEMO_KEY, bundle)
-    echo(f"Published the sample lessons as {rel.channel} v{rel.version} "
-         f"({rel.resources} resources, signed by the DEMO-ONLY key {rel.key_id}).")
+    sources = sample_channels(packs)
+    if not sources:
+        raise SourceError(f"{packs} holds no sample channel (<channel>/source.json): "
+                          f"run tools/make_sample_pack.py (docs/sample-pack.md).")
+    for source in sources:
+        rel = publish(source, source.name, DEMO_VERSION, DEMO_KEY, bundle)
+        echo(f"Published the sample lessons as {rel.channel} v{rel.version} "
+             f"({rel.resources} resources, signed by the DEMO-ONLY key {rel.key_id}).")
     s = settings.with_overrides("device", data_dir=data_dir)
     s = s.with_overrides("trust", keys_dir=keys_dir)
     for r in import_bundle(bundle, Library(data_dir), load_trusted_keys(keys_dir)):

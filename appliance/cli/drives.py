@@ -12,7 +12,7 @@ import click
 from appliance.device import register_outbox_providers
 
 from . import settings_from
-from .content import ByteBar
+from .progress import ByteBar
 
 
 @click.group()
@@ -44,14 +44,12 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def insert(ctx: click.Context, device: str) -> None:
     """Do by hand what the watcher does when DEVICE (e.g. /dev/sdb1) is plugged in."""
+    from appliance.drives.status import message_for
     from appliance.drives.watcher import DriveWatcher
 
-    bar = ByteBar("导入 Importing")
-    try:
+    with ByteBar("导入 Importing") as bar:
         register_outbox_providers(settings_from(ctx))
         outcome = DriveWatcher(settings_from(ctx), on_progress=bar).insert(device)
-    finally:
-        bar.close()
     for r in outcome.results:
         click.echo(f"{r.channel} v{r.version}: {r.status}, copied {r.bytes_copied / 1e6:.1f} MB")
     for p in outcome.outbox:
@@ -59,17 +57,17 @@ def insert(ctx: click.Context, device: str) -> None:
     if outcome.state == "error":
         click.secho(f"错误 Error: {outcome.message}", fg="red", err=True)
         sys.exit(1)
-    click.echo(outcome.message or "完成，可以安全拔出 U 盘 / Done, safe to remove the drive")
+    click.echo(outcome.message or message_for("done"))
 
 
 @drives.command("status")
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """Print each drive's state as the dashboard shows it."""
-    from appliance.drives.status import DriveStatus
+    from appliance.drives.status import DriveStatus, describe
 
     for name, entry in DriveStatus(settings_from(ctx).drives.status_file).read().items():
-        click.echo(f"{name}: {entry.get('message', '')}")
+        click.echo(f"{name}: {describe(entry)}")
         if entry.get("imported"):
             click.echo("  " + json.dumps(entry["imported"], ensure_ascii=False))
 
@@ -91,11 +89,8 @@ def export(ctx: click.Context, to: Path, channel: str | None, for_manifest: Path
     from content_cache.library import Library
 
     s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
-    bar = ByteBar("导出 Exporting")
-    try:
+    with ByteBar("导出 Exporting") as bar:
         r = export_bundle(Library(s.device.data_dir), to, channel, for_manifest, progress=bar)
-    finally:
-        bar.close()
     if not r.space_checked:
         click.echo(f"Note: {to} does not report its free space, so it was not checked first.")
     names = ", ".join(f"{ch} v{v}" for ch, v in r.releases)

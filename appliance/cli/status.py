@@ -16,20 +16,46 @@ from . import settings_from
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def status(ctx: click.Context, data_dir: Path | None, as_json: bool) -> None:
-    """Disk, memory, load, CPU temperature, uptime and active releases.
+    """Disk, memory, load, CPU temperature, uptime and active releases; on a device that
+    is a classroom access point, the Wi-Fi (state, clients, the board's client limit)
+    and the last setup file applied.
 
     Exit status 0 when all is well, 2 when there are warnings.
     """
     from appliance.health import format_report, health_report
     from content_cache.library import Library
+    from provisioning.layout import HOSTAPD_CONF
+    from provisioning.status import ap_status, format_status, last_result
 
     s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
     report = health_report(Library(s.device.data_dir))
+    setup = last_result(s.device.data_dir)
+    is_ap = setup is not None or Path(str(HOSTAPD_CONF)).exists()
+    network = ap_status() if is_ap else None
     if as_json:
-        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(dict(report, network=network, setup=setup), ensure_ascii=False,
+                              indent=2))
     else:
         click.echo(format_report(report))
-    ctx.exit(0 if report["status"] == "ok" else 2)
+        if network is not None:
+            click.echo(format_status(network))
+        if setup is not None:
+            click.echo(_format_setup(setup))
+    ok = report["status"] == "ok" and (network is None or not network["advice"] or
+                                       network["state"] == "ENABLED")
+    ctx.exit(0 if ok else 2)
+
+
+def _format_setup(setup: dict) -> str:
+    """The last ``ketang provision --apply``: when, and its problems if any."""
+    when = setup.get("finished", "?")
+    if setup.get("ok"):
+        return f"设置文件 Setup file: applied 已应用 ({when})"
+    lines = [f"设置文件 Setup file: NOT applied 未应用 ({when}); nothing was changed:"]
+    for p in setup.get("problems") or []:
+        where = f"line {p.get('line')}: " if p.get("line") else ""
+        lines.append(f"  {p.get('setting', '?')}: {where}{p.get('message', '')}")
+    return "\n".join(lines)
 
 
 @click.command()

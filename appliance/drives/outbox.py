@@ -9,7 +9,6 @@ status report written here, other parts (usage reports) register a provider with
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 
 from appliance import identity
 from appliance.config import Settings
-from content_cache.atomic import fsync_dir
+from content_cache.atomic import fsync_dir, json_bytes
 from content_cache.errors import KetangError
 
 OUTBOX_DIR = "outbox"
@@ -127,4 +126,4 @@ def status_file_name(now: datetime | None = None) -> str:
 
 def encode_json(doc: dict[str, Any]) -> bytes:
     """JSON bytes as written to the outbox (UTF-8, Chinese kept readable)."""
-    return (json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+    return json_bytes(doc)

@@ -2,8 +2,10 @@
 
 ``drives.status_file`` holds ``{"drives": {"<device>": {...}}}``; each drive has a
 ``state`` (mounting, importing, writing-report, done, error), byte counts while
-importing, and a message in words, Chinese first then English. Every write is atomic;
-progress is written at most a few times a second.
+importing, and on error an ``error_code`` (see :data:`appliance.words.DRIVE_ERRORS`)
+with the ``error`` in detail. Views put them into words (:func:`appliance.words.drive_text`);
+``message`` holds the same words in Chinese and English for older readers. Every
+write is atomic; progress is written at most a few times a second.
 """
 
 from __future__ import annotations
@@ -15,27 +17,49 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance.text import human_bytes
-from content_cache.atomic import atomic_write_bytes
+from appliance import words
+from content_cache.atomic import atomic_write_json
+from content_cache.bundle_check import UnsafeBundleError
+from content_cache.errors import (
+    BlobError,
+    ManifestError,
+    ReplayError,
+    SignatureError,
+    SpaceError,
+)
+
+from .mount import DriveError
 
 MIN_INTERVAL = 0.5  # seconds between progress writes
 
 
-def message_for(state: str, done: int = 0, total: int = 0, error: str = "") -> str:
-    """The words a person sees for a drive's state."""
-    if state == "mounting":
-        return "正在读取 U 盘… / Reading the drive…"
-    if state == "importing":
-        d, t = human_bytes(done), human_bytes(total)
-        return (f"正在导入 {d} / {t}，请勿拔出 U 盘 / "
-                f"Importing {d} of {t}, don't remove the drive")
-    if state == "writing-report":
-        return "正在写入报告，请勿拔出 U 盘 / Writing reports, don't remove the drive"
-    if state == "done":
-        return "完成，可以安全拔出 U 盘 / Done, safe to remove the drive"
-    if state == "error":
-        return f"出错，可以拔出 U 盘 / Error, you may remove the drive: {error}"
-    return state
+def error_code(e: BaseException) -> str:
+    """The ``error_code`` a drive's status gets for ``e`` ("" when none fits)."""
+    for kind, code in ((DriveError, "mount"), (SignatureError, "untrusted"),
+                       (ManifestError, "manifest"), (BlobError, "blobs"),
+                       (ReplayError, "older"), (SpaceError, "space"),
+                       (UnsafeBundleError, "bundle"), (OSError, "pulled")):
+        if isinstance(e, kind):
+            return code
+    return ""
+
+
+def message_for(state: str, done: int = 0, total: int = 0, error: str = "",
+                error_code: str = "") -> str:
+    """The words for a drive's state in Chinese and English (``中文 / English``), with the
+    error's detail when a code says what went wrong."""
+    return describe({"state": state, "done_bytes": done, "total_bytes": total,
+                     "error": error, "error_code": error_code})
+
+
+def describe(entry: dict[str, Any]) -> str:
+    """A status file entry in words, Chinese and English, for people at a terminal (and
+    the ``message`` key); an entry an older version wrote shows its own ``message``."""
+    text = words.both(lambda _: words.drive_text(entry, _))
+    error, code = str(entry.get("error") or ""), str(entry.get("error_code") or "")
+    if entry.get("state") == "error" and error and words.drive_error(code, words.english):
+        text += f" ({error})"
+    return text
 
 
 TRANSIENT = ("mounting", "importing", "writing-report")
@@ -59,7 +83,8 @@ class DriveStatus:
             return {}
 
     def set(self, device: str, state: str, done: int = 0, total: int = 0,
-            error: str = "", throttle: bool = False, **extra: Any) -> None:
+            error: str = "", throttle: bool = False, error_code: str = "",
+            **extra: Any) -> None:
         """Record a drive's state.
 
         ``throttle`` skips a write that repeats the drive's last state within MIN_INTERVAL
@@ -73,7 +98,8 @@ class DriveStatus:
             drives = self.read()
             drives[device] = {
                 "state": state, "done_bytes": done, "total_bytes": total,
-                "message": message_for(state, done, total, error), "error": error,
+                "message": message_for(state, done, total, error, error_code),
+                "error": error, "error_code": error_code,
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra,
             }
             self._write(drives)
@@ -86,7 +112,7 @@ class DriveStatus:
         """
         stuck = [d for d, e in self.read().items() if e.get("state") in TRANSIENT]
         for device in stuck:
-            self.set(device, "error", error=INTERRUPTED, code="interrupted")
+            self.set(device, "error", error=INTERRUPTED, error_code="interrupted")
         return stuck
 
     def forget(self, device: str) -> None:
@@ -98,5 +124,4 @@ class DriveStatus:
 
     def _write(self, drives: dict[str, Any]) -> None:
         doc = {"drives": drives}
-        atomic_write_bytes(self.path, (json.dumps(doc, ensure_ascii=False, indent=2,
-                                                  sort_keys=True) + "\n").encode())
+        atomic_write_json(self.path, doc)

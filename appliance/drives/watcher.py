@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,15 +28,15 @@ from content_cache.errors import BlobError, BundleReadError, DataDiskError, Keta
 from content_cache.importer import ImportResult, import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
+from content_cache.progress import Progress
 
 from . import mount as drives
 from .mount import DriveError, Mounted, check_not_system, filesystem_type, mount_readonly
 from .outbox import encode_json, status_file_name, status_report, write_outbox
-from .status import DriveStatus
+from .status import DriveStatus, error_code
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -49,8 +48,8 @@ class DriveOutcome:
     message: str = ""
     results: list[ImportResult] = field(default_factory=list)
     outbox: list[Path] = field(default_factory=list)
-    code: str = ""  # for an error the views translate (e.g. "internal-error"); "" if none
-    params: dict[str, Any] = field(default_factory=dict)
+    code: str = ""  # on error: the drive status error_code (appliance.drives.status)
+    params: dict[str, Any] = field(default_factory=dict)  # the error's parameters, if any
 
 
 class DriveWatcher:
@@ -102,8 +101,8 @@ class DriveWatcher:
             log.exception("handling %s failed", node)
             outcome = _unexpected(name, e)
             try:
-                self.status.set(name, "error", error=outcome.message, code=outcome.code,
-                                params=outcome.params)
+                self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
+                                **_summary(outcome))
             except Exception:
                 log.exception("could not record %s's error in the status file", node)
             return outcome
@@ -115,7 +114,7 @@ class DriveWatcher:
             try:
                 stack.enter_context(drives.mount_root_lock(root))
             except DriveError as e:
-                self.status.set(name, "error", error=str(e), code="drives-busy")
+                self.status.set(name, "error", error=str(e), error_code="drives-busy")
                 return DriveOutcome(name, "error", str(e), code="drives-busy")
             # Holding the lock, every mount under our root is one a killed Ketang process
             # left: release it, or this very drive would look "mounted by someone else".
@@ -141,7 +140,8 @@ class DriveWatcher:
                    "`ketang publish`).")
         outcome = DriveOutcome(name, "error", message, code="no-filesystem",
                                params={"device": node})
-        self.status.set(name, "error", error=message, **_summary(outcome))
+        self.status.set(name, "error", error=message, error_code=outcome.code,
+                        **_summary(outcome))
         return outcome
 
     def recover(self) -> list[Path]:
@@ -170,8 +170,8 @@ class DriveWatcher:
         try:
             m = mount_readonly(node, self.settings.drives.mount_root, fstype, protected)
         except KetangError as e:
-            self.status.set(name, "error", error=str(e))
-            return DriveOutcome(name, "error", str(e))
+            self.status.set(name, "error", error=str(e), error_code="mount")
+            return DriveOutcome(name, "error", str(e), code="mount")
         self._mounted[name] = m
         try:
             outcome = self._work(m, name)
@@ -187,7 +187,8 @@ class DriveWatcher:
         if outcome.state == "done":
             self.status.set(name, "done", **_summary(outcome))
         else:
-            self.status.set(name, "error", error=outcome.message, **_summary(outcome))
+            self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
+                            **_summary(outcome))
         return outcome
 
     def _work(self, m: Mounted, name: str) -> DriveOutcome:
@@ -199,9 +200,9 @@ class DriveWatcher:
         try:
             check_bundle_entries(bundle)
         except KetangError as e:
-            return DriveOutcome(name, "error", str(e))
+            return DriveOutcome(name, "error", str(e), code=error_code(e))
         except OSError as e:
-            return DriveOutcome(name, "error", _pulled(e))
+            return DriveOutcome(name, "error", _pulled(e), code="pulled")
         library = Library(self.settings.device.data_dir)
 
         def progress(done: int, total: int) -> None:
@@ -218,19 +219,19 @@ class DriveWatcher:
                                     keep_partial=self.settings.sync.enabled)
         except BundleReadError as e:
             # The drive went away mid-import: blobs already verified stay; no partial one.
-            return DriveOutcome(name, "error", _pulled(e), results, code="drive-read",
+            return DriveOutcome(name, "error", _pulled(e), results, code="pulled",
                                 params={"device": m.device})
         except DataDiskError as e:
             # Our own disk, not the drive: say so (the report still goes onto the drive).
             error, code = str(e), "data-disk"
         except KetangError as e:
-            error = str(e)
+            error, code = str(e), error_code(e)
             if isinstance(e, BlobError) and self.settings.sync.enabled:
                 handed = self._hand_to_sync(m, library)
                 if handed:
-                    error, note = "", "; ".join(handed)
+                    error, note, code = "", "; ".join(handed), ""
         except OSError as e:
-            return DriveOutcome(name, "error", _pulled(e), results, code="drive-read",
+            return DriveOutcome(name, "error", _pulled(e), results, code="pulled",
                                 params={"device": m.device})
         outbox: list[Path] = []
         self.status.set(name, "writing-report")
@@ -238,9 +239,11 @@ class DriveWatcher:
             outbox = self._write_reports(m, library, results, error)
         except (KetangError, OSError) as e:
             error = (error + "; " if error else "") + f"writing the report failed: {e}"
+            code = code or "report"
         return DriveOutcome(name, "error" if error else "done", error or note, results, outbox,
                             code=code if error else "",
-                            params={"data_dir": str(library.data_dir)} if code else {})
+                            params={"data_dir": str(library.data_dir)} if code == "data-disk"
+                            else {})
 
     def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
         """A bundle that lacks blobs but carries its torrent: the sync service fetches
@@ -261,8 +264,7 @@ class DriveWatcher:
         active = {ch: rel.version for ch, rel in library.active().items()}
         last_sync = {
             "at": now.isoformat(timespec="seconds"), "via": "usb",
-            "imported": [{"channel": r.channel, "version": r.version, "status": r.status,
-                          "bytes_copied": r.bytes_copied} for r in results],
+            "imported": [r.summary() for r in results],
             "error": error,
         }
         report = status_report(self.settings, active, last_sync, now)
@@ -296,17 +298,13 @@ def _unexpected(name: str, e: BaseException) -> DriveOutcome:
         f"处理 U 盘时出现意外错误 / unexpected error while handling the drive ({what}). "
         "Nothing from it was activated, the drive was unmounted and the device still "
         "serves what it served; you may remove it. Please report this (the log has details).",
-        code="internal-error", params={"error": what})
+        code="internal", params={"error": what})
 
 
 def _summary(outcome: DriveOutcome) -> dict[str, Any]:
-    if outcome.code:
-        extra: dict[str, Any] = {"code": outcome.code, "params": outcome.params}
-    else:
-        extra = {}
+    extra: dict[str, Any] = {"error_params": outcome.params} if outcome.params else {}
     return {
         **extra,
-        "imported": [{"channel": r.channel, "version": r.version, "status": r.status,
-                      "bytes_copied": r.bytes_copied} for r in outcome.results],
+        "imported": [r.summary() for r in outcome.results],
         "outbox": [p.name for p in outcome.outbox],
     }

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_bytes, atomic_write_json
 from content_cache.bundle import BUNDLE_DIR, bundle_root, find_releases
 from content_cache.errors import KetangError, ManifestError
 from content_cache.importer import verify_release
@@ -164,7 +164,7 @@ def write_feed_index(path: Path, web_seed: bool | None = None) -> Path:
         web_seed = (root / "blobs").is_dir()
     doc = {"format": FEED_FORMAT, "channels": newest, "web_seed": web_seed}
     out = root / FEED_INDEX
-    atomic_write_bytes(out, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_json(out, doc)
     return out
 
 
@@ -192,7 +192,7 @@ def stage(data_dir: Path, rel: Staged) -> Path:
             pass
     atomic_write_bytes(d / MANIFEST, rel.manifest_bytes)
     atomic_write_bytes(d / TORRENT_NAME, rel.torrent)
-    atomic_write_bytes(d / SOURCES, (json.dumps(sources, indent=2) + "\n").encode())
+    atomic_write_json(d / SOURCES, sources)
     atomic_write_bytes(d / SIGNATURE, rel.signature)
     return d
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_json
 from content_cache.errors import KetangError
 
 WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -164,5 +164,5 @@ class Quota:
         if self.used == self._saved_used or self.daily_bytes <= 0:
             return  # without a quota nothing is kept: an idle device writes nothing
         doc = {"day": self.day, "used": self.used, "counter": self._last, "boot": self._boot}
-        atomic_write_bytes(self.state_path, (json.dumps(doc) + "\n").encode())
+        atomic_write_json(self.state_path, doc)
         self._saved_used = self.used

@@ -20,14 +20,13 @@ limits apply to LAN peers too. An activated release keeps seeding to neighbours.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,7 +35,7 @@ import libtorrent as lt
 
 from appliance.config import Settings
 from appliance.text import human_bytes
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_bytes, atomic_write_json
 from content_cache.errors import KetangError
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
@@ -44,7 +43,7 @@ from content_cache.torrent import TORRENT_NAME
 from content_cache.transfer import ReleaseTransfer, make_session
 
 from .feed import feed_root, fetch_release, load_staged, read_feed_index, stage, staged_folders
-from .schedule import Quota, in_window, next_window, parse_windows, uplink_counter
+from .schedule import Quota, in_window, parse_windows, uplink_counter
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +164,12 @@ class SyncService:
 
     # -- the session thread ----------------------------------------------------------
 
+    @property
+    def _live_session(self) -> lt.session:
+        """The libtorrent session, between :meth:`start` and :meth:`close`."""
+        assert self.session is not None, "start() makes the session"
+        return self.session
+
     def _error(self, msg: str) -> None:
         log.warning("sync: %s", msg)
         with self._lock:
@@ -175,8 +180,8 @@ class SyncService:
         last_tick = 0.0
         while not self._stop.is_set():
             try:
-                self.session.wait_for_alert(500)
-                self._dispatch(self.session.pop_alerts())
+                self._live_session.wait_for_alert(500)
+                self._dispatch(self._live_session.pop_alerts())
                 if time.monotonic() - last_tick >= TICK:
                     last_tick = time.monotonic()
                     self._tick()
@@ -244,10 +249,10 @@ class SyncService:
                            + "; ".join(st.errors[-2:]))
                 continue
             if gate and job.state == "downloading":
-                t.handle.pause()
+                t.live_handle.pause()
                 job.state = "waiting"
             elif not gate and job.state == "waiting":
-                t.handle.resume()
+                t.live_handle.resume()
                 job.state = "downloading"
         self._connect_peers()
         self._write_status()
@@ -281,7 +286,7 @@ class SyncService:
     def _start_job(self, rel, current: int | None) -> None:
         m = rel.manifest
         wanted = set(self.settings.subscriptions.subscription().blobs(m))
-        t = ReleaseTransfer(self.session, self.library, m, rel.manifest_bytes, rel.signature,
+        t = ReleaseTransfer(self._live_session, self.library, m, rel.manifest_bytes, rel.signature,
                             rel.torrent, peers=rel.peers,
                             resume_interval=self.cfg.resume_interval, lsd=self.cfg.lsd,
                             wanted=wanted,
@@ -299,15 +304,15 @@ class SyncService:
             return
         t.start()
         for url in rel.web_seeds:
-            t.handle.add_url_seed(url)
+            t.live_handle.add_url_seed(url)
         for h, p in rel.peers:
-            t.handle.connect_peer((h, p))
+            t.live_handle.connect_peer((h, p))
         if current == m.version:
             job.state = "seeding"
         elif t.done:
             job.state = "activating"
         elif self._gate_reason:
-            t.handle.pause()
+            t.live_handle.pause()
             job.state = "waiting"
         log.info("sync: %s v%s from %s: needs %d blobs (%d bytes)", m.channel, m.version,
                  rel.source or "staged", len(t.status.needed), t.status.needed_bytes)
@@ -387,7 +392,7 @@ class SyncService:
         return known
 
     def _take(self, url: str, channel: str, version: int, web_seed: str | None,
-              peers: list[tuple[str, int]] = ()) -> None:
+              peers: Iterable[tuple[str, int]] = ()) -> None:
         rel = fetch_release(url, channel, version,
                             load_trusted_keys(self.settings.trust.keys_dir))
         if web_seed:
@@ -444,7 +449,7 @@ class SyncService:
         t = job.transfer
         channel, version = job.key
         st = t.status
-        out = {
+        out: dict[str, Any] = {
             "channel": channel, "version": version, "state": job.state,
             "source": job.source, "needed_blobs": len(st.needed),
             "done_blobs": len(st.fetched), "needed_bytes": st.needed_bytes,
@@ -483,29 +488,21 @@ class SyncService:
                                                          key=lambda j: j.key)]
         gate = self._gate_reason
         downloading = [r for r in releases if r["state"] in ("downloading", "activating")]
+        # A state code; appliance.words says it in words (sync_summary's "message").
         if downloading:
             state = "downloading"
-            r = downloading[0]
-            msg = (f"正在同步 {r['channel']} v{r['version']}: {human_bytes(r['done_bytes'])} / "
-                   f"{human_bytes(r['needed_bytes'])} / Syncing {r['channel']} v{r['version']}")
         elif any(r["state"] == "waiting" for r in releases):
             state = "waiting-" + gate
-            nxt = next_window(self.windows, self.clock())
-            msg = ("等待时间窗口 / Waiting for the sync window"
-                   + (f" ({nxt[0]:%H:%M})" if nxt else "") if gate == "window" else
-                   "今日流量已用完 / Today's uplink quota is used up; going on tomorrow")
         elif any(r["state"] == "error" for r in releases):
-            state, msg = "error", "同步出错 / Sync failed: " + next(
-                r["errors"][-1] for r in releases if r["state"] == "error" and r["errors"])
+            state = "error"
         else:
-            state, msg = "idle", "已是最新 / Up to date"
+            state = "idle"
         with self._lock:
             errors = list(self._errors)
         feeds = [{k: v for k, v in f.items()} for f in self._feeds.values()]
         return {
             "pid": os.getpid(),
             "state": state,
-            "message": msg,
             "listen_port": self.listen_port,
             "quota": {"daily_bytes": self.quota.daily_bytes, "used_bytes": self.quota.used,
                       "remaining_bytes": self.quota.remaining, "day": self.quota.day},
@@ -517,7 +514,7 @@ class SyncService:
     def _write_status(self, force: bool = False, stopped: bool = False) -> None:
         doc = self.status() if self.session is not None else dict(self._last_status or {})
         if stopped:
-            doc.update(state="stopped", pid=0, message="同步服务已停止 / Sync service stopped")
+            doc.update(state="stopped", pid=0)
             for r in doc.get("releases", []):
                 r.update(download_rate=0, upload_rate=0, peers=0)
         if doc == self._last_status:
@@ -526,5 +523,4 @@ class SyncService:
             return
         self._last_status = doc
         self._last_status_write = time.monotonic()
-        atomic_write_bytes(self.settings.sync.status_file, (json.dumps(
-            {**doc, "updated": _now_iso()}, ensure_ascii=False, indent=2) + "\n").encode())
+        atomic_write_json(self.settings.sync.status_file, {**doc, "updated": _now_iso()})

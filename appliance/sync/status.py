@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from appliance import words
 from appliance.config import Settings
 from appliance.text import human_bytes
 from content_cache.errors import KetangError
@@ -84,12 +85,9 @@ def sync_summary(settings: Settings, now: datetime | None = None) -> dict[str, A
         "releases": doc.get("releases", []),
         "errors": doc.get("errors", []),
     }
-    if not settings.sync.enabled:
-        out["message"] = "同步未启用 / Sync is off (sync.enabled = false)"
-    elif not running:
-        out["message"] = "同步服务未运行 / The sync service is not running (start `ketang serve`)"
-    else:
-        out["message"] = doc.get("message", "")
+    # Words for the CLI and older readers (views say the state themselves).
+    out["message"] = words.both(lambda _: words.sync_text({**out, "message": doc.get(
+        "message", "")}, _))
     return out
 
 

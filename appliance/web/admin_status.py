@@ -35,10 +35,7 @@ SUMMARIES: dict[str, Callable[[Settings], Any]] = {
 def releases(library: Library) -> list[dict[str, Any]]:
     """Each active channel: version, title, when it was made, how many lessons."""
     out = []
-    for channel in sorted(library.active()):
-        cat = library.catalog(channel)
-        if cat is None:
-            continue
+    for _channel, cat in library.catalogs():
         info = cat.info()
         lessons = cat.Node.select().where(cat.Node.kind == "lesson").count()
         out.append(dict(info, lessons=lessons))

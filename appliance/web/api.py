@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from content_cache.catalog import Catalog
 
 from .context import discovery, library, settings, state
+from .lookup import Explained, catalog_or_404, int_arg
 
 API_VERSION = 1
 PREFIX = "/api/v1"
@@ -51,14 +52,6 @@ def _software_version() -> str:
         return "unknown"
 
 
-def _catalog(channel: str) -> Catalog:
-    cat = library().catalog(channel)
-    if cat is None:
-        raise ApiError(404, f"没有频道 {channel!r}。No active channel {channel!r}; "
-                            f"see {PREFIX}/channels for the channels this device serves.")
-    return cat
-
-
 def _channel_summary(channel: str, cat: Catalog) -> dict[str, Any]:
     info = cat.info()
     return dict(info, url=url_for("api.channel", channel=channel))
@@ -81,21 +74,6 @@ def _node(channel: str, n: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise ApiError(400, f"参数 {name} 应为 {low} 到 {high} 的整数。"
-                            f"Parameter {name} must be a whole number from {low} to {high}, "
-                            f"not {raw!r}.")
-    return value
-
-
 @bp.get("/")
 def root():
     """What this API offers: its version and its entry points."""
@@ -112,13 +90,8 @@ def root():
 @bp.get("/channels")
 def channels():
     """Every channel this device serves, with its active release."""
-    lib = library()
-    out = []
-    for channel in sorted(lib.active()):
-        cat = lib.catalog(channel)
-        if cat is not None:
-            out.append(_channel_summary(channel, cat))
-    return jsonify({"channels": out})
+    return jsonify({"channels": [_channel_summary(channel, cat)
+                                 for channel, cat in library().catalogs()]})
 
 
 def _releases(channel: str) -> list[dict[str, Any]]:
@@ -133,7 +106,7 @@ def _releases(channel: str) -> list[dict[str, Any]]:
 @bp.get("/channels/<channel>")
 def channel(channel: str):
     """One channel: its active release, the releases kept on the device, its top nodes."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     return jsonify(dict(_channel_summary(channel, cat), releases=_releases(channel),
                         children=[_node(channel, n) for n in cat.children(None)]))
 
@@ -141,7 +114,7 @@ def channel(channel: str):
 @bp.get("/channels/<channel>/releases")
 def releases(channel: str):
     """The verified releases of a channel kept on this device, newest first."""
-    _catalog(channel)
+    catalog_or_404(channel)
     return jsonify({"channel": channel, "releases": _releases(channel)})
 
 
@@ -160,7 +133,7 @@ def catalog_cached(view: Callable[..., Response]) -> Callable[..., Response]:
 
     @wraps(view)
     def cached(**kwargs: str) -> Response:
-        cat = _catalog(kwargs["channel"])
+        cat = catalog_or_404(kwargs["channel"])
         body = rendered(str(cat.path), request.host_url, tuple(sorted(kwargs.items())))
         return Response(body, mimetype="application/json")
 
@@ -171,7 +144,7 @@ def catalog_cached(view: Callable[..., Response]) -> Callable[..., Response]:
 @catalog_cached
 def node(channel: str, node_id: str):
     """One node of the tree with its breadcrumb and its children (browse the tree)."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     found = cat.node(node_id)
     if found is None:
         raise ApiError(404, f"频道 {channel} 中没有节点 {node_id!r}。No node {node_id!r} in "
@@ -185,7 +158,7 @@ def node(channel: str, node_id: str):
 @catalog_cached
 def lesson(channel: str, lesson_id: str):
     """One lesson with its resources, each with the URL of its media."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     found = cat.lesson(lesson_id)
     if found is None:
         raise ApiError(404, f"频道 {channel} 中没有课 {lesson_id!r}。No lesson {lesson_id!r} in "
@@ -202,7 +175,8 @@ def _search_body(catalog_paths: tuple[str, ...], host_url: str, q: str, limit: i
     class searching the same words costs one query."""
     results: list[dict[str, Any]] = []
     for ch in chans:
-        results += [dict(_node(ch, r), channel=ch) for r in _catalog(ch).search(q, limit=limit)]
+        results += [dict(_node(ch, r), channel=ch)
+                    for r in catalog_or_404(ch).search(q, limit=limit)]
     return jsonify({"q": q, "results": results[:limit]}).get_data()
 
 
@@ -215,10 +189,10 @@ def search():
     if len(q) > MAX_QUERY:
         raise ApiError(400, f"搜索词太长（最多 {MAX_QUERY} 字）。The search term is longer than "
                             f"{MAX_QUERY} characters; shorten it.")
-    limit = _int_arg("limit", 50, 1, MAX_LIMIT)
+    limit = int_arg("limit", 50, 1, MAX_LIMIT)
     wanted = request.args.get("channel")
     chans = tuple([wanted] if wanted else sorted(library().active()))
-    paths = tuple(str(_catalog(ch).path) for ch in chans)
+    paths = tuple(str(catalog_or_404(ch).path) for ch in chans)
     body = _search_body(paths, request.host_url, q, limit, chans)
     return Response(body, mimetype="application/json")
 
@@ -260,6 +234,8 @@ def _json_error(e: HTTPException):
     status = e.code or 500
     if isinstance(e, ApiError):
         return error_body(status, e.description or "")
+    if isinstance(e, Explained):
+        return error_body(status, e.both())
     messages = {
         404: f"没有这个地址。No such API address: {request.path}; see {PREFIX}/.",
         405: f"{request.path} 不接受 {request.method}。{request.path} does not accept "

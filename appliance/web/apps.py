@@ -48,9 +48,8 @@ ENTRY = "index.html"
 
 def _app_zip(lib: Library, sha256: str) -> Any:
     """The blob path of an html5 resource of an active release, or None."""
-    for channel in lib.active():
-        cat = lib.catalog(channel)
-        res = cat.resource_by_sha256(sha256) if cat is not None else None
+    for _channel, cat in lib.catalogs():
+        res = cat.resource_by_sha256(sha256)
         if res is not None and res["kind"] == "html5":
             path = lib.store.path_for(sha256)
             return path if path.is_file() else None

@@ -13,10 +13,10 @@ any Host that is not this device are redirected the same way, so a typed address
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 from flask import Flask, redirect, request
 
+from appliance.addresses import own_names
 from content_cache.errors import KetangError
 
 # Connectivity-check paths by OS (any Host: the path alone is enough).
@@ -42,12 +42,6 @@ def is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def own_names(configured: list[str]) -> set[str]:
-    """Host names that mean this device: configured ones, localhost, this machine's name."""
-    name = socket.gethostname().lower()
-    return {n.lower() for n in configured} | {"localhost", name, f"{name}.local"}
 
 
 def landing_url(portal_host: str) -> str:

@@ -17,7 +17,7 @@ from appliance.config import Settings
 from content_cache.library import Library
 
 if TYPE_CHECKING:
-    from appliance.auth import LoginLimiter
+    from appliance.auth import LoginLimiter, Sessions
     from appliance.discovery import Discovery
     from appliance.sync.service import SyncService
 
@@ -39,6 +39,7 @@ class AppState:
     # set by the blueprints that use them
     usage_limits: RateLimits | None = None
     login_limiter: LoginLimiter | None = None
+    admin_sessions: Sessions | None = None
 
 
 def install(app: Flask, settings: Settings, library: Library) -> AppState:

@@ -4,7 +4,9 @@ Flask-Babel does the translating; the catalogs are kiosk_ui's
 (``kiosk_ui/translations``). Message ids are English; the default locale is
 ``zh_Hans``. A reader switches with ``/lang/en`` or ``/lang/zh_Hans`` (a cookie
 remembers it for a year); without a choice, the browser's Accept-Language decides
-between the two, and anything else gets Chinese.
+between the two, and anything else gets Chinese. Templates put the services' state
+codes into words with the filters ``drive_text``, ``drive_error``, ``sync_text``,
+``sync_state``, ``seed_state`` and ``health_problem`` (:mod:`appliance.words`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, Flask, redirect, request, url_for
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
 
 import kiosk_ui
+from appliance import words
 
 LOCALES = ("zh_Hans", "en")
 # Each language named in itself, for the switch.
@@ -62,4 +65,13 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["html_lang"] = html_lang
     app.jinja_env.globals["LOCALE_NAMES"] = LOCALE_NAMES
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    # State codes from the services, in the reader's words (appliance/words.py).
+    app.jinja_env.filters.update({
+        "drive_text": lambda entry: words.drive_text(entry, gettext),
+        "drive_error": lambda code: words.drive_error(code or "", gettext),
+        "sync_text": lambda summary: words.sync_text(summary, gettext),
+        "sync_state": lambda state: words.sync_release_state(state, gettext),
+        "seed_state": lambda state: words.web_seed_state(state, gettext),
+        "health_problem": lambda problem: words.health_problem(problem, gettext),
+    })
     app.register_blueprint(bp)

@@ -22,9 +22,10 @@ from typing import Any
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
+from appliance.addresses import own_names
 from content_cache.blobstore import SHA256_RE
 
-from .captive import host_only, is_ip, own_names
+from .captive import host_only, is_ip
 from .context import state
 from .media import BLOB_PREFIX, blob_size, media_type_of, open_body, plan_reply
 

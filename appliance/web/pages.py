@@ -25,6 +25,7 @@ from content_cache.catalog import Catalog
 
 from .apps import IFRAME_SANDBOX, apps_base
 from .context import library, settings
+from .lookup import catalog_or_404, int_arg
 from .pdf_pages import (
     PdfPagesError,
     cache_root,
@@ -43,8 +44,7 @@ SKIP_KINDS = {"stage", "grade", "subject", "edition", "volume"}
 
 
 def _page() -> int:
-    page = request.args.get("page", 1, type=int)
-    return page if page and page >= 1 else 1
+    return max(int_arg("page", 1), 1)
 
 
 def paged(items: list[Any], page: int, size: int = PAGE_SIZE) -> tuple[list[Any], dict[str, Any]]:
@@ -52,7 +52,8 @@ def paged(items: list[Any], page: int, size: int = PAGE_SIZE) -> tuple[list[Any]
     pages = max(1, math.ceil(len(items) / size))
     page = min(page, pages)
     view = request.endpoint
-    kw = {k: v for k, v in request.args.items() if k != "page"}
+    assert view is not None, "paged() runs inside a routed view"
+    kw: dict[str, Any] = {k: v for k, v in request.args.items() if k != "page"}
     kw.update(request.view_args or {})
     pager = {
         "page": page, "pages": pages, "total": len(items),
@@ -60,13 +61,6 @@ def paged(items: list[Any], page: int, size: int = PAGE_SIZE) -> tuple[list[Any]
         "next": url_for(view, **kw, page=page + 1) if page < pages else None,
     }
     return items[(page - 1) * size: page * size], pager
-
-
-def _catalog(channel: str) -> Catalog:
-    cat = library().catalog(channel)
-    if cat is None:
-        abort(404)
-    return cat
 
 
 def _render(template: str, **kw: Any) -> str:
@@ -92,24 +86,22 @@ def index():
     """Every active channel's stages and grades: the browse tree's first screen."""
     lib = library()
     channels = []
-    for channel in sorted(lib.active()):
-        cat = lib.catalog(channel)
-        if cat is not None:
-            channels.append({"info": cat.info(), "stages": _grades(cat)})
+    for _channel, cat in lib.catalogs():
+        channels.append({"info": cat.info(), "stages": _grades(cat)})
     return _render("index.html", channels=channels)
 
 
 @bp.route("/browse/<channel>")
 def channel_root(channel: str):
     """One channel's stages and grades."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     return _render("index.html", channels=[{"info": cat.info(), "stages": _grades(cat)}])
 
 
 @bp.route("/browse/<channel>/<node_id>")
 def browse(channel: str, node_id: str):
     """A node's children in teaching order, paged; a unit's lessons are listed under it."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     node = cat.node(node_id)
     if node is None:
         abort(404)
@@ -138,10 +130,8 @@ def search():
     results: list[dict[str, Any]] = []
     if q:
         lib = library()
-        for channel in sorted(lib.active()):
-            cat = lib.catalog(channel)
-            if cat is not None:
-                results += [dict(r, channel=channel) for r in cat.search(q, limit=SEARCH_LIMIT)]
+        for channel, cat in lib.catalogs():
+            results += [dict(r, channel=channel) for r in cat.search(q, limit=SEARCH_LIMIT)]
     shown, pager = paged(results, _page())
     return _render("search.html", q=q, results=shown, pager=pager)
 
@@ -222,7 +212,7 @@ def _lesson_page(channel: str, cat: Catalog, found: dict[str, Any],
 @bp.route("/lessons/<channel>/<lesson_id>")
 def lesson(channel: str, lesson_id: str):
     """One lesson: its video, task sheet, interactive and exercise."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     return _lesson_page(channel, cat, _lesson_or_404(cat, lesson_id))
 
 
@@ -232,7 +222,7 @@ def lesson(channel: str, lesson_id: str):
 @bp.route("/lessons/<channel>/<lesson_id>/exercise/<resource_id>")
 def check_exercise(channel: str, lesson_id: str, resource_id: str):
     """The lesson page again, with the answers to one exercise marked right or wrong."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     found = _lesson_or_404(cat, lesson_id)
     exercise = exercise_of(_resource_or_404(found, resource_id, "exercise"))
     if exercise is None:
@@ -243,7 +233,7 @@ def check_exercise(channel: str, lesson_id: str, resource_id: str):
 @bp.route("/lessons/<channel>/<lesson_id>/pdf/<resource_id>")
 def pdf(channel: str, lesson_id: str, resource_id: str):
     """A task sheet as page images: one page with previous/next links, or all (``?all=1``)."""
-    cat = _catalog(channel)
+    cat = catalog_or_404(channel)
     found = _lesson_or_404(cat, lesson_id)
     resource = _resource_or_404(found, resource_id, "pdf")
     kw = {"lesson": found, "channel": channel, "resource": resource, "info": cat.info()}
@@ -253,7 +243,8 @@ def pdf(channel: str, lesson_id: str, resource_id: str):
         return _render("pdf.html", error=str(e), **kw), 422
     page = min(_page(), len(urls))
     show_all = request.args.get("all") == "1"
-    here = {"channel": channel, "lesson_id": lesson_id, "resource_id": resource_id}
+    here: dict[str, Any] = {"channel": channel, "lesson_id": lesson_id,
+                            "resource_id": resource_id}
     sizes = cached_page_sizes(cache_root(library().data_dir), resource["sha256"])
     return _render("pdf.html", urls=urls, page=page, show_all=show_all, error=None, sizes=sizes,
                    prev=url_for("pages.pdf", **here, page=page - 1) if page > 1 else None,
@@ -269,6 +260,13 @@ def not_found(_e):
         channel = None
     return _render("not_found.html", channel=channel,
                    message=gettext("There is no such page here.")), 404
+
+
+@bp.errorhandler(400)
+def bad_request(e: Any):
+    """A bad query argument (``?page=abc``), said in the tablet's style."""
+    return _render("not_found.html", channel=None, heading=gettext("Wrong address"),
+                   message=e.description), 400
 
 
 def app_url(sha256: str) -> str | None:

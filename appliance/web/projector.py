@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-import psutil
 import segno
 from flask import (
     Blueprint,
@@ -27,19 +26,22 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.exceptions import NotFound
 
+from appliance.addresses import machine_addresses
 from appliance.drives.status import DriveStatus
-from appliance.text import human_bytes
+from appliance.words import drive_text
 
 from .apps import IFRAME_SANDBOX
 from .context import library, settings
 from .follow import Follow, FollowError, event_stream, is_projector
+from .lookup import catalog_or_404, int_arg
 from .pages import app_url, exercise_of
+from .pdf_pages import NotAPdf, PdfPagesError, page_image_urls
 from .projector_recent import read_recent, remember
 
 bp = Blueprint("projector", __name__, url_prefix="/projector")
 TOKEN_COOKIE = "ketang_projector"
 TOKEN_HEADER = "X-Ketang-Projector-Token"
-SKIP_IFACES = ("docker", "veth", "br-", "virbr", "lxc", "tun", "tap", "wg")
+BANNER_STATES = ("mounting", "importing", "writing-report", "done", "error")
 _follow = Follow()
 
 
@@ -50,34 +52,11 @@ def follow_state() -> Follow:
 
 # ---- helpers -----------------------------------------------------------------------
 
-def _catalog_or_404(channel: str) -> Any:
-    cat = library().catalog(channel)
-    if cat is None:
-        abort(404, description=_("There is no channel %(channel)s on this device.",
-                                 channel=channel))
-    return cat
-
-
 def _drives() -> list[dict[str, Any]]:
-    """Drive activity worth a banner, in the projector's words."""
-    out = []
-    for name, d in sorted(DriveStatus(settings().drives.status_file).read().items()):
-        state = d.get("state")
-        if state == "importing":
-            text = _("Importing %(done)s of %(total)s, do not remove the USB drive",
-                     done=human_bytes(int(d.get("done_bytes") or 0)),
-                     total=human_bytes(int(d.get("total_bytes") or 0)))
-        elif state in ("mounting", "writing-report"):
-            text = _("Reading the USB drive, do not remove it")
-        elif state == "done":
-            text = _("Import finished, you can safely remove the USB drive")
-        elif state == "error":
-            text = _("The USB drive could not be imported: %(error)s",
-                     error=d.get("error") or "?")
-        else:
-            continue
-        out.append({"device": name, "state": state, "text": text})
-    return out
+    """Drive activity worth a banner, in the reader's words."""
+    return [{"device": name, "state": d.get("state"), "text": drive_text(d, _, banner=True)}
+            for name, d in sorted(DriveStatus(settings().drives.status_file).read().items())
+            if d.get("state") in BANNER_STATES]
 
 
 def _render(template: str, status: int = 200, **kw: Any) -> Response:
@@ -97,19 +76,6 @@ def _descend(cat: Any, node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _iface_ipv4() -> str | None:
-    """The first non-loopback IPv4 address of a real interface, or None."""
-    import socket
-
-    for name, addrs in psutil.net_if_addrs().items():
-        if name == "lo" or name.startswith(SKIP_IFACES):
-            continue
-        for a in addrs:
-            if a.family == socket.AF_INET and not a.address.startswith(("127.", "169.254.")):
-                return a.address
-    return None
-
-
 def join_base() -> str:
     """Where tablets reach this server: ``projector.join_url``, the LAN address, or the host.
 
@@ -121,7 +87,7 @@ def join_base() -> str:
         return configured
     host = request.host
     port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
-    ip = _iface_ipv4()
+    ip = next(iter(machine_addresses(ipv6=False)), None)
     if ip:
         port = port or str(settings().server.port)
         return f"http://{ip}:{port}" if port != "80" else f"http://{ip}"
@@ -158,10 +124,7 @@ def home():
                              if p["kind"] in ("grade", "subject", "unit"))
             recent.append({"channel": item["channel"], "lesson": path[-1], "sub": sub})
     channels = []
-    for channel in sorted(lib.active()):
-        cat = lib.catalog(channel)
-        if cat is None:
-            continue
+    for _channel, cat in lib.catalogs():
         groups = []
         for stage in cat.children(None):
             groups.append({"stage": stage,
@@ -207,7 +170,7 @@ def _up_url(cat: Any, channel: str, path: list[dict[str, Any]]) -> str:
 @bp.route("/browse/<channel>/<node_id>")
 def browse(channel: str, node_id: str):
     """A node's children; units come with their lessons, so a volume is one screen."""
-    cat = _catalog_or_404(channel)
+    cat = catalog_or_404(channel)
     path = cat.breadcrumb(node_id)
     if not path:
         abort(404, description=_("There is nothing called %(node)s in %(channel)s.",
@@ -235,7 +198,10 @@ def _parts(lesson: dict[str, Any]) -> list[dict[str, Any]]:
         elif r["kind"] == "html5":
             part["src"] = app_url(r["sha256"])
         elif r["kind"] == "pdf":
-            part["page_urls"] = _pdf_page_urls(r)
+            try:
+                part["page_urls"] = _pdf_page_urls(r)
+            except NotAPdf as e:        # this part cannot be shown; the others can
+                part["page_urls"], part["unavailable"] = [], str(e)
             part["pages"] = max(len(part["page_urls"]), 1)
         parts.append(part)
     return parts
@@ -244,20 +210,14 @@ def _parts(lesson: dict[str, Any]) -> list[dict[str, Any]]:
 def _pdf_page_urls(resource: dict[str, Any]) -> list[str]:
     """Image URLs of a PDF's pages where the tablet view renders them (appliance/web/pdf_pages.py).
 
-    Empty when this build has no page renderer or poppler cannot read the PDF: the
-    projector then shows the PDF itself.
+    Empty when poppler cannot read the PDF: the projector then shows the PDF itself.
+    Raises NotAPdf when no release names the blob as a PDF.
     """
     try:
-        from . import pdf_pages
-    except ImportError:
-        return []
-    urls = getattr(pdf_pages, "page_image_urls", None)
-    failure = getattr(pdf_pages, "PdfPagesError", OSError)
-    if urls is None:
-        return []
-    try:
-        return list(urls(resource["sha256"]))
-    except failure:
+        return page_image_urls(resource["sha256"])
+    except NotAPdf:
+        raise
+    except PdfPagesError:
         return []
 
 
@@ -271,24 +231,18 @@ def _csrf_token() -> str:
         return ""
 
 
-def _int_arg(name: str, default: int) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except ValueError:
-        return default
-
-
 @bp.route("/lesson/<channel>/<lesson_id>")
 def lesson(channel: str, lesson_id: str):
     """A lesson, one part (and page) at a time: ``?part=N&page=M`` (from 0 and 1)."""
-    cat = _catalog_or_404(channel)
+    want_part, want_page = int_arg("part", 0), int_arg("page", 1)   # a bad one: 400 first
+    cat = catalog_or_404(channel)
     found = cat.lesson(lesson_id)
     if found is None:
         abort(404, description=_("There is no lesson %(lesson)s in %(channel)s.",
                                  lesson=lesson_id, channel=channel))
     parts = _parts(found)
-    part = min(max(_int_arg("part", 0), 0), max(len(parts) - 1, 0))
-    page = min(max(_int_arg("page", 1), 1), parts[part]["pages"] if parts else 1)
+    part = min(max(want_part, 0), max(len(parts) - 1, 0))
+    page = min(max(want_page, 1), parts[part]["pages"] if parts else 1)
     steps = [(i, p) for i, part_ in enumerate(parts) for p in range(1, part_["pages"] + 1)]
     at = steps.index((part, page)) if steps else 0
 
@@ -323,6 +277,13 @@ def not_found(e: Any):
     if not isinstance(message, str) or message == NotFound.description:
         message = _("There is no such page on the projector.")
     return _render("projector/error.html", status=404, message=message, up=url_for(".home"))
+
+
+@bp.errorhandler(400)
+def bad_request(e: Any):
+    """A bad query argument (``?part=abc``), said in the projector's style."""
+    return _render("projector/error.html", status=400, message=e.description,
+                   heading=_("Wrong address"), up=url_for(".home"))
 
 
 # ---- follow the teacher --------------------------------------------------------------

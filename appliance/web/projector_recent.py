@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_json
 
 FILE_NAME = "projector-recent.json"
 _lock = threading.Lock()
@@ -43,6 +43,5 @@ def remember(data_dir: Path, channel: str, lesson: str, keep: int) -> bool:
                                  "opened": datetime.now(UTC).isoformat(timespec="seconds")}
         items = [entry] + [i for i in items
                            if (i["channel"], i["lesson"]) != (channel, lesson)]
-        data = json.dumps({"recent": items[:max(keep, 1)]}, ensure_ascii=False, indent=1)
-        atomic_write_bytes(Path(data_dir) / FILE_NAME, (data + "\n").encode())
+        atomic_write_json(Path(data_dir) / FILE_NAME, {"recent": items[:max(keep, 1)]})
         return True

@@ -67,8 +67,8 @@ def test_a_data_disk_that_fills_is_not_blamed_on_the_drive(tmp_path, demo_keys):
         assert outcome.state == "error"
         assert "pulled" not in outcome.message and "the data disk" in outcome.message
         entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev).name]
-        assert entry["code"] == "data-disk"
-        assert entry["params"] == {"data_dir": str(s.device.data_dir)}
+        assert entry["error_code"] == "data-disk"
+        assert entry["error_params"] == {"data_dir": str(s.device.data_dir)}
         assert Library(s.device.data_dir).active_version("cn-basic-edu") == 1
 
 
@@ -87,7 +87,7 @@ def test_a_drive_unmounted_while_read_is_said_to_be_gone(tmp_path, demo_keys):
 
         watcher.on_progress = detach
         outcome = watcher.insert(dev)
-    assert outcome.state == "error" and outcome.code == "drive-read"
+    assert outcome.state == "error" and outcome.code == "pulled"
     assert "not a regular file" not in outcome.message and "lacks" not in outcome.message
     assert "removed or unmounted" in outcome.message and "Plug the drive in again" in (
         outcome.message)
@@ -105,5 +105,5 @@ def test_a_drive_with_a_zeroed_boot_sector_is_an_error_in_words(tmp_path, sample
     assert r.exit_code == 1, r.output
     assert f"{dev} holds no filesystem" in r.output and "format it FAT32" in r.output
     entry = json.loads((tmp_path / "drives.json").read_text())["drives"][Path(dev).name]
-    assert entry["state"] == "error" and entry["code"] == "no-filesystem"
+    assert entry["state"] == "error" and entry["error_code"] == "no-filesystem"
     assert not (tmp_path / "data").exists()

@@ -27,6 +27,7 @@ from content_cache.manifest import parse_manifest
 from content_cache.publisher import publish
 
 from ..helpers import DEMO_KEY, make_source, snapshot
+from ..support.needs import require
 from .loopdev import loop, make_image, needs_loop
 
 pytestmark = needs_loop
@@ -177,7 +178,7 @@ def test_a_device_file_on_a_drive_is_refused(tmp_path, sample_bundle, demo_keys)
     try:
         os.mknod(content / "KETANG" / "null", 0o600 | 0o020000, os.makedev(1, 3))
     except PermissionError:
-        pytest.skip("this machine does not allow mknod, so no device file can be made")
+        require("this machine does not allow mknod, so no device file can be made")
     img = make_image(tmp_path / "dev.img", "ext4", 32, content)
     s = settings_for(tmp_path, demo_keys)
     with loop(img) as dev:
@@ -319,7 +320,7 @@ def test_no_drive_stops_the_watcher(tmp_path, sample_bundle, demo_keys, monkeypa
         monkeypatch.setattr(watcher_module, "import_bundle", broken)
         assert watcher(udev_device_with_action(dev_bad, "add")) is not None  # no exception
         entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev_bad).name]
-        assert entry["state"] == "error" and entry["code"] == "internal-error"
+        assert entry["state"] == "error" and entry["error_code"] == "internal"
         assert "RecursionError" in entry["message"] and "you may remove it" in entry["message"]
         assert not is_mounted(s.drives.mount_root / Path(dev_bad).name)
         monkeypatch.undo()
@@ -397,7 +398,7 @@ def test_a_drive_left_mounted_by_a_killed_import_is_taken_back(tmp_path, sample_
             assert released == [s.drives.mount_root / Path(dev).name]
             assert not is_mounted(s.drives.mount_root / Path(dev).name)
             entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev).name]
-            assert entry["state"] == "error" and entry["code"] == "interrupted"
+            assert entry["state"] == "error" and entry["error_code"] == "interrupted"
             assert "plug the drive in again" in entry["message"]
         finally:
             for point in mounts_under(s.drives.mount_root):  # a failed run leaves none behind

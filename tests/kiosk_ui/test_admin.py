@@ -4,6 +4,7 @@ demo password. Flask's test client over a real data folder (no server)."""
 
 from __future__ import annotations
 
+import html as html_module
 import re
 import stat
 import time
@@ -496,3 +497,158 @@ def test_ketang_demo_prints_the_dashboard_address_and_password(tmp_path):
     assert "http://localhost:8099/admin" in line and "password 密码: " in line
     again = CliRunner().invoke(main, args)
     assert line in again.output
+
+
+# --- one language at a time: state codes become the reader's words --------------------
+
+CJK = re.compile(r"[\u3400-\u9fff]")
+ZH = {"Accept-Language": "zh-CN"}
+EN = {"Accept-Language": "en"}
+
+
+def visible(html: str) -> str:
+    """The text a reader sees (tags dropped)."""
+    return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+@pytest.fixture
+def busy(app, tmp_path, monkeypatch):
+    """A dashboard with a drive importing, one refused, sync waiting and two health problems."""
+    drives = DriveStatus(tmp_path / "drives.json")
+    drives.set("sdb1", "importing", done=300_000_000, total=1_200_000_000)
+    drives.set("sdc1", "error", error="manifest.json.sig: bad signature",
+               error_code="untrusted")
+    monkeypatch.setitem(admin_status.SUMMARIES, "sync", lambda s: {
+        "enabled": True, "running": True, "state": "waiting-window",
+        "window": {"windows": ["01:00-06:00"], "open": False,
+                   "next_start": "2026-11-24T01:00"},
+        "quota": {}, "feeds": [], "errors": [],
+        "releases": [{"channel": "cn", "version": 2, "state": "waiting", "peers": 0,
+                      "needed_bytes": 0, "done_bytes": 0, "download_rate": 0,
+                      "web_seeds": [{"url": "http://seed.lan/", "state": "idle", "error": ""}],
+                      "errors": []}]})
+    real = admin_status.health_report
+    monkeypatch.setattr(admin_status, "health_report", lambda lib, started: {
+        **real(lib, started), "status": "warning",
+        "problems": [{"code": "disk-low", "free_mib": 512}, {"code": "no-release"}]})
+    client = app.test_client()
+    log_in(client)
+    return client
+
+
+def test_the_dashboard_reads_fully_in_chinese_in_zh_mode(busy):
+    s = busy.get("/admin/status.json", headers=ZH).json["sections"]
+    drives, sync, health = visible(s["drives"]), visible(s["sync"]), visible(s["health"])
+    assert "正在导入 300.0 MB / 1.2 GB，请勿拔出U盘" in drives
+    assert "U盘导入失败：签名缺失、有误，或不是本机信任的密钥所签" in drives
+    assert "详情" in drives and "bad signature" in drives      # the detail, for the technician
+    assert "等待同步时间窗口（01:00 开放）" in sync and "等待中" in sync and "空闲" in sync
+    assert "数据盘空间不足：仅剩 512 MiB" in health and "没有可用的课程" in health
+    for english in ("Importing", "remove", "could not", "Waiting", "waiting", "idle",
+                    "Only 512", "No release", "Details"):
+        assert english not in drives + sync + health, english
+    assert busy.get("/admin/", headers=ZH).get_data(as_text=True).count("请勿拔出U盘") == 1
+
+
+def test_the_dashboard_reads_fully_in_english_in_en_mode(busy):
+    s = busy.get("/admin/status.json", headers=EN).json["sections"]
+    drives, sync, health = visible(s["drives"]), visible(s["sync"]), visible(s["health"])
+    assert "Importing 300.0 MB of 1.2 GB, don't remove the drive" in drives
+    assert ("The USB drive could not be imported: its signature is missing, wrong, or by a "
+            "key this device does not trust") in drives
+    assert "Waiting for the sync window (opens at 01:00)" in sync and "idle" in sync
+    assert "Only 512 MiB free on the data volume" in health and "No release is active" in health
+    for name, text in (("drives", drives), ("sync", sync), ("health", health)):
+        assert not CJK.search(text), (name, CJK.findall(text))
+
+
+def test_a_status_file_from_the_previous_version_still_shows(app, tmp_path):
+    import json
+
+    (tmp_path / "drives.json").write_text(json.dumps({"drives": {
+        "sdb1": {"state": "importing", "done_bytes": 5_000_000, "total_bytes": 10_000_000,
+                 "message": "正在导入 5.0 MB / 10.0 MB，请勿拔出 U 盘 / Importing 5.0 MB of "
+                            "10.0 MB, don't remove the drive"},
+        "sdc1": {"message": "某种新状态 / some new state"}}}, ensure_ascii=False))
+    client = app.test_client()
+    log_in(client)
+    en = visible(client.get("/admin/status.json", headers=EN).json["sections"]["drives"])
+    assert "Importing 5.0 MB of 10.0 MB" in en and "正在导入" not in en   # said from the state
+    assert "某种新状态 / some new state" in en          # no state it knows: its own words
+    zh = visible(client.get("/admin/status.json", headers=ZH).json["sections"]["drives"])
+    assert "正在导入 5.0 MB / 10.0 MB，请勿拔出U盘" in zh and "Importing" not in zh
+
+
+def test_a_cookie_copied_before_logout_reads_nothing_after(app):
+    client = app.test_client()
+    log_in(client)
+    copied = client.get_cookie("ketang_session").value
+    assert client.get("/admin/status.json").status_code == 200
+    client.post("/admin/logout", data={"csrf_token": token(client, "/admin/")})
+    thief = app.test_client()
+    thief.set_cookie("ketang_session", copied)
+    r = thief.get("/admin/status.json")
+    assert r.status_code == 401 and "status" not in r.json
+    assert thief.get("/admin/").status_code == 302
+
+
+def test_a_new_password_ends_every_session_even_if_set_back(data):
+    app = make_app(data)
+    client = app.test_client()
+    log_in(client)
+    copied = client.get_cookie("ketang_session").value
+    admin_auth.set_password(data, "another good password")
+    assert client.get("/admin/status.json").status_code == 401
+    admin_auth.set_password(data, PASSWORD)     # the same hash fingerprint cannot come back
+    thief = app.test_client()
+    thief.set_cookie("ketang_session", copied)
+    assert thief.get("/admin/status.json").status_code == 401
+
+
+def test_an_expired_session_is_ended_on_the_server(data, monkeypatch):
+    app = make_app(data, session_minutes=1)
+    client = app.test_client()
+    log_in(client)
+    sessions = state(app).admin_sessions
+    assert len(sessions._live) == 1
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 61)
+    assert client.get("/admin/status.json").status_code == 401
+    monkeypatch.setattr(time, "time", real)
+    assert sessions._live == {}
+    assert client.get("/admin/status.json").status_code == 401
+
+
+def test_parallel_wrong_passwords_get_no_more_checks_than_serial_ones(app):
+    """40 wrong passwords at once from one address: each attempt is counted before its
+    check, so no more are checked than one after another (3 free + the one that locks)."""
+    import threading
+
+    clients = [app.test_client() for _ in range(40)]
+    tokens = [token(c) for c in clients]
+    barrier = threading.Barrier(len(clients))
+    statuses: list[int] = []
+
+    def attempt(c, t):
+        barrier.wait()
+        statuses.append(c.post("/admin/login", data={"csrf_token": t,
+                                                     "password": "wrong password!"}).status_code)
+
+    threads = [threading.Thread(target=attempt, args=ct)
+               for ct in zip(clients, tokens, strict=True)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(set(statuses)) == [401, 429]
+    assert statuses.count(401) == admin_auth.FREE_FAILURES + 1
+
+
+def test_the_right_password_takes_back_its_counted_attempt():
+    clock = Clock()
+    lim = LoginLimiter(clock=clock)
+    for i in range(admin_auth.GLOBAL_MAX * 2):
+        assert lim.attempt(f"10.0.2.{i}") == 0     # each right, then taken back
+        lim.succeeded(f"10.0.2.{i}")
+    assert lim.wait_seconds("10.9.9.9") == 0
+    assert [lim.attempt("b") for _ in range(5)] == [0, 0, 0, 0, 2]

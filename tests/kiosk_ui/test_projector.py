@@ -4,6 +4,7 @@ launcher (docs/projector.md)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -21,6 +22,7 @@ from appliance.web.projector_recent import FILE_NAME
 from content_cache.library import Library
 
 from ..helpers import snapshot
+from ..support.needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
 KIOSK = ROOT / "kiosk_ui" / "kiosk" / "ketang-kiosk"
@@ -317,11 +319,98 @@ def test_the_launcher_says_when_the_server_never_answers():
     assert f"127.0.0.1:{port} did not answer within 1s" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_the_systemd_unit_verifies(tmp_path):
+    require(None if shutil.which("systemd-analyze") else "systemd-analyze is not installed")
     unit = tmp_path / "ketang-kiosk.service"
     unit.write_text(UNIT.read_text().replace("/usr/local/bin/ketang-kiosk", str(KIOSK)))
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "ketang-kiosk.service" not in r.stderr, r.stderr
+
+
+EN = {"Accept-Language": "en-US,en;q=0.9"}
+
+
+@pytest.mark.parametrize("url", [f"/projector/lesson/{CH}/{LESSON}?part=two",
+                                 f"/projector/lesson/{CH}/{LESSON}?page=1.5",
+                                 "/search?q=x&page=abc"])
+def test_a_bad_query_argument_is_refused_with_400_in_the_readers_language(client, url):
+    client.get("/projector")          # the first page makes the device's session key
+    before = snapshot(client.settings.device.data_dir)
+    zh = client.get(url, headers=ZH)
+    assert zh.status_code == 400 and "应为整数" in zh.get_data(as_text=True)
+    assert "地址有误" in zh.get_data(as_text=True)
+    en = client.get(url, headers=EN)
+    page = en.get_data(as_text=True)
+    assert en.status_code == 400 and "must be a whole number" in page and "应为" not in page
+    assert snapshot(client.settings.device.data_dir) == before
+
+
+def test_the_api_says_a_bad_argument_and_a_missing_channel_in_both_languages(client):
+    r = client.get("/api/v1/search?q=abc&limit=lots", headers=EN)
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 400 and "应为 1 到 200 的整数" in message
+    assert "must be a whole number from 1 to 200, not 'lots'" in message
+    r = client.get("/api/v1/channels/nope", headers=ZH)
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 404 and "本机没有频道 nope" in message
+    assert "No active channel 'nope'" in message
+
+
+def test_the_drive_banner_is_in_one_language(client):
+    from appliance.drives.status import DriveStatus
+
+    status = DriveStatus(client.status_file)
+    status.set("sdb1", "importing", done=3_200_000_000, total=11_000_000_000)
+    en = html.unescape(client.get("/projector/drives", headers=EN).get_data(as_text=True))
+    assert "Importing 3.2 GB of 11.0 GB, don't remove the drive" in en
+    status.set("sdb1", "error", error="No space left on device", error_code="space")
+    en = client.get("/projector/drives", headers=EN).get_data(as_text=True)
+    zh = client.get("/projector/drives", headers=ZH).get_data(as_text=True)
+    assert ("The USB drive could not be imported: there is not enough free space on this "
+            "device") in en and not re.search(r"[\u3400-\u9fff]", en)
+    assert "U盘导入失败：本机剩余空间不足" in zh and "space" not in zh
+    status.set("sdb1", "done")
+    en = client.get("/projector", headers=EN).get_data(as_text=True)
+    assert "Import finished, you can safely remove the USB drive" in en
+    assert "导入完成" not in en
+
+
+def test_a_pdf_resource_that_is_not_a_pdf_is_unavailable_and_the_lesson_still_works(
+        tmp_path, demo_keys):
+    """A trusted release names a task sheet with a media type other than application/pdf:
+    that part says it is unavailable, every other part of the lesson still shows."""
+    from appliance.cli.demo import DEMO_KEY, SAMPLE_PACK
+    from content_cache.importer import import_bundle
+    from content_cache.keys import load_trusted_keys
+    from content_cache.publisher import publish
+
+    from ..helpers import resign_release, write_config
+
+    bundle = tmp_path / "bundle"
+    publish(SAMPLE_PACK, CH, 1, DEMO_KEY, bundle)
+
+    shas = []
+
+    def html_pdf(doc):
+        (r,) = [r for r in doc["resources"] if r["id"] == LESSON + "-pdf"]
+        r["media_type"] = "text/html"
+        shas.append(r["sha256"])
+
+    resign_release(bundle, CH, 1, DEMO_KEY, html_pdf)
+    data = tmp_path / "data"
+    import_bundle(bundle, Library(data), load_trusted_keys(demo_keys))
+    c, _settings = make_client(write_config(tmp_path / "ketang.toml", data, demo_keys))
+    r = c.get(f"/projector/lesson/{CH}/{LESSON}", headers=ZH)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert "这份任务单在本机上无法显示" in html and "application/pdf" in html
+    assert 'data-kind="video"' in html and "<video" in html
+    pdf_part = re.search(r'data-part="(\d+)" data-kind="pdf"', html).group(1)
+    r = c.get(f"/projector/lesson/{CH}/{LESSON}?part={pdf_part}", headers=ZH)
+    assert r.status_code == 200
+    # The tablet's page for it says so too, and its page images are simply not there.
+    r = c.get(f"/lessons/{CH}/{LESSON}/pdf/{LESSON}-pdf", headers=ZH)
+    assert r.status_code == 422 and "application/pdf" in r.get_data(as_text=True)
+    assert c.get(f"/pdf-pages/{shas[0]}/1.png").status_code == 404
