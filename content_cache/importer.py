@@ -31,7 +31,8 @@ from .errors import (
     SignatureError,
     SpaceError,
 )
-from .keys import MAX_SIGNATURE_FILE, verify
+from .export import read_delta_note
+from .keys import MAX_SIGNATURE_FILE, trusted_folder, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .progress import ByteCount, Progress
@@ -154,7 +155,7 @@ def import_bundle(
         newest[f.channel] = f
     if not trusted:
         raise SignatureError("this device trusts no publisher key, so it can import nothing. "
-                             "Put the publisher's .pub file in the trusted keys folder.")
+                             f"Put the publisher's .pub file in {trusted_folder(trusted)}.")
     # Every signature is checked before the device writes anything at all.
     try:
         verified = [verify_release(f, trusted) for f in newest.values()]
@@ -179,10 +180,11 @@ def import_bundle(
         if partial:
             raise BlobError(
                 "the bundle at {} lacks {} (what it had was copied and verified); nothing is "
-                "activated until the rest comes from another drive or the sync service."
+                "activated until the rest comes from another drive or the sync service.{}"
                 .format(root, "; ".join(
                     f"{len(p.absent)} blobs that {p.manifest.channel} v{p.manifest.version} "
-                    f"needs" for p in partial)))
+                    f"needs" for p in partial),
+                    (" " + delta) if (delta := read_delta_note(root)) else ""))
         if todo:
             # All channels of a bundle activate together, in one switch, or none does.
             library.activate_all([(p.manifest, p.data, p.signature) for p in todo])
@@ -251,8 +253,9 @@ def _present(source: BundleSource, tree: NoCase, sha: str, plan: _Plan,
     if src.is_symlink() or not src.is_file():
         source.check()
         raise BlobError(f"the bundle at {source.root} lacks blob {sha} that "
-                        f"{plan.manifest.channel} v{plan.manifest.version} needs; the drive "
-                        "is incomplete. Re-copy it from its source.")
+                        f"{plan.manifest.channel} v{plan.manifest.version} needs; " + (
+                            read_delta_note(source.root) or "the drive is incomplete. "
+                            "Re-copy it from its source."))
     if not source.inside(src.parent):
         raise BlobError(f"blob {sha} in the bundle at {source.root} leads outside it (a "
                         "symlinked folder); refused. Re-copy the bundle without links.")

@@ -18,6 +18,7 @@ from content_cache.library import Library
 TYPES = (
     "lesson-opened", "video-played", "video-paused", "video-progress", "video-completed",
     "pdf-page-viewed", "exercise-attempted", "exercise-answered", "app-opened", "projected",
+    "part-projected",
 )
 VIEWS = ("projector", "tablet")
 EXTRA_KEYS = {"position": float, "duration": float, "seconds": float, "page": int,

@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "exercise-answered": (ADL + "answered", "answered", "作答"),
     "app-opened": (ADL + "launched", "launched", "打开"),
     "projected": (ADL + "attended", "attended", "课堂投影"),
+    "part-projected": (ADL + "experienced", "experienced", "课堂展示"),
 }
 ACTIVITY_TYPES = {
     "lesson": "http://adlnet.gov/expapi/activities/lesson",
