@@ -8,6 +8,7 @@ verified, or it is not there.
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import logging
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .atomic import chmod_if_supported, fsync_dir
-from .errors import BlobError
+from .errors import BlobError, BundleReadError, DataDiskError
 
 log = logging.getLogger(__name__)
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -157,50 +158,74 @@ class BlobStore:
         """
         if expected_sha256 is not None:
             check_sha256(expected_sha256)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=self.tmp_dir)
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=self.tmp_dir)
+        except OSError as e:
+            raise self.disk_error(e) from e
         tmp = Path(tmp_name)
         try:
-            h = hashlib.sha256()
-            size = 0
-            with os.fdopen(fd, "wb") as out:
-                while chunk := src.read(CHUNK):
-                    size += len(chunk)
-                    if expected_size is not None and size > expected_size:
-                        raise BlobError(
-                            f"{where} is larger than the {expected_size} bytes the manifest "
-                            "names; the bundle may be corrupt. Re-copy it from the source."
-                        )
-                    h.update(chunk)
-                    out.write(chunk)
-                    if on_bytes:
-                        on_bytes(len(chunk))
-                out.flush()
-                if not defer:
-                    os.fsync(out.fileno())
-            digest = h.hexdigest()
-            if expected_size is not None and size != expected_size:
-                raise BlobError(
-                    f"{where} is truncated: {size} of {expected_size} bytes. "
-                    "Re-copy the bundle from its source and import again."
-                )
-            if expected_sha256 is not None and digest != expected_sha256:
-                raise BlobError(
-                    f"{where} does not match its sha256: expected {expected_sha256}, "
-                    f"got {digest}. The file was altered or damaged; re-copy the bundle."
-                )
-            final = self.path_for(digest)
-            chmod_if_supported(tmp, 0o444)
-            if defer:
-                self._pending.append((tmp, final))
-                return digest
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
-            return digest
+            try:
+                return self._copy_in(src, fd, tmp, expected_sha256, expected_size, where,
+                                     on_bytes, defer)
+            except OSError as e:  # reads are BundleReadError by now: this is our own disk
+                raise self.disk_error(e) from e
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def disk_error(self, e: OSError) -> DataDiskError:
+        """The words for a failed write to the store's own disk (full, read-only, failing)."""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            what = f"the data disk ({self.root}) is full ({e.strerror})"
+        else:
+            what = f"writing to the data disk ({self.root}) failed ({e.strerror or e})"
+        return DataDiskError(
+            f"数据盘写入失败 / {what}. Files verified before this are kept and nothing was "
+            "activated: the device still serves what it served. Free space (`ketang gc`, "
+            "or subscribe to fewer subjects) or check the disk, then import again."
+        )
+
+    def _copy_in(self, src: BinaryIO, fd: int, tmp: Path, expected_sha256: str | None,
+                 expected_size: int | None, where: str,
+                 on_bytes: Callable[[int], None] | None, defer: bool) -> str:
+        h = hashlib.sha256()
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := _read_chunk(src, where):
+                size += len(chunk)
+                if expected_size is not None and size > expected_size:
+                    raise BlobError(
+                        f"{where} is larger than the {expected_size} bytes the manifest "
+                        "names; the bundle may be corrupt. Re-copy it from the source."
+                    )
+                h.update(chunk)
+                out.write(chunk)
+                if on_bytes:
+                    on_bytes(len(chunk))
+            out.flush()
+            if not defer:
+                os.fsync(out.fileno())
+        digest = h.hexdigest()
+        if expected_size is not None and size != expected_size:
+            raise BlobError(
+                f"{where} is truncated: {size} of {expected_size} bytes. "
+                "Re-copy the bundle from its source and import again."
+            )
+        if expected_sha256 is not None and digest != expected_sha256:
+            raise BlobError(
+                f"{where} does not match its sha256: expected {expected_sha256}, "
+                f"got {digest}. The file was altered or damaged; re-copy the bundle."
+            )
+        final = self.path_for(digest)
+        chmod_if_supported(tmp, 0o444)
+        if defer:
+            self._pending.append((tmp, final))
+            return digest
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+        return digest
 
     @property
     def pending(self) -> int:
@@ -211,16 +236,19 @@ class BlobStore:
         """Sync the deferred blobs' bytes, rename them into place, sync their folders."""
         if not self._pending:
             return
-        syncfs(self.tmp_dir)
-        dirs: set[Path] = set()
-        for tmp, final in self._pending:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
-            dirs.add(final.parent)
-        self._pending.clear()
-        for d in dirs:
-            fsync_dir(d)
-        fsync_dir(self.root / "blobs" / "sha256")
+        try:
+            syncfs(self.tmp_dir)
+            dirs: set[Path] = set()
+            for tmp, final in self._pending:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+                dirs.add(final.parent)
+            self._pending.clear()
+            for d in dirs:
+                fsync_dir(d)
+            fsync_dir(self.root / "blobs" / "sha256")
+        except OSError as e:
+            raise self.disk_error(e) from e
 
     def discard(self) -> None:
         """Drop the deferred blobs (after an error): the store is as it was."""
@@ -240,6 +268,22 @@ class BlobStore:
         path = Path(path)
         if path.is_symlink() or not path.is_file():
             raise BlobError(f"{path} is not a regular file; refusing to read it.")
-        with open(path, "rb") as f:
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise _read_error(str(path), e) from e
+        with f:
             return self.add_stream(f, expected_sha256, expected_size, str(path), on_bytes,
                                    defer)
+
+
+def _read_chunk(src: BinaryIO, where: str) -> bytes:
+    try:
+        return src.read(CHUNK)
+    except OSError as e:
+        raise _read_error(where, e) from e
+
+
+def _read_error(where: str, e: OSError) -> BundleReadError:
+    return BundleReadError(f"reading {where} failed ({e.strerror or e}): the drive or folder "
+                           "it comes from was removed or is damaged.")

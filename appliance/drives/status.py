@@ -62,6 +62,11 @@ def describe(entry: dict[str, Any]) -> str:
     return text
 
 
+TRANSIENT = ("mounting", "importing", "writing-report")
+INTERRUPTED = ("导入被中断（Ketang 重新启动）/ the import was interrupted (Ketang restarted); "
+               "what was verified is kept: plug the drive in again to resume.")
+
+
 class DriveStatus:
     """The status file, shared by the watcher's threads."""
 
@@ -101,6 +106,16 @@ class DriveStatus:
             }
             self._write(drives)
             self._last[device] = (state, now)
+
+    def mark_interrupted(self) -> list[str]:
+        """Drives left mid-way by a process that stopped become errors (code ``interrupted``).
+
+        Without this a killed import would leave the dashboard saying "mounting" forever.
+        """
+        stuck = [d for d, e in self.read().items() if e.get("state") in TRANSIENT]
+        for device in stuck:
+            self.set(device, "error", error=INTERRUPTED, error_code="interrupted")
+        return stuck
 
     def forget(self, device: str) -> None:
         """Drop a drive from the file (it was removed after finishing)."""
