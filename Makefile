@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint system-deps translations clean
+.PHONY: demo test lint system-deps translations clean image test-image-arm64
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ $(RALPH_STAMP): Makefile
 test: $(STAMP) system-deps $(RALPH_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+## image: build the flashable image (ARCH=amd64 or arm64) into dist/ (image-build/README.md)
+ARCH ?= amd64
+image: $(STAMP) system-deps
+	bash image-build/build.sh $(ARCH)
 
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
 translations: $(STAMP)
