@@ -96,7 +96,9 @@ tar -cf - $app_files | tar -C "$work/src" -xf -
   || { cat "$work/wheel.log" >&2; die "building Ketang's wheel failed"; }
 "$python" -m pip install --quiet --no-deps --no-index --no-compile --target "$work/site" \
   "$work/wheel"/*.whl
+# direct_url.json names the temporary wheel path: drop it, and its line in RECORD.
 rm -f "$work/site"/*.dist-info/direct_url.json
+sed -i '/direct_url\.json,/d' "$work/site"/*.dist-info/RECORD
 site=$R/usr/lib/python3/dist-packages
 for f in "$work/site"/*; do [[ "$(basename "$f")" == bin ]] || mv "$f" "$site/"; done
 # The console script, from the wheel's own entry point (no module path written here).
