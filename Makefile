@@ -9,7 +9,7 @@ APPS_PORT ?= 8081
 HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint system-deps translations sample-pack clean
+.PHONY: demo test test-quick lint system-deps translations sample-pack clean image test-image-arm64
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ test: lint system-deps $(RALPH_STAMP)
 ## test-quick: the fast subset while editing (no slow end-to-end tests, no lint, no installs)
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+## image: build the flashable image (ARCH=amd64 or arm64) into dist/ (image-build/README.md)
+ARCH ?= amd64
+image: $(STAMP) system-deps
+	bash image-build/build.sh $(ARCH)
+
+## test-image-arm64: build the Raspberry Pi 4 image (slow: emulated) and boot it on qemu -M virt
+test-image-arm64: $(STAMP) system-deps
+	KETANG_TEST_ARM64=1 $(BIN)/python -m pytest tests/image/test_image_arm64.py -s $(PYTEST_ARGS)
 
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
 translations: $(STAMP)
