@@ -164,8 +164,12 @@ chroot "$R" systemctl mask --quiet hostapd.service 2>/dev/null || true
 # image's own ketang (so a broken Debian dependency fails here, not on the device)
 say "importing the sample lessons"
 sample=content_cache/sample_pack
-"$(dirname "$python")/ketang" publish "$sample" --channel cn-basic-edu-demo --version 1 \
-  --key "$sample/demo-key/DEMO-ONLY-publisher.key" --out "$R/tmp/bundle" >/dev/null
+for source in "$sample"/*/source.json; do   # one folder per channel (docs/sample-pack.md)
+  channel=$(basename "$(dirname "$source")")
+  "$(dirname "$python")/ketang" publish "$(dirname "$source")" --channel "$channel" \
+    --version 1 --key "$sample/demo-key/DEMO-ONLY-publisher.key" --out "$R/tmp/bundle" \
+    >/dev/null
+done
 mkdir -p "$R/tmp/keys" "$R/tmp/data"
 cp "$sample/demo-key/DEMO-ONLY-publisher.pub" "$R/tmp/keys/"
 printf '[device]\ndata_dir = "/tmp/data"\n[trust]\nkeys_dir = "/tmp/keys"\n' > "$R/tmp/build.toml"
