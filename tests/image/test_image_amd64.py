@@ -21,7 +21,7 @@ import pytest
 from .vm import REPO, BuiltImage, GuestVM, build_image, require_image_tools
 
 SAMPLE = REPO / "content_cache" / "sample_pack"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.image]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from .vm import BuiltImage, GuestVM, build_image, require_image_tools
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.image,
     pytest.mark.skipif(os.environ.get("KETANG_TEST_ARM64") != "1",
                        reason="arm64 image: run make test-image-arm64"),
 ]
