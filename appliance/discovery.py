@@ -20,7 +20,6 @@ import threading
 import time
 from typing import Any
 
-import psutil
 from zeroconf import (
     InterfaceChoice,
     IPVersion,
@@ -30,6 +29,7 @@ from zeroconf import (
     Zeroconf,
 )
 
+from appliance.addresses import machine_addresses
 from content_cache.library import Library
 
 from .identity import device_id  # noqa: F401  (re-exported)
@@ -45,21 +45,28 @@ def _instance_name(name: str) -> str:
     return raw.decode("utf-8", "ignore").strip() or "Ketang"
 
 
-def advertised_addresses(interfaces: list[str], host: str) -> list[str]:
-    """Addresses to advertise: the configured interfaces, the bound host, else every
-    non-loopback address of this machine."""
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def listening_interfaces(interfaces: list[str], host: str) -> list[str]:
+    """The addresses zeroconf may use: ``zeroconf.interfaces`` when set, else the one
+    address the server listens on; empty (every interface) only when the server itself
+    listens on every address. A loopback-only server announces on loopback only."""
     if interfaces:
         return list(interfaces)
-    if host not in ("0.0.0.0", "::", ""):
-        return [host]
-    out = []
-    for addrs in psutil.net_if_addrs().values():
-        for a in addrs:
-            if a.family in (socket.AF_INET, socket.AF_INET6):
-                ip = ipaddress.ip_address(a.address.split("%")[0])
-                if not (ip.is_loopback or ip.is_link_local):
-                    out.append(str(ip))
-    return out
+    if host in WILDCARD_HOSTS:
+        return []
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:  # a name such as "localhost": what it resolves to
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        return sorted({str(info[4][0]) for info in infos})
+
+
+def advertised_addresses(interfaces: list[str], host: str) -> list[str]:
+    """Addresses to advertise: the configured interfaces, the bound host, else this
+    machine's addresses (:func:`appliance.addresses.machine_addresses`)."""
+    return listening_interfaces(interfaces, host) or machine_addresses()
 
 
 def txt_records(dev_id: str, library: Library, apps_port: int | None,
@@ -130,7 +137,7 @@ class Discovery:
         self.apps_port = apps_port
         self.extra_txt = dict(extra_txt or {})
         self.addresses = advertised_addresses(interfaces, host)
-        self.zc = make_zeroconf(interfaces)
+        self.zc = make_zeroconf(listening_interfaces(interfaces, host))
         self._lock = threading.Lock()
         self._peers: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()

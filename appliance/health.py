@@ -14,6 +14,8 @@ import psutil
 
 from content_cache.library import Library
 
+from . import words
+
 # Thresholds for warnings (a technician acts on these).
 MIN_FREE_BYTES = 1024 ** 3          # 1 GiB left on the data volume
 MIN_FREE_FRACTION = 0.05
@@ -55,25 +57,21 @@ def health_report(library: Library, server_started: float | None = None) -> dict
         active = {ch: rel.version for ch, rel in sorted(library.active().items())}
     except (OSError, ValueError, KeyError):
         active = {}
-    warnings: list[str] = []
+    problems: list[dict[str, Any]] = []
     if not data_dir.is_dir():
-        warnings.append(f"数据目录 {data_dir} 不存在。The data folder {data_dir} does not exist; "
-                        "check device.data_dir and the data partition.")
+        problems.append({"code": "no-data-dir", "path": str(data_dir)})
     if disk.free < MIN_FREE_BYTES or disk.free < MIN_FREE_FRACTION * disk.total:
-        warnings.append(f"数据盘空间不足：剩余 {disk.free // 1024 ** 2} MiB。Only "
-                        f"{disk.free // 1024 ** 2} MiB free on the data volume; remove old "
-                        "releases or use a larger card.")
+        problems.append({"code": "disk-low", "free_mib": disk.free // 1024 ** 2})
     if mem.available < MIN_AVAILABLE_MEMORY_FRACTION * mem.total:
-        warnings.append(f"内存不足：可用 {mem.available // 1024 ** 2} MiB。Only "
-                        f"{mem.available // 1024 ** 2} MiB of memory available.")
+        problems.append({"code": "memory-low", "available_mib": mem.available // 1024 ** 2})
     if temp is not None and temp > MAX_CPU_CELSIUS:
-        warnings.append(f"CPU 过热：{temp} °C。The CPU is at {temp} °C; check the fan and "
-                        "ventilation.")
+        problems.append({"code": "cpu-hot", "celsius": temp})
     if not active:
-        warnings.append("没有可用的课程。No release is active; import one with `ketang import`.")
+        problems.append({"code": "no-release"})
     report: dict[str, Any] = {
-        "status": "warning" if warnings else "ok",
-        "warnings": warnings,
+        "status": "warning" if problems else "ok",
+        "problems": problems,   # codes and numbers; views say them (appliance.words)
+        "warnings": [words.both(lambda _, p=p: words.health_problem(p, _)) for p in problems],
         "disk": {"path": str(data_dir), "total_bytes": disk.total, "used_bytes": disk.used,
                  "free_bytes": disk.free, "percent_used": disk.percent},
         "memory": {"total_bytes": mem.total, "available_bytes": mem.available,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
 from waitress.server import create_server
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def waitress_options(threads: int = 8, connection_limit: int = 200,

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from appliance import admin_auth
-from appliance.app import create_app
+from appliance import auth as admin_auth
+from appliance.cli.demo import setup_demo
 from appliance.config import Settings
-from appliance.demo import setup_demo
+from appliance.web.app import create_app
 
 PASSWORD = "correct horse battery"
 

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from appliance.demo import DEMO_KEY, SAMPLE_PACK  # noqa: E402
-from appliance.follow import RETRY_MS  # noqa: E402
+from appliance.cli.demo import DEMO_KEY, SAMPLE_PACK  # noqa: E402
+from appliance.web.follow import RETRY_MS  # noqa: E402
 from content_cache.publisher import publish  # noqa: E402
 from tests.helpers import served_sample  # noqa: E402
 

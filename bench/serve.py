@@ -23,7 +23,7 @@ What it does, in one run on this machine:
 
 It also prints the machine's load average before and after: on a shared machine the
 ratio against nginx moves with the load, so compare runs made under similar load.
-Blob requests take the fast path in front of Flask (appliance/media_fast.py), as
+Blob requests take the fast path in front of Flask (appliance/web/media_fast.py), as
 under any ``ketang serve``.
 
 Figures are printed, never asserted.

@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from appliance.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: E402
+from appliance.cli.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: E402
 from content_cache.importer import import_bundle  # noqa: E402
 from content_cache.keys import load_trusted_keys  # noqa: E402
 from content_cache.library import Library  # noqa: E402

@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.demo import DEMO_KEY, DEMO_PUB
-from appliance.drives import _mount_at, mount_readonly, unmount
+from appliance.cli.demo import DEMO_KEY, DEMO_PUB
+from appliance.drives.mount import mount_at, mount_readonly, unmount
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
@@ -112,7 +112,7 @@ def main() -> None:
         subprocess.run(["mkfs.vfat", "-F", "32", str(img)], check=True, capture_output=True)
         loop = subprocess.run(["losetup", "-f", "--show", str(img)], check=True,
                               capture_output=True, text=True).stdout.strip()
-        fill = _mount_at(loop, "vfat", work / "fill", rw=True)
+        fill = mount_at(loop, "vfat", work / "fill", rw=True)
         try:
             copy_plain(work / "bundle", fill.mountpoint)
         finally:

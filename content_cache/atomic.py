@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def chmod_if_supported(path: Path, mode: int) -> None:
@@ -61,3 +62,14 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically and durably."""
     with atomic_writer(path, mode) as f:
         f.write(data)
+
+
+def json_bytes(doc: Any) -> bytes:
+    """``doc`` as every JSON file Ketang writes: UTF-8 with Chinese kept readable,
+    indented, keys sorted, a final newline."""
+    return (json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+
+
+def atomic_write_json(path: Path, doc: Any, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``doc`` as JSON (:func:`json_bytes`), atomically and durably."""
+    atomic_write_bytes(path, json_bytes(doc), mode)

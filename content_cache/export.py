@@ -26,8 +26,8 @@ from .bundle import BUNDLE_DIR, release_dir
 from .errors import KetangError
 from .library import Library
 from .manifest import parse_manifest
+from .progress import ByteCount, Progress
 
-Progress = Callable[[int, int], None]
 MARGIN = 1024 * 1024  # room for folders, manifests and the filesystem's own needs
 
 
@@ -93,15 +93,7 @@ def export_bundle(library: Library, to: Path, channel: str | None = None,
             f"{free / 1e6:.1f} MB free; nothing was written. Use a larger drive, or "
             "--for-manifest with the other school's manifest to take only what it lacks."
         )
-    total = sum(todo.values())
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
-
+    tick = ByteCount(sum(todo.values()), progress)
     for sha, size in todo.items():
         _copy_blob(library.store.path_for(sha), root / blob_relpath(sha), size, tick)
     if progress and not todo:
@@ -111,7 +103,7 @@ def export_bundle(library: Library, to: Path, channel: str | None = None,
         rdir = release_dir(root, ch, ver)
         _write_small(rdir / "manifest.json.sig", sig)
         _write_small(rdir / "manifest.json", mbytes)
-    return ExportResult([(ch, ver) for ch, ver, _, _ in releases], len(todo), total, skipped,
+    return ExportResult([(ch, ver) for ch, ver, _, _ in releases], len(todo), tick.total, skipped,
                         space_checked)
 
 

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -29,9 +30,8 @@ from .errors import (
 from .keys import MAX_SIGNATURE_FILE, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from .progress import ByteCount, Progress
 from .subscription import EVERYTHING, Subscription
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ class ImportResult:
     bytes_copied: int
     blobs_present: int
     status: str  # "activated" or "up-to-date"
+
+    def summary(self) -> dict[str, Any]:
+        """What the drive status file and the drive's outbox report say of it."""
+        return {"channel": self.channel, "version": self.version, "status": self.status,
+                "bytes_copied": self.bytes_copied}
 
 
 def space_needed(manifest: Manifest, blob_bytes: int, manifest_bytes: int) -> int:
@@ -191,14 +196,7 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
     if on_plan:
         on_plan(ImportPlan(manifest.channel, manifest.version, len(lacking), need, space, free,
                            reserve_bytes))
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, need)
-
+    tick = ByteCount(need, progress)
     store = library.store
     try:
         batch_bytes = 0

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, atomic_write_json
 from .blobstore import BlobStore
 from .catalog import Catalog, build_catalog
 from .errors import KetangError
@@ -119,6 +119,16 @@ class Library:
                 cat = self._catalogs[rel.catalog_path] = Catalog(rel.catalog_path)
             return cat
 
+    def catalogs(self) -> list[tuple[str, Catalog]]:
+        """Every active channel with its catalog, by channel name (one that cannot be
+        opened now is left out)."""
+        out = []
+        for channel in sorted(self.active()):
+            cat = self.catalog(channel)
+            if cat is not None:
+                out.append((channel, cat))
+        return out
+
     def release_dir(self, channel: str, version: int) -> Path:
         """Where a verified release's manifest and signature are kept."""
         return self.data_dir / "releases" / channel / str(version)
@@ -141,5 +151,5 @@ class Library:
         path = self.data_dir / ACTIVE_FILE
         doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         doc[manifest.channel] = {"version": manifest.version, "catalog": str(rel_catalog)}
-        atomic_write_bytes(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write_json(path, doc)
         return self.data_dir / rel_catalog

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from .manifest import (
     Resource,
     parse_manifest,
 )
+from .progress import ByteCount, Progress
 from .torrent import write_release_torrent
 
 SOURCE_FORMAT = "ketang-source/1"
@@ -44,7 +45,7 @@ MEDIA_TYPES = {
 
 @dataclass(frozen=True)
 class PublishedRelease:
-    """What ``publish`` wrote."""
+    """What ``publish`` (or ``synthetic.generate_sample``) wrote: one signed release."""
 
     channel: str
     version: int
@@ -116,7 +117,7 @@ def publish(
     version: int,
     key_path: Path,
     out: Path,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     web_seeds: Sequence[str] = (),
 ) -> PublishedRelease:
     """Build and sign a release of ``source`` into the bundle folder ``out``.
@@ -144,15 +145,9 @@ def publish(
     total = sum(p.stat().st_size for _, p in files)
     root = Path(out) / BUNDLE_DIR
     store = BlobStore(root)
-    done = 0
+    tick = ByteCount(total, progress)
     resources: list[Resource] = []
     for r, path in files:
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, total)
-
         sha = store.add_file(path, on_bytes=tick)
         resources.append(Resource(
             id=r.get("id"), lesson=r["lesson"], kind=r["kind"], title=r.get("title") or {},

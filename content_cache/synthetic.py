@@ -15,7 +15,6 @@ import math
 import os
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from .bundle import BUNDLE_DIR, release_dir
 from .errors import SourceError
 from .keys import key_id, load_private_key, sign
 from .manifest import CHANNEL_RE, Manifest, Node, Resource
+from .publisher import PublishedRelease
 
 DEMO_KEY = Path(__file__).parent / "sample_pack" / "demo-key" / "DEMO-ONLY-publisher.key"
 DEFAULT_CHANNEL = "cn-basic-edu-sample"
@@ -89,19 +89,6 @@ EXTRA_KINDS = [("html5", "application/zip", "互动课件", "Interactive"),
                ("image", "image/png", "板书图片", "Board image")]
 
 
-@dataclass(frozen=True)
-class SampleRelease:
-    """What ``generate_sample`` wrote."""
-
-    channel: str
-    version: int
-    manifest_path: Path
-    key_id: str
-    nodes: int
-    resources: int
-    bytes: int
-
-
 def _volumes() -> Iterator[tuple[list[Node], str, str]]:
     """Every (ancestor nodes of a volume, subject key, volume id), in teaching order."""
     for sid, szh, sen, grades, subjects in STAGES:
@@ -139,7 +126,7 @@ def generate_sample(
     version: int = 1,
     seed: int = 1,
     blob_bytes: int = 256,
-) -> SampleRelease:
+) -> PublishedRelease:
     """Write a signed synthetic release of about ``resources`` resources into ``out/KETANG``.
 
     Blobs are ``blob_bytes`` random bytes (exercises are real exercise JSON). The
@@ -231,5 +218,5 @@ def generate_sample(
     manifest_path = release_dir(root, channel, version) / "manifest.json"
     atomic_write_bytes(manifest_path, data)
     atomic_write_bytes(manifest_path.with_name("manifest.json.sig"), sign(private, data))
-    return SampleRelease(channel, version, manifest_path, key_id(private.public_key()),
-                         len(nodes), len(res), total)
+    return PublishedRelease(channel, version, manifest_path, key_id(private.public_key()),
+                            len(nodes), len(res), total)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from appliance.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: F401  (re-exported)
+from appliance.cli.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: F401  (re-exported)
 
 KETANG = [sys.executable, "-m", "appliance"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.drives import _mount_at, unmount
+from appliance.drives.mount import mount_at, unmount
 
 
 def loop_skip_reason() -> str | None:
@@ -50,7 +50,7 @@ def make_image(path: Path, fstype: str, size_mb: int = 32, content: Path | None 
     if content is not None:
         with loop(path) as dev:
             mnt = path.with_suffix(".fill")
-            m = _mount_at(dev, fstype, mnt, rw=True)
+            m = mount_at(dev, fstype, mnt, rw=True)
             try:
                 copy_plain(content, mnt)
             finally:

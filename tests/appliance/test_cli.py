@@ -146,7 +146,7 @@ def test_import_then_reimport_through_the_command(tmp_path):
 
 
 def test_the_progress_bar_starts_afresh_for_each_channel(capsys):
-    from appliance.cli_content import ByteBar
+    from appliance.cli.progress import ByteBar
 
     bar = ByteBar("导入 Importing")
     bar(50, 100)
@@ -155,3 +155,24 @@ def test_the_progress_bar_starts_afresh_for_each_channel(capsys):
     assert bar.shown == 10 and bar.bar is not None and bar.bar.length == 40
     bar.close()
     assert bar.bar is None
+
+
+def test_drives_status_says_each_state_in_both_languages_and_reads_old_files(tmp_path):
+    import json as json_module
+
+    from appliance.drives.status import DriveStatus
+
+    status_file = tmp_path / "drives.json"
+    cfg = tmp_path / "device.toml"
+    cfg.write_text(f'[device]\ndata_dir = "{tmp_path / "data"}"\n'
+                   f'[drives]\nstatus_file = "{status_file}"\n')
+    DriveStatus(status_file).set("sdb1", "error", error="sdb1: No space left on device",
+                                 error_code="space")
+    doc = json_module.loads(status_file.read_text(encoding="utf-8"))
+    doc["drives"]["sdc1"] = {"message": "旧版本的话 / words of an older version"}
+    status_file.write_text(json_module.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "status"])
+    assert r.exit_code == 0, r.output
+    assert ("sdb1: U盘导入失败：本机剩余空间不足 / The USB drive could not be imported: there "
+            "is not enough free space on this device (sdb1: No space left on device)") in r.output
+    assert "sdc1: 旧版本的话 / words of an older version" in r.output

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.drives import (
+from appliance.drives.mount import (
     DriveError,
     check_not_system,
     is_mounted,

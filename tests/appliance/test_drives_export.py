@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from appliance.drives import _mount_at, unmount
+from appliance.drives.mount import mount_at, unmount
 from content_cache.errors import KetangError
 from content_cache.export import export_bundle
 from content_cache.library import Library
@@ -33,7 +33,7 @@ def test_a_drive_that_fills_during_export_holds_nothing_that_looks_complete(
     import_bundle(tmp_path / "b", lib, load_trusted_keys(demo_keys))
     img = make_image(tmp_path / "small.img", fstype, 8 if fstype == "ext4" else 34)
     with loop(img) as dev:
-        m = _mount_at(dev, fstype, tmp_path / "drive", rw=True)
+        m = mount_at(dev, fstype, tmp_path / "drive", rw=True)
         try:
             calls = 0
 

@@ -17,8 +17,8 @@ import pytest
 import pyudev
 
 from appliance.config import DeviceSettings, DrivesSettings, Settings, TrustSettings
-from appliance.drives import _mount_at, is_mounted, unmount
-from appliance.usb_watcher import DriveWatcher
+from appliance.drives.mount import is_mounted, mount_at, unmount
+from appliance.drives.watcher import DriveWatcher
 from content_cache.blobstore import BlobStore
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
@@ -47,7 +47,7 @@ def udev_device(node: str) -> pyudev.Device:
 
 def read_drive(dev: str, tmp_path: Path, fstype: str = "vfat") -> dict[str, bytes]:
     """Every file on the drive (mounted read-only here just to look)."""
-    m = _mount_at(dev, fstype, tmp_path / "look", rw=False)
+    m = mount_at(dev, fstype, tmp_path / "look", rw=False)
     try:
         return snapshot(m.mountpoint)
     finally:

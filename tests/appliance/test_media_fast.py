@@ -1,4 +1,4 @@
-"""The blob fast path (appliance/media_fast.py) against the Flask media view.
+"""The blob fast path (appliance/web/media_fast.py) against the Flask media view.
 
 Over a real `ketang serve`: a plain ``/blobs/<sha256>`` request takes the fast path and
 the same URL with a query string falls through to the Flask view, so every request of
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from appliance.app import create_app
 from appliance.config import Settings
-from appliance.media_fast import FastMedia
+from appliance.web.app import create_app
+from appliance.web.media_fast import FastMedia
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library

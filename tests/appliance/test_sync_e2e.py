@@ -14,8 +14,8 @@ import subprocess
 import pytest
 
 from appliance.config import load_settings
-from appliance.sync_feed import write_feed_index
-from appliance.sync_status import sync_summary
+from appliance.sync.feed import write_feed_index
+from appliance.sync.status import sync_summary
 from content_cache.blobstore import sha256_file
 from content_cache.library import Library
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from appliance.sync_schedule import Quota, in_window, next_window, parse_windows
+from appliance.sync.schedule import Quota, in_window, next_window, parse_windows
 from content_cache.errors import KetangError
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from appliance.config import parse_settings
-from appliance.sync_feed import fetch_release, hand_to_sync, staged_folders, write_feed_index
-from appliance.sync_service import SyncService
-from appliance.sync_status import format_summary, sync_summary
+from appliance.sync.feed import fetch_release, hand_to_sync, staged_folders, write_feed_index
+from appliance.sync.service import SyncService
+from appliance.sync.status import format_summary, sync_summary
 from content_cache.errors import KetangError, SignatureError
 from content_cache.keys import generate_keypair, load_private_key, load_trusted_keys, sign
 from content_cache.library import Library

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from appliance.app import create_app
 from appliance.config import load_settings
-from appliance.usage_db import UsageDB, db_path
+from appliance.usage.db import UsageDB, db_path
+from appliance.web.app import create_app
 
 from ..helpers import running_server
 
@@ -159,7 +159,7 @@ def test_usage_off_keeps_nothing(sample_device):
 
 def test_retention_and_cap(tmp_path):
     from appliance.config import UsageSettings
-    from appliance.usage_events import Where, check_event
+    from appliance.usage.events import Where, check_event
 
     s = UsageSettings(max_mb=1, raw_max_mb=1, raw_max_days=30)
     db = UsageDB(tmp_path, s)

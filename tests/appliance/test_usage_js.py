@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import load_settings
-from appliance.usage_db import UsageDB, db_path
+from appliance.usage.db import UsageDB, db_path
 
 from ..helpers import http_json, running_server
 

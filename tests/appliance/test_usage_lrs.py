@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from appliance import usage_outbox  # noqa: F401  (registers the outbox provider)
 from appliance.config import load_settings
-from appliance.outbox import write_outbox
-from appliance.usage_db import UsageDB
-from appliance.usage_events import Where, check_event
-from appliance.usage_upload import upload, usage_summary
+from appliance.drives.outbox import write_outbox
+from appliance.usage import outbox as usage_outbox
+from appliance.usage.db import UsageDB
+from appliance.usage.events import Where, check_event
+from appliance.usage.upload import upload, usage_summary
 
 from ..helpers import KETANG
 from ..support.lrs import ralph_missing, running_ralph
@@ -31,6 +31,8 @@ if ralph_missing():
 
 pytestmark = pytest.mark.slow
 LESSON = "primary-g1-math-pep-v1-u3-l1"
+
+usage_outbox.register()  # as the device does at start
 
 
 @pytest.fixture(scope="module")

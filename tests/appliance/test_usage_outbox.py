@@ -8,14 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from appliance import usage_outbox  # noqa: F401  (registers the outbox provider)
 from appliance.cli import main
 from appliance.config import Settings
-from appliance.outbox import device_id, write_outbox
-from appliance.usage_db import UsageDB, db_path
-from appliance.usage_events import Where, check_event
-from appliance.usage_upload import in_windows, upload, usage_summary
+from appliance.drives.outbox import device_id, write_outbox
+from appliance.usage import outbox as usage_outbox
+from appliance.usage.db import UsageDB, db_path
+from appliance.usage.events import Where, check_event
+from appliance.usage.upload import in_windows, upload, usage_summary
 from content_cache.errors import KetangError
+
+usage_outbox.register()  # as the device does at start
 
 
 def settings_in(tmp_path) -> Settings:

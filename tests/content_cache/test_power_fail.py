@@ -31,7 +31,7 @@ CHILD = textwrap.dedent('''
     import content_cache.catalog as catalog
     import content_cache.library as library
     from content_cache.blobstore import BlobStore
-    from content_cache.atomic import atomic_writer
+    from content_cache.atomic import atomic_writer, json_bytes
     from content_cache.keys import load_trusted_keys
 
     bundle, data, keys, point = sys.argv[1:5]
@@ -65,15 +65,15 @@ CHILD = textwrap.dedent('''
             stop()
         catalog._build_search = build_search
     elif point == "switch":
-        real_write = library.atomic_write_bytes
-        def write(path, data, mode=0o644):
+        real_write = library.atomic_write_json
+        def write(path, doc, mode=0o644):
             if path.name != library.ACTIVE_FILE:
-                return real_write(path, data, mode)
+                return real_write(path, doc, mode)
             with atomic_writer(path, mode) as f:
-                f.write(data)
+                f.write(json_bytes(doc))
                 f.flush()
                 stop()
-        library.atomic_write_bytes = write
+        library.atomic_write_json = write
     importer.import_bundle(bundle, library.Library(data), load_trusted_keys(keys))
     print("FINISHED", flush=True)
 ''')

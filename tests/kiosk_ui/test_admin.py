@@ -4,9 +4,9 @@ demo password. Flask's test client over a real data folder (no server)."""
 
 from __future__ import annotations
 
+import html as html_module
 import re
 import stat
-import sys
 import time
 import types
 
@@ -14,12 +14,14 @@ import pytest
 from click.testing import CliRunner
 from flask import Blueprint, jsonify
 
-from appliance import admin_auth, admin_status
-from appliance.admin_auth import LoginLimiter
-from appliance.app import create_app
+from appliance import auth as admin_auth
+from appliance.auth import LoginLimiter
 from appliance.cli import main
 from appliance.config import Settings
-from appliance.drive_status import DriveStatus
+from appliance.drives.status import DriveStatus
+from appliance.web import admin_status
+from appliance.web.app import create_app
+from appliance.web.context import state
 from content_cache.errors import KetangError
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
@@ -256,7 +258,7 @@ def test_a_wrong_password_says_so_and_repeated_ones_are_locked_out(app):
     en = client.post("/admin/login", headers={"Accept-Language": "en"},
                      data={"csrf_token": token(client), "password": PASSWORD})
     assert "Too many wrong passwords" in en.get_data(as_text=True)
-    app.extensions["ketang_login_limiter"].succeeded("127.0.0.1")
+    state(app).login_limiter.succeeded("127.0.0.1")
     assert log_in(client).status_code == 302
 
 
@@ -378,13 +380,13 @@ def test_the_dashboard_shows_drive_imports_with_progress(app, tmp_path):
 def test_a_missing_part_says_not_set_up_and_any_summary_shows(app, monkeypatch):
     client = app.test_client()
     log_in(client)
-    monkeypatch.setitem(admin_status.SUMMARIES, "sync", ("sync_summary", ("appliance.nowhere",)))
+    monkeypatch.setitem(admin_status.SUMMARIES, "sync", lambda settings: None)
     status = client.get("/admin/status.json").json
     assert status["status"]["sync"] is None and "未配置" in status["sections"]["sync"]
 
-    sync = types.ModuleType("appliance.nowhere")
+    sync = types.SimpleNamespace()
     sync.sync_summary = lambda settings: {"weird": True, "status_file": settings.drives.status_file}
-    monkeypatch.setitem(sys.modules, "appliance.nowhere", sync)
+    monkeypatch.setitem(admin_status.SUMMARIES, "sync", lambda s: sync.sync_summary(s))
     html = client.get("/admin/status.json").json["sections"]["sync"]
     assert "<th scope=\"row\">weird</th><td>✓</td>" in html and "drives.json</td>" in html
 
@@ -415,8 +417,7 @@ def test_usage_shows_its_counts_and_a_broken_part_its_error(app, monkeypatch):
     def broken(settings):
         raise OSError("usage.db is locked")
 
-    import appliance.usage_upload
-    monkeypatch.setattr(appliance.usage_upload, "usage_summary", broken)
+    monkeypatch.setitem(admin_status.SUMMARIES, "usage", broken)
     assert "usage.db is locked" in client.get("/admin/status.json").json["sections"]["usage"]
     assert client.get("/admin/").status_code == 200
 
@@ -431,7 +432,7 @@ def test_peers_say_zeroconf_is_off_when_the_server_does_not_browse(app):
             return [{"name": "Ketang · 二小", "addresses": ["10.0.0.9"], "port": 8080,
                      "channels": {"cn-basic-edu": 3}}]
 
-    app.extensions["ketang_discovery"] = Disco()
+    state(app).discovery = Disco()
     html = client.get("/admin/status.json").json["sections"]["peers"]
     assert "Ketang · 二小" in html and "10.0.0.9:8080" in html and "v3" in html
 
@@ -496,3 +497,83 @@ def test_ketang_demo_prints_the_dashboard_address_and_password(tmp_path):
     assert "http://localhost:8099/admin" in line and "password 密码: " in line
     again = CliRunner().invoke(main, args)
     assert line in again.output
+
+
+# --- one language at a time: state codes become the reader's words --------------------
+
+CJK = re.compile(r"[\u3400-\u9fff]")
+ZH = {"Accept-Language": "zh-CN"}
+EN = {"Accept-Language": "en"}
+
+
+def visible(html: str) -> str:
+    """The text a reader sees (tags dropped)."""
+    return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+@pytest.fixture
+def busy(app, tmp_path, monkeypatch):
+    """A dashboard with a drive importing, one refused, sync waiting and two health problems."""
+    drives = DriveStatus(tmp_path / "drives.json")
+    drives.set("sdb1", "importing", done=300_000_000, total=1_200_000_000)
+    drives.set("sdc1", "error", error="manifest.json.sig: bad signature",
+               error_code="untrusted")
+    monkeypatch.setitem(admin_status.SUMMARIES, "sync", lambda s: {
+        "enabled": True, "running": True, "state": "waiting-window",
+        "window": {"windows": ["01:00-06:00"], "open": False,
+                   "next_start": "2026-11-24T01:00"},
+        "quota": {}, "feeds": [], "errors": [],
+        "releases": [{"channel": "cn", "version": 2, "state": "waiting", "peers": 0,
+                      "needed_bytes": 0, "done_bytes": 0, "download_rate": 0,
+                      "web_seeds": [{"url": "http://seed.lan/", "state": "idle", "error": ""}],
+                      "errors": []}]})
+    real = admin_status.health_report
+    monkeypatch.setattr(admin_status, "health_report", lambda lib, started: {
+        **real(lib, started), "status": "warning",
+        "problems": [{"code": "disk-low", "free_mib": 512}, {"code": "no-release"}]})
+    client = app.test_client()
+    log_in(client)
+    return client
+
+
+def test_the_dashboard_reads_fully_in_chinese_in_zh_mode(busy):
+    s = busy.get("/admin/status.json", headers=ZH).json["sections"]
+    drives, sync, health = visible(s["drives"]), visible(s["sync"]), visible(s["health"])
+    assert "正在导入 300.0 MB / 1.2 GB，请勿拔出U盘" in drives
+    assert "U盘导入失败：签名缺失、有误，或不是本机信任的密钥所签" in drives
+    assert "详情" in drives and "bad signature" in drives      # the detail, for the technician
+    assert "等待同步时间窗口（01:00 开放）" in sync and "等待中" in sync and "空闲" in sync
+    assert "数据盘空间不足：仅剩 512 MiB" in health and "没有可用的课程" in health
+    for english in ("Importing", "remove", "could not", "Waiting", "waiting", "idle",
+                    "Only 512", "No release", "Details"):
+        assert english not in drives + sync + health, english
+    assert busy.get("/admin/", headers=ZH).get_data(as_text=True).count("请勿拔出U盘") == 1
+
+
+def test_the_dashboard_reads_fully_in_english_in_en_mode(busy):
+    s = busy.get("/admin/status.json", headers=EN).json["sections"]
+    drives, sync, health = visible(s["drives"]), visible(s["sync"]), visible(s["health"])
+    assert "Importing 300.0 MB of 1.2 GB, don't remove the drive" in drives
+    assert ("The USB drive could not be imported: its signature is missing, wrong, or by a "
+            "key this device does not trust") in drives
+    assert "Waiting for the sync window (opens at 01:00)" in sync and "idle" in sync
+    assert "Only 512 MiB free on the data volume" in health and "No release is active" in health
+    for name, text in (("drives", drives), ("sync", sync), ("health", health)):
+        assert not CJK.search(text), (name, CJK.findall(text))
+
+
+def test_a_status_file_from_the_previous_version_still_shows(app, tmp_path):
+    import json
+
+    (tmp_path / "drives.json").write_text(json.dumps({"drives": {
+        "sdb1": {"state": "importing", "done_bytes": 5_000_000, "total_bytes": 10_000_000,
+                 "message": "正在导入 5.0 MB / 10.0 MB，请勿拔出 U 盘 / Importing 5.0 MB of "
+                            "10.0 MB, don't remove the drive"},
+        "sdc1": {"message": "某种新状态 / some new state"}}}, ensure_ascii=False))
+    client = app.test_client()
+    log_in(client)
+    en = visible(client.get("/admin/status.json", headers=EN).json["sections"]["drives"])
+    assert "Importing 5.0 MB of 10.0 MB" in en and "正在导入" not in en   # said from the state
+    assert "某种新状态 / some new state" in en          # no state it knows: its own words
+    zh = visible(client.get("/admin/status.json", headers=ZH).json["sections"]["drives"])
+    assert "正在导入 5.0 MB / 10.0 MB，请勿拔出U盘" in zh and "Importing" not in zh

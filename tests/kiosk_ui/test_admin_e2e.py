@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import admin_auth
-from appliance.drive_status import DriveStatus
+from appliance import auth as admin_auth
+from appliance.drives.status import DriveStatus
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library

@@ -4,6 +4,7 @@ launcher (docs/projector.md)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -14,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from appliance.app import create_app
 from appliance.config import load_settings
-from appliance.follow import FollowError, is_projector, parse_state
-from appliance.projector_recent import FILE_NAME
+from appliance.web.app import create_app
+from appliance.web.follow import FollowError, is_projector, parse_state
+from appliance.web.projector_recent import FILE_NAME
 from content_cache.library import Library
 
 from ..helpers import snapshot
@@ -224,7 +225,7 @@ def test_unknown_lessons_get_a_404_in_the_projector_style(client, url, words):
 
 
 def test_drive_activity_shows_as_a_banner(client):
-    from appliance.drive_status import DriveStatus
+    from appliance.drives.status import DriveStatus
 
     assert client.get("/projector/drives").get_data(as_text=True).strip() == ""
     status = DriveStatus(client.status_file)
@@ -325,3 +326,51 @@ def test_the_systemd_unit_verifies(tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "ketang-kiosk.service" not in r.stderr, r.stderr
+
+
+EN = {"Accept-Language": "en-US,en;q=0.9"}
+
+
+@pytest.mark.parametrize("url", [f"/projector/lesson/{CH}/{LESSON}?part=two",
+                                 f"/projector/lesson/{CH}/{LESSON}?page=1.5",
+                                 "/search?q=x&page=abc"])
+def test_a_bad_query_argument_is_refused_with_400_in_the_readers_language(client, url):
+    client.get("/projector")          # the first page makes the device's session key
+    before = snapshot(client.settings.device.data_dir)
+    zh = client.get(url, headers=ZH)
+    assert zh.status_code == 400 and "应为整数" in zh.get_data(as_text=True)
+    assert "地址有误" in zh.get_data(as_text=True)
+    en = client.get(url, headers=EN)
+    page = en.get_data(as_text=True)
+    assert en.status_code == 400 and "must be a whole number" in page and "应为" not in page
+    assert snapshot(client.settings.device.data_dir) == before
+
+
+def test_the_api_says_a_bad_argument_and_a_missing_channel_in_both_languages(client):
+    r = client.get("/api/v1/search?q=abc&limit=lots", headers=EN)
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 400 and "应为 1 到 200 的整数" in message
+    assert "must be a whole number from 1 to 200, not 'lots'" in message
+    r = client.get("/api/v1/channels/nope", headers=ZH)
+    message = r.get_json()["error"]["message"]
+    assert r.status_code == 404 and "本机没有频道 nope" in message
+    assert "No active channel 'nope'" in message
+
+
+def test_the_drive_banner_is_in_one_language(client):
+    from appliance.drives.status import DriveStatus
+
+    status = DriveStatus(client.status_file)
+    status.set("sdb1", "importing", done=3_200_000_000, total=11_000_000_000)
+    en = html.unescape(client.get("/projector/drives", headers=EN).get_data(as_text=True))
+    assert "Importing 3.2 GB of 11.0 GB, don't remove the drive" in en
+    status.set("sdb1", "error", error="No space left on device", error_code="space")
+    en = client.get("/projector/drives", headers=EN).get_data(as_text=True)
+    zh = client.get("/projector/drives", headers=ZH).get_data(as_text=True)
+    assert ("The USB drive could not be imported: there is not enough free space on this "
+            "device") in en and not re.search(r"[\u3400-\u9fff]", en)
+    assert "U盘导入失败：本机剩余空间不足" in zh and "space" not in zh
+    status.set("sdb1", "done")
+    en = client.get("/projector", headers=EN).get_data(as_text=True)
+    assert "Import finished, you can safely remove the USB drive" in en
+    assert "导入完成" not in en

@@ -261,7 +261,7 @@ def test_the_qr_code_opens_the_lesson_and_the_tablet_follows_until_it_leaves(
 
 
 def test_drive_activity_appears_without_a_reload(served, projector):
-    from appliance.drive_status import DriveStatus
+    from appliance.drives.status import DriveStatus
 
     base, _, status_file, _ = served
     page = projector

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.pages import PAGE_SIZE
-from appliance.pdf_pages import cache_root
+from appliance.web.pages import PAGE_SIZE
+from appliance.web.pdf_pages import cache_root
 from bench.pages import exercise_form, fetch
 from bench.pages import page_weight as bench_page_weight
 from content_cache.importer import import_bundle

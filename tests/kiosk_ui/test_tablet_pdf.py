@@ -1,4 +1,4 @@
-"""The PDF page-image cache (appliance/pdf_pages.py) with the real pdftoppm."""
+"""The PDF page-image cache (appliance/web/pdf_pages.py) with the real pdftoppm."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import pdf_pages
-from appliance.pdf_pages import PdfPagesError, cached_page_count, render_pages
+from appliance.web import pdf_pages
+from appliance.web.pdf_pages import PdfPagesError, cached_page_count, render_pages
 
 from ..helpers import SAMPLE_PACK
 

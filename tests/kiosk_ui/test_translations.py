@@ -19,8 +19,8 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from jinja2 import Environment
 
-from appliance.app import create_app
 from appliance.config import Settings
+from appliance.web.app import create_app
 from content_cache.library import Library
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,520 @@
+"""The sync service: one libtorrent session for the device's life, inside ``ketang serve``.
+
+Two threads, neither of them the web server's:
+
+- **the session thread** owns the libtorrent session and every transfer. It waits for
+  alerts (at most half a second), hands them to the transfers, and about once a
+  second: counts the uplink quota, pauses or resumes downloads for the time windows
+  and the quota, starts transfers for releases staged by a feed, a drive or a peer
+  (:mod:`appliance.sync.feed`), activates a release once all its blobs are stored, and
+  writes the status file when something in it changed.
+- **the feed thread** polls the configured feeds every ``sync.poll_interval`` seconds
+  while a window is open and quota is left, and asks LAN peers (found by zeroconf)
+  that advertise a newer release for it; it only stages verified releases.
+
+The session is set for a closed network (no DHT, UPnP, NAT-PMP; local service
+discovery on when ``sync.lsd``), listens on ``sync.listen_interfaces``, and its rate
+limits apply to LAN peers too. An activated release keeps seeding to neighbours. On
+:meth:`SyncService.close` every transfer saves its resume data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import libtorrent as lt
+
+from appliance.config import Settings
+from appliance.text import human_bytes
+from content_cache.atomic import atomic_write_bytes, atomic_write_json
+from content_cache.errors import KetangError
+from content_cache.keys import load_trusted_keys
+from content_cache.library import Library
+from content_cache.torrent import TORRENT_NAME
+from content_cache.transfer import ReleaseTransfer, make_session
+
+from .feed import feed_root, fetch_release, load_staged, read_feed_index, stage, staged_folders
+from .schedule import Quota, in_window, parse_windows, uplink_counter
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0              # seconds between housekeeping rounds of the session thread
+STATUS_MIN_INTERVAL = 2.0
+PEER_INTERVAL = 10.0    # seconds between looks at zeroconf peers
+MAX_ERRORS = 20
+
+
+def _now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class _Job:
+    """One release in the session."""
+
+    transfer: ReleaseTransfer
+    source: str
+    web_seeds: list[str]
+    state: str = "downloading"  # downloading, waiting, activating, seeding, error
+    errors: deque = field(default_factory=lambda: deque(maxlen=10))
+    seed_errors: dict[str, tuple[float, str]] = field(default_factory=dict)
+    failed_at: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        m = self.transfer.manifest
+        return m.channel, m.version
+
+
+class SyncService:
+    """The device's sync service. :meth:`start` once, :meth:`close` at shutdown."""
+
+    def __init__(self, settings: Settings, library: Library, *,
+                 clock: Callable[[], datetime] = datetime.now,
+                 counter: Callable[[], int] | None = None,
+                 session_settings: dict | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.sync
+        self.library = library
+        self.windows = parse_windows(self.cfg.windows)
+        for url in self.cfg.feeds:
+            feed_root(url)  # a bad URL is refused now, not at the first poll
+        if self.cfg.resume_interval < 1 or self.cfg.poll_interval < 1:
+            raise KetangError("sync.resume_interval and sync.poll_interval must be at least "
+                              "1 second.")
+        self.clock = clock
+        self.quota = Quota(self.cfg.daily_quota_mb * 1_000_000,
+                           counter or uplink_counter(self.cfg.uplink_interfaces),
+                           library.data_dir / "sync" / "quota.json", clock)
+        self._session_settings = session_settings or {}
+        self.session: lt.session | None = None
+        self.jobs: dict[tuple[str, int], _Job] = {}
+        self.peer_source: Callable[[], list[dict[str, Any]]] | None = None
+        self._errors: deque[str] = deque(maxlen=MAX_ERRORS)
+        self._feeds: dict[str, dict[str, Any]] = {
+            u: {"url": u, "polled": None, "ok": None, "error": "", "offers": {}}
+            for u in self.cfg.feeds}
+        self._peer_tries: dict[tuple[str, str, int], float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poll_now = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._gate_reason = ""
+        self._last_status: dict[str, Any] | None = None
+        self._last_status_write = 0.0
+        self._next_poll = 0.0
+
+    # -- life ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the session and start the session and feed threads."""
+        kbps = 1000 // 8
+        self.session = make_session(self.cfg.listen_interfaces, lsd=self.cfg.lsd, extra={
+            "upload_rate_limit": self.cfg.upload_rate_kbps * kbps,
+            "download_rate_limit": self.cfg.download_rate_kbps * kbps,
+            **self._session_settings})
+        # libtorrent exempts LAN peers from the rate limits by default; a device seeding
+        # its neighbours must not starve the classroom's Wi-Fi, so they count too.
+        f = lt.ip_filter()
+        f.add_rule("0.0.0.0", "255.255.255.255", 1 << self.session.global_peer_class_id)
+        f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                   1 << self.session.global_peer_class_id)
+        self.session.set_peer_class_filter(f)
+        for target, name in ((self._session_loop, "ketang-sync"),
+                             (self._feed_loop, "ketang-sync-feeds")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        log.info("sync: listening on port %s", self.listen_port)
+
+    @property
+    def listen_port(self) -> int:
+        """The port libtorrent listens on (advertised to LAN peers by zeroconf)."""
+        return self.session.listen_port() if self.session is not None else 0
+
+    def close(self) -> None:
+        """Stop both threads, save every transfer's resume data, close the session."""
+        self._stop.set()
+        self._poll_now.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        for job in list(self.jobs.values()):
+            try:
+                job.transfer.close()
+            except (KetangError, RuntimeError, OSError) as e:
+                self._error(f"{job.key[0]} v{job.key[1]}: saving resume data failed: {e}")
+        self.quota.update()
+        self.quota.save()
+        self._write_status(force=True, stopped=True)
+        self.session = None
+
+    def poll_feeds_now(self) -> None:
+        """Ask the feed thread to poll at once (still only inside a window)."""
+        self._next_poll = 0.0
+        self._poll_now.set()
+
+    # -- the session thread ----------------------------------------------------------
+
+    def _error(self, msg: str) -> None:
+        log.warning("sync: %s", msg)
+        with self._lock:
+            if not self._errors or not self._errors[-1].endswith(msg):
+                self._errors.append(f"{_now_iso()} {msg}")
+
+    def _session_loop(self) -> None:
+        last_tick = 0.0
+        while not self._stop.is_set():
+            try:
+                self.session.wait_for_alert(500)
+                self._dispatch(self.session.pop_alerts())
+                if time.monotonic() - last_tick >= TICK:
+                    last_tick = time.monotonic()
+                    self._tick()
+            except Exception as e:  # the thread must outlive any one bad moment
+                log.exception("sync: session thread")
+                self._error(f"internal error: {e!r}")
+                time.sleep(1.0)
+
+    def _dispatch(self, alerts: list) -> None:
+        for a in alerts:
+            if isinstance(a, lt.listen_failed_alert):
+                self._error(f"cannot listen on {self.cfg.listen_interfaces}: {a.message()}; "
+                            "check sync.listen_interfaces")
+            elif isinstance(a, lt.url_seed_alert):
+                for job in self.jobs.values():
+                    if job.transfer.handle is not None and a.handle == job.transfer.handle:
+                        job.seed_errors[a.server_url()] = (time.monotonic(),
+                                                           a.error.message())
+        for job in list(self.jobs.values()):
+            if job.transfer.handle is None:
+                continue
+            try:
+                job.transfer.poll(alerts)
+            except KetangError as e:
+                self._fail(job, str(e))
+
+    def _fail(self, job: _Job, msg: str) -> None:
+        channel, version = job.key
+        job.errors.append(msg)
+        self._error(f"{channel} v{version}: {msg}")
+        job.state, job.failed_at = "error", time.monotonic()
+        try:
+            job.transfer.close()
+        except (KetangError, RuntimeError, OSError):
+            pass
+
+    def _gate(self) -> str:
+        """Why downloads must wait now ('' when they may go on)."""
+        if not in_window(self.windows, self.clock()):
+            return "window"
+        if self.quota.exhausted:
+            return "quota"
+        return ""
+
+    def _tick(self) -> None:
+        self.quota.update()
+        self._gate_reason = gate = self._gate()
+        self._pick_up_staged()
+        for job in list(self.jobs.values()):
+            t = job.transfer
+            if job.state == "error":
+                if time.monotonic() - job.failed_at >= self.cfg.poll_interval:
+                    del self.jobs[job.key]  # tried again from its staged folder
+                continue
+            if job.state in ("downloading", "waiting") and t.done:
+                job.state = "activating"
+            if job.state == "activating":
+                self._activate(job)
+                continue
+            st = t.status
+            if t.bad_data:
+                self._fail(job, f"{st.hash_failures} pieces failed their hash check: the web "
+                                "seed or peers send bad data; nothing bad was stored. Tried "
+                                f"again in {self.cfg.poll_interval} s. "
+                           + "; ".join(st.errors[-2:]))
+                continue
+            if gate and job.state == "downloading":
+                t.handle.pause()
+                job.state = "waiting"
+            elif not gate and job.state == "waiting":
+                t.handle.resume()
+                job.state = "downloading"
+        self._connect_peers()
+        self._write_status()
+
+    def _pick_up_staged(self) -> None:
+        active = {ch: r.version for ch, r in self.library.active().items()}
+        trusted = None
+        for d in staged_folders(self.library.data_dir):
+            channel, version = d.parent.name, int(d.name)
+            if (channel, version) in self.jobs:
+                continue
+            newer = [v for (c, v), j in self.jobs.items()
+                     if c == channel and v > version and j.state != "seeding"]
+            current = active.get(channel)
+            if (current is not None and version < current) or newer:
+                shutil.rmtree(d, ignore_errors=True)  # superseded: its links and part file
+                continue
+            if self.cfg.channels and channel not in self.cfg.channels:
+                continue
+            if trusted is None:
+                trusted = load_trusted_keys(self.settings.trust.keys_dir)
+            try:
+                rel = load_staged(d, trusted)
+                if rel is None:
+                    continue
+                self._start_job(rel, current)
+            except KetangError as e:
+                self._error(f"{channel} v{version} in {d}: {e}")
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _start_job(self, rel, current: int | None) -> None:
+        m = rel.manifest
+        wanted = set(self.settings.subscriptions.subscription().blobs(m))
+        t = ReleaseTransfer(self.session, self.library, m, rel.manifest_bytes, rel.signature,
+                            rel.torrent, peers=rel.peers,
+                            resume_interval=self.cfg.resume_interval, lsd=self.cfg.lsd,
+                            wanted=wanted,
+                            on_event=lambda msg: log.info("sync %s v%s: %s", m.channel,
+                                                          m.version, msg))
+        job = _Job(t, rel.source, list(rel.web_seeds))
+        self.jobs[(m.channel, m.version)] = job
+        free = shutil.disk_usage(self.library.data_dir).free
+        reserve = self.settings.device.reserve_mb * 1_000_000
+        if t.status.needed_bytes + reserve > free:
+            self._fail(job, f"needs {human_bytes(t.status.needed_bytes)} and keeps "
+                            f"{human_bytes(reserve)} in reserve, but "
+                            f"{self.library.data_dir} has {human_bytes(free)} free. Nothing "
+                            "was changed; free space (`ketang gc`) or subscribe to less.")
+            return
+        t.start()
+        for url in rel.web_seeds:
+            t.handle.add_url_seed(url)
+        for h, p in rel.peers:
+            t.handle.connect_peer((h, p))
+        if current == m.version:
+            job.state = "seeding"
+        elif t.done:
+            job.state = "activating"
+        elif self._gate_reason:
+            t.handle.pause()
+            job.state = "waiting"
+        log.info("sync: %s v%s from %s: needs %d blobs (%d bytes)", m.channel, m.version,
+                 rel.source or "staged", len(t.status.needed), t.status.needed_bytes)
+
+    def _activate(self, job: _Job) -> None:
+        channel, version = job.key
+        current = self.library.active_version(channel)
+        if current is not None and current > version:
+            self._fail(job, f"v{current} is already active; v{version} is older and was "
+                            "not activated.")
+            return
+        try:
+            job.transfer.activate()
+        except KetangError as e:  # another import holds the lock: try again next tick
+            job.errors.append(str(e))
+            return
+        # Kept beside the manifest, so LAN peers can fetch it from this device's feed.
+        atomic_write_bytes(self.library.release_dir(channel, version) / TORRENT_NAME,
+                           (job.transfer.work_dir / TORRENT_NAME).read_bytes())
+        job.state = "seeding"
+        log.info("sync: activated %s v%s", channel, version)
+        for key, other in list(self.jobs.items()):
+            if key[0] == channel and key[1] < version:
+                try:
+                    other.transfer.close()
+                except (KetangError, RuntimeError, OSError):
+                    pass
+                del self.jobs[key]
+                shutil.rmtree(other.transfer.work_dir, ignore_errors=True)
+
+    def _connect_peers(self) -> None:
+        """Make LAN peers advertising a release (or newer) libtorrent peers of it."""
+        for peer in self._peers():
+            port = peer.get("bt_port")
+            if not port:
+                continue
+            for job in self.jobs.values():
+                channel, version = job.key
+                h = job.transfer.handle
+                if h is None or peer["channels"].get(channel, 0) < version:
+                    continue
+                for addr in peer.get("addresses", [])[:2]:
+                    h.connect_peer((addr, int(port)))
+
+    def _peers(self) -> list[dict[str, Any]]:
+        if self.peer_source is None:
+            return []
+        try:
+            return list(self.peer_source())
+        except Exception as e:  # zeroconf trouble must not stop transfers
+            self._error(f"zeroconf peers: {e!r}")
+            return []
+
+    # -- the feed thread ---------------------------------------------------------------
+
+    def _feed_loop(self) -> None:
+        last_peers = 0.0
+        while not self._stop.is_set():
+            try:
+                if not self._gate() and time.monotonic() >= self._next_poll:
+                    self._next_poll = time.monotonic() + self.cfg.poll_interval
+                    self._poll_feeds()
+                if time.monotonic() - last_peers >= PEER_INTERVAL:
+                    last_peers = time.monotonic()
+                    self._ask_peers()
+            except Exception as e:
+                log.exception("sync: feed thread")
+                self._error(f"internal error polling feeds: {e!r}")
+            self._poll_now.wait(min(5.0, self.cfg.poll_interval))
+            self._poll_now.clear()
+
+    def _known_versions(self) -> dict[str, int]:
+        """Per channel, the newest version active or staged (nothing older is fetched)."""
+        known = {ch: r.version for ch, r in self.library.active().items()}
+        for d in staged_folders(self.library.data_dir):
+            known[d.parent.name] = max(known.get(d.parent.name, 0), int(d.name))
+        return known
+
+    def _take(self, url: str, channel: str, version: int, web_seed: str | None,
+              peers: list[tuple[str, int]] = ()) -> None:
+        rel = fetch_release(url, channel, version,
+                            load_trusted_keys(self.settings.trust.keys_dir))
+        if web_seed:
+            rel.web_seeds.append(web_seed)
+        rel.peers = list(peers)
+        stage(self.library.data_dir, rel)
+        log.info("sync: staged %s v%s from %s", channel, version, url)
+
+    def _poll_feeds(self) -> None:
+        for url in self.cfg.feeds:
+            info = self._feeds[url]
+            info["polled"] = _now_iso()
+            try:
+                offers, is_seed = read_feed_index(url)
+                info["offers"] = offers
+                known = self._known_versions()
+                for channel, version in sorted(offers.items()):
+                    if self.cfg.channels and channel not in self.cfg.channels:
+                        continue
+                    if version > known.get(channel, 0):
+                        seed = feed_root(url).removesuffix("KETANG/") if is_seed else None
+                        self._take(url, channel, version, seed)
+                info["ok"], info["error"] = True, ""
+            except KetangError as e:
+                info["ok"], info["error"] = False, str(e)
+                self._error(f"feed {url}: {e}")
+
+    def _ask_peers(self) -> None:
+        """Fetch from a LAN peer the signed release it advertises when it is newer."""
+        for peer in self._peers():
+            port, addrs = peer.get("bt_port"), peer.get("addresses") or []
+            if not port or not addrs:
+                continue
+            known = self._known_versions()
+            for channel, version in sorted(peer.get("channels", {}).items()):
+                if self.cfg.channels and channel not in self.cfg.channels:
+                    continue
+                key = (peer.get("id", ""), channel, version)
+                if version <= known.get(channel, 0) or \
+                        time.monotonic() < self._peer_tries.get(key, 0.0):
+                    continue
+                self._peer_tries[key] = time.monotonic() + self.cfg.poll_interval
+                host = f"[{addrs[0]}]" if ":" in addrs[0] else addrs[0]
+                url = f"http://{host}:{peer['port']}/sync/feed/"
+                try:
+                    self._take(url, channel, version, None,
+                               [(a, int(port)) for a in addrs[:2]])
+                except KetangError as e:
+                    self._error(f"peer {peer.get('name')} ({url}): {e}")
+
+    # -- status ------------------------------------------------------------------------
+
+    def _job_summary(self, job: _Job) -> dict[str, Any]:
+        t = job.transfer
+        channel, version = job.key
+        st = t.status
+        out = {
+            "channel": channel, "version": version, "state": job.state,
+            "source": job.source, "needed_blobs": len(st.needed),
+            "done_blobs": len(st.fetched), "needed_bytes": st.needed_bytes,
+            "done_bytes": 0, "download_rate": 0, "upload_rate": 0, "peers": 0,
+            "web_seeds": [], "errors": list(job.errors) + st.errors[-3:],
+        }
+        if job.state == "seeding":
+            out["done_bytes"] = st.needed_bytes
+        h = t.handle
+        if h is None or not h.is_valid():
+            return out
+        s = h.status()
+        sizes = t.manifest.blobs()
+        out["done_bytes"] = (st.needed_bytes if job.state == "seeding" else min(
+            st.needed_bytes, sum(sizes[x] for x in st.fetched) + max(
+                0, s.total_wanted_done - sum(sizes[x] for x in st.fetched))))
+        out["download_rate"] = s.download_payload_rate
+        out["upload_rate"] = s.upload_payload_rate
+        out["peers"] = s.num_peers
+        web_conns = sum(1 for p in h.get_peer_info()
+                        if p.connection_type in (lt.peer_info.web_seed, lt.peer_info.http_seed))
+        for url in sorted(h.url_seeds()):
+            when, err = job.seed_errors.get(url, (0.0, ""))
+            if err and time.monotonic() - when < 60:
+                state = "error"
+            elif web_conns:
+                state = "connected"
+            else:
+                state = "idle"
+            out["web_seeds"].append({"url": url, "state": state, "error": err})
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """The status document (what the status file holds), from the session thread."""
+        releases = [self._job_summary(j) for j in sorted(self.jobs.values(),
+                                                         key=lambda j: j.key)]
+        gate = self._gate_reason
+        downloading = [r for r in releases if r["state"] in ("downloading", "activating")]
+        # A state code; appliance.words says it in words (sync_summary's "message").
+        if downloading:
+            state = "downloading"
+        elif any(r["state"] == "waiting" for r in releases):
+            state = "waiting-" + gate
+        elif any(r["state"] == "error" for r in releases):
+            state = "error"
+        else:
+            state = "idle"
+        with self._lock:
+            errors = list(self._errors)
+        feeds = [{k: v for k, v in f.items()} for f in self._feeds.values()]
+        return {
+            "pid": os.getpid(),
+            "state": state,
+            "listen_port": self.listen_port,
+            "quota": {"daily_bytes": self.quota.daily_bytes, "used_bytes": self.quota.used,
+                      "remaining_bytes": self.quota.remaining, "day": self.quota.day},
+            "feeds": feeds,
+            "releases": releases,
+            "errors": errors,
+        }
+
+    def _write_status(self, force: bool = False, stopped: bool = False) -> None:
+        doc = self.status() if self.session is not None else dict(self._last_status or {})
+        if stopped:
+            doc.update(state="stopped", pid=0)
+            for r in doc.get("releases", []):
+                r.update(download_rate=0, upload_rate=0, peers=0)
+        if doc == self._last_status:
+            return  # an idle device writes nothing
+        if not force and time.monotonic() - self._last_status_write < STATUS_MIN_INTERVAL:
+            return
+        self._last_status = doc
+        self._last_status_write = time.monotonic()
+        atomic_write_json(self.settings.sync.status_file, {**doc, "updated": _now_iso()})

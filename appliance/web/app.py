@@ -1,0 +1,40 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from appliance.config import Settings
+from content_cache.library import Library
+from kiosk_ui import bp as kiosk_ui_bp
+
+from . import context
+
+
+def create_app(settings: Settings | None = None, library: Library | None = None) -> Flask:
+    """Build the device's web app over ``library`` (by default, the configured data folder)."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    context.install(app, settings, library or Library(settings.device.data_dir))
+    app.json.ensure_ascii = False
+
+    from . import api, captive, i18n, media, pages, projector, sync_api
+
+    i18n.init_app(app)
+
+    app.register_blueprint(kiosk_ui_bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(media.bp)
+    from . import pdf_pages  # the tablet's PDF page images (docs/tablet.md)
+    app.register_blueprint(pdf_pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(projector.bp)
+    app.register_blueprint(sync_api.bp)
+    api.install_error_handlers(app)
+    from . import admin
+    admin.install(app)
+    from .usage_api import bp as usage_bp  # usage events (docs/usage.md)
+    app.register_blueprint(usage_bp)
+    if settings.captive.enabled:
+        captive.install(app, settings.captive.host_names)
+    return app

@@ -1,0 +1,57 @@
+"""This device as a feed for its LAN neighbours: ``/sync/feed/KETANG/…``.
+
+The same layout as an HTTP release feed (:mod:`appliance.sync.feed`): ``feed.json``
+names each active release that has its ``release.torrent`` (kept when the sync
+service activated it), the signed manifest, signature and torrent sit under
+``releases/<channel>/<version>/``, and the blobs under ``blobs/sha256/…``, so the
+folder is also a BEP 19 web seed. A neighbour that sees this device advertise a newer
+release over zeroconf fetches it from here, checks the signature, and downloads the
+blobs from this device's libtorrent session (and this web seed).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, jsonify
+
+from appliance.sync.feed import FEED_FORMAT, MANIFEST, SIGNATURE
+from content_cache.blobstore import SHA256_RE
+from content_cache.manifest import CHANNEL_RE
+from content_cache.torrent import TORRENT_NAME
+
+from . import media
+from .context import library
+
+bp = Blueprint("sync_feed", __name__, url_prefix="/sync/feed/KETANG")
+FILES = {MANIFEST: "application/json", SIGNATURE: "application/json",
+         TORRENT_NAME: "application/x-bittorrent"}
+
+
+@bp.route("/feed.json")
+def feed_index():
+    """The newest active release of each channel this device can share."""
+    lib = library()
+    channels = {ch: rel.version for ch, rel in sorted(lib.active().items())
+                if (lib.release_dir(ch, rel.version) / TORRENT_NAME).is_file()}
+    return jsonify({"format": FEED_FORMAT, "channels": channels, "web_seed": True})
+
+
+@bp.route("/releases/<channel>/<int:version>/<name>")
+def release_file(channel: str, version: int, name: str):
+    """A kept release's manifest, signature or torrent (active releases only)."""
+    lib = library()
+    if not CHANNEL_RE.match(channel) or name not in FILES \
+            or lib.active_version(channel) != version:
+        abort(404)
+    path = lib.release_dir(channel, version) / name
+    if not path.is_file():
+        abort(404)
+    return Response(path.read_bytes(), mimetype=FILES[name],
+                    headers={"Cache-Control": "no-cache"})
+
+
+@bp.route("/blobs/sha256/<prefix>/<sha256>", methods=["GET", "HEAD"])
+def blob(prefix: str, sha256: str):
+    """A blob at its bundle path, for libtorrent's web seed requests."""
+    if not SHA256_RE.match(sha256) or prefix != sha256[:2]:
+        abort(404)
+    return media.blob(sha256)
