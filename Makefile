@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint system-deps translations clean image test-image-arm64
+.PHONY: demo test lint system-deps translations clean image update-bundle test-image-arm64
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: $(STAMP) system-deps $(RALPH_STAMP)
 ARCH ?= amd64
 image: $(STAMP) system-deps
 	bash image-build/build.sh $(ARCH)
+
+## update-bundle: a signed RAUC bundle of the built image's root slot (docs/updates.md);
+## KETANG_UPDATE_VERSION=0.2.0, KETANG_UPDATE_CERT/KEY from the key ceremony
+update-bundle: $(STAMP) system-deps
+	bash image-build/update-bundle.sh $(ARCH)
 
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
 translations: $(STAMP)
