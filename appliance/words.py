@@ -60,7 +60,7 @@ def both(render: Callable[[Gettext], str]) -> str:
 # -- drives (appliance/drives/status.py's file) ---------------------------------------
 
 DRIVE_ERRORS = ("mount", "untrusted", "manifest", "blobs", "older", "space", "pulled",
-                "report", "bundle")
+                "report", "bundle", "update")
 
 
 def drive_error(code: str, _: Gettext) -> str:
@@ -76,6 +76,7 @@ def drive_error(code: str, _: Gettext) -> str:
         "pulled": _("the drive was removed during the import; insert it again to go on"),
         "report": _("the report could not be written to the drive"),
         "bundle": _("the KETANG folder on the drive holds something that is not allowed"),
+        "update": _("the software update on the drive was refused"),
     }
     return texts.get(code, "")
 
@@ -92,6 +93,8 @@ def drive_text(entry: Mapping[str, Any], _: Gettext, banner: bool = False) -> st
             "total": human_bytes(int(entry.get("total_bytes") or 0))}
     if state == "writing-report":
         return _("Writing the reports, don't remove the drive")
+    if state == "updating":
+        return _("Installing a software update, don't remove the drive")
     if state == "done":
         if banner:
             return _("Import finished, you can safely remove the USB drive")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -337,3 +338,58 @@ def rollback(device: Device) -> str:
                                 "forced": True, "started_at": now(), "outcome": "installed",
                                 "slot": other[0], "reason": ""})
     return other[0]
+
+
+# --- a drive carrying KETANG/updates/ (the drive watcher hands it here) ------------------
+
+UPDATES_FOLDER = "updates"
+BUNDLE_SUFFIX = ".raucb"
+
+
+def install_from_folder(device: Device, folder: Path, source: str = "drive") -> str:
+    """Install the newest acceptable bundle in ``folder`` (a drive's ``KETANG/updates/``).
+
+    Every bundle is verified where it lies (RAUC checks the signature first); only one
+    that is newer than the running system is copied to the data partition (so RAUC's
+    service, outside the watcher's sandbox, can read it, and the drive may be pulled)
+    and installed. Returns one line saying what happened; UpdateError when every bundle
+    was refused (nothing installed).
+    """
+    found = sorted(p for p in folder.iterdir() if p.name.endswith(BUNDLE_SUFFIX)
+                   and p.is_file() and not p.is_symlink()) if folder.is_dir() else []
+    if not found:
+        return ""
+    refusals, good = [], []
+    for path in found:
+        try:
+            bundle = verify(device, path)
+            check(device, bundle, force=False)
+            good.append(bundle)
+        except UpdateError as e:
+            refusals.append(str(e))
+    if not good:
+        record(device, last_refusal={"bundle": found[-1].name, "at": now(),
+                                     "reason": refusals[-1], "source": source})
+        raise UpdateError(refusals[-1])
+    best = max(good, key=lambda b: parse_version(b.version))
+    spool = device.data_dir / "updates" / "incoming"
+    spool.mkdir(parents=True, exist_ok=True)
+    copy = spool / best.path.name
+    need = best.path.stat().st_size
+    if shutil.disk_usage(spool).free < need + 64 * 1024 * 1024:
+        raise UpdateError(f"{best.path.name}: 数据分区空间不足，未安装。Not enough room on the "
+                          f"data partition to take the bundle ({need // 1_000_000} MB); "
+                          "nothing installed.")
+    tmp = copy.with_name(copy.name + ".part")
+    try:
+        with best.path.open("rb") as src, tmp.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, copy)
+        install(device, copy, source=source)   # verified again there (the copy)
+    finally:
+        for p in (tmp, copy):
+            p.unlink(missing_ok=True)
+    return (f"已安装软件更新 {best.version}，重启后试用。Software update {best.version} "
+            "installed; it is tried at the next restart.")

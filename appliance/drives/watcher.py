@@ -143,6 +143,10 @@ class DriveWatcher:
             return DriveOutcome(name, "error", str(e), code=error_code(e))
         except OSError as e:
             return DriveOutcome(name, "error", _pulled(e), code="pulled")
+        updated, refused = self._install_update(bundle, name)
+        if (updated or refused) and not (bundle / "releases").is_dir():
+            return DriveOutcome(name, "error" if refused else "done", refused or updated,
+                                code="update" if refused else "")
         library = Library(self.settings.device.data_dir)
 
         def progress(done: int, total: int) -> None:
@@ -175,6 +179,22 @@ class DriveWatcher:
             code = code or "report"
         return DriveOutcome(name, "error" if error else "done", error or note, results, outbox,
                             code if error else "")
+
+    def _install_update(self, bundle: Path, name: str) -> tuple[str, str]:
+        """``KETANG/updates/*.raucb``: hand the newest to the software-update installer
+        (docs/updates.md; it verifies first). (what was installed, why refused)."""
+        folder = bundle / "updates"
+        if not folder.is_dir():
+            return "", ""
+        from provisioning.update import Device, install_from_folder
+
+        self.status.set(name, "updating")
+        try:
+            return install_from_folder(Device(data_dir=self.settings.device.data_dir),
+                                       folder), ""
+        except KetangError as e:
+            log.warning("software update refused: %s", e)
+            return "", str(e)
 
     def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
         """A bundle that lacks blobs but carries its torrent: the sync service fetches

@@ -261,3 +261,38 @@ def test_status_file_is_json_for_the_dashboard(device):
     record(device, health={"slot": "b"})
     doc = json.loads(device.status_file.read_text())
     assert doc["health"] == {"ok": False, "reason": "x", "slot": "b"}
+
+
+# --- a drive's KETANG/updates/ ---------------------------------------------------------
+
+def test_drive_folder_with_only_refused_bundles_installs_nothing(device, pki, tmp_path):
+    from provisioning.update import install_from_folder
+    folder = tmp_path / "KETANG" / "updates"
+    folder.mkdir(parents=True)
+    make_bundle(folder / "a-old.raucb", pki[0], "0.1.0")
+    make_bundle(folder / "b-stranger.raucb", pki[1], "0.9.0")
+    (folder / "notes.txt").write_text("ignored")
+    with pytest.raises(UpdateError, match="nothing installed"):
+        install_from_folder(device, folder)
+    assert not any(c.startswith("install") for c in calls(device))
+    assert not list((device.data_dir / "updates" / "incoming").glob("*"))
+
+
+def test_drive_folder_newest_good_bundle_is_copied_then_installed(device, pki, tmp_path):
+    """RAUC's service (which writes a disk slot) cannot run here: `rauc install` is
+    answered by the wrapper; everything before it is the real RAUC."""
+    from provisioning.update import install_from_folder
+    folder = tmp_path / "KETANG" / "updates"
+    folder.mkdir(parents=True)
+    make_bundle(folder / "v3.raucb", pki[0], "0.3.0")
+    make_bundle(folder / "v4.raucb", pki[0], "0.4.0")
+    make_bundle(folder / "v1.raucb", pki[0], "0.1.0")
+    wrapper = Path(device.rauc)
+    wrapper.write_text(wrapper.read_text().replace(
+        "exec ", 'case "$2" in install) test -f "$3" || exit 3; exit 0;; esac\nexec ', 1))
+    line = install_from_folder(device, folder)
+    assert "0.4.0" in line
+    installs = [c for c in calls(device) if c.startswith("--conf") and " install " in f" {c} "]
+    assert len(installs) == 1 and installs[0].endswith("incoming/v4.raucb")
+    assert not list((device.data_dir / "updates" / "incoming").glob("*"))
+    assert read_status(device)["last_update"]["version"] == "0.4.0"
