@@ -17,9 +17,11 @@ arch=${1:-amd64}
 cd "$repo"
 
 version=$(awk -F'[ =]+' '$1=="version" {print $2; exit}' setup.cfg)
-# The epoch every timestamp in the image is clamped to: the last change to image-build/.
+# The epoch every timestamp in the image is clamped to: the last commit that changed
+# the Debian base's inputs (so a change to units or to Ketang keeps the cached base).
+base_inputs=(image-build/base.sh image-build/lib.sh image-build/packages image-build/initramfs)
 if [[ -z "${SOURCE_DATE_EPOCH:-}" ]]; then
-  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct -- image-build 2>/dev/null || true)
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct -- "${base_inputs[@]}" 2>/dev/null || true)
   SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1764460800}
 fi
 export SOURCE_DATE_EPOCH
@@ -58,6 +60,9 @@ publish_dist() {
   say "image ready: $dist/$name.img.zst (cache: $out)"
 }
 
+# One build per architecture at a time (a second caller waits, then reuses the result).
+exec 9>"$cache/lock-$arch"
+flock 9
 if [[ -f "$out/done" && -z "${KETANG_IMAGE_REBUILD:-}" ]]; then
   say "inputs unchanged (key $image_key): reusing $out"
   publish_dist
@@ -145,8 +150,12 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tketang\n::1\t\tlocalhost ip6-localhost 
 rm -f "$R/var/lib/dbus/machine-id"
 chroot "$R" systemd-sysusers >/dev/null
 chroot "$R" systemctl enable --quiet systemd-networkd.service ketang-grow-data.service \
-  ketang-machine-id.service ketang-provision.service ketang-serve.service ketang-drives.service \
-  ketang-health.service
+  ketang-machine-id.service ketang-serve.service ketang-drives.service ketang-health.service
+# The first-boot hook runs only when this ketang has `ketang provision` (asked here once,
+# not at every boot: starting Python costs seconds on a Pi).
+if chroot "$R" ketang provision --help >/dev/null 2>&1; then
+  chroot "$R" systemctl enable --quiet ketang-provision.service
+fi
 chroot "$R" systemctl mask --quiet hostapd.service 2>/dev/null || true
 
 # --- the data partition: the bundled sample lessons, verified and imported by the
