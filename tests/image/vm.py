@@ -90,7 +90,8 @@ def free_port() -> int:
 class GuestVM:
     """One QEMU guest booted from a copy-on-write overlay of a built image."""
 
-    def __init__(self, image: Path, workdir: Path, disk_gib: int = 8, memory_mib: int = 2048):
+    def __init__(self, image: Path, workdir: Path, disk_gib: int = 8, memory_mib: int = 2048,
+                 extra_drives: tuple[Path, ...] = ()):
         self.workdir = workdir
         self.port = free_port()
         self.serial_log = workdir / "serial.log"
@@ -106,6 +107,9 @@ class GuestVM:
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,file={vars_fd}",
             "-drive", f"if=virtio,format=qcow2,file={disk}",
+            # Further disks (/dev/vdb, /dev/vdc, ...): drives a test attaches (its own files).
+            *[a for d in extra_drives
+              for a in ("-drive", f"if=virtio,format=raw,file={d}")],
             "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:80",
             "-vga", "none", "-display", "none", "-monitor", "none",
             "-serial", f"file:{self.serial_log}",
