@@ -296,3 +296,29 @@ def test_drive_folder_newest_good_bundle_is_copied_then_installed(device, pki, t
     assert len(installs) == 1 and installs[0].endswith("incoming/v4.raucb")
     assert not list((device.data_dir / "updates" / "incoming").glob("*"))
     assert read_status(device)["last_update"]["version"] == "0.4.0"
+
+
+def test_first_boot_installs_the_update_certificate_and_keyring_reset_removes_them(tmp_path,
+                                                                                   pki):
+    from provisioning.apply import apply
+    from provisioning.layout import Layout
+    from provisioning.state import factory_reset
+    ours, _ = pki
+    root, boot = tmp_path / "root", tmp_path / "boot"
+    (root / "var/lib/ketang").mkdir(parents=True)
+    (root / "etc/ketang").mkdir(parents=True)
+    (root / "etc/ketang/ketang.toml").write_text("[server]\nport = 80\n")
+    boot.mkdir()
+    ca = (ours / "update-ca.pem").read_text()
+    (boot / "ketang-setup.toml").write_text(
+        '[school]\nname = "测试小学"\n[wifi]\nssid = "t"\ncountry = "CN"\n'
+        f'passphrase = "a-long-passphrase"\n[trust]\nupdate_keys = [\'\'\'{ca}\'\'\']\n')
+    layout = Layout(root=root, boot=boot)
+    out = apply(layout)
+    assert out is not None and out.ok, out.problems
+    updates = root / "var/lib/ketang/trust/updates"
+    assert sorted(p.name for p in updates.iterdir())[-1] == "keyring.pem"
+    assert (updates / "keyring.pem").read_text().strip() == ca.strip()
+    assert len(list(updates.glob("*.pem"))) == 2
+    factory_reset(layout)
+    assert list(updates.glob("*")) == []
