@@ -42,7 +42,7 @@ if [[ -z "$cert" ]]; then
   dev=$cache/DEV-ONLY-update-keys
   if [[ ! -f "$dev/signer.pem" ]]; then
     say "making a DEV-ONLY software-update CA and signing certificate in $dev"
-    bash "$here/update-keys.sh" "$dev" "Ketang DEV-ONLY" >/dev/null
+    bash "$here/update-keys.sh" "$dev" "Ketang DEV-ONLY" >/dev/null 2>&1
   fi
   cert=$dev/signer.pem key=$dev/signer.key
 fi
@@ -81,8 +81,7 @@ if [[ -n "$overlay" ]]; then
   say "copying $overlay over the root"
   cp -a --no-preserve=ownership "$overlay/." "$R/"
 fi
-epoch=$(awk -F'[:,]' '/source_date_epoch/ {gsub(/ /,"",$2); print $2; exit}' "$image/build.json" \
-  | grep -o '[0-9]*' | head -n1)
+epoch=$(grep -o '"source_date_epoch": *[0-9]*' "$image/build.json" | grep -o '[0-9]*$' || true)
 epoch=${epoch:-1764460800}
 t1=$(date +%s)
 say "packing the new root slot (squashfs)"
