@@ -50,7 +50,7 @@ fi
 
 overlay=${KETANG_UPDATE_OVERLAY:-}
 overlay_hash=none
-[[ -n "$overlay" ]] && overlay_hash=$(hash_inputs "$overlay")
+[[ -n "$overlay" ]] && overlay_hash=$(cd "$overlay" && hash_inputs .)   # contents, not where
 key_hash=$(printf '%s\n' "$(sha256sum < "$image/root.squashfs" | cut -c1-16)" "$version" \
   "$overlay_hash" "$(sha256sum < "$cert")" "$compatible" \
   "$(hash_inputs image-build/update-bundle.sh)" | sha256sum | cut -c1-16)
