@@ -97,9 +97,9 @@ def built(tmp_path_factory):
     t = time.monotonic()
     v2 = bundle(dist, "0.2.0", dist / "v2.log")
     timed("make update-bundle v2 (whole OS)", t)
-    broken = dist / "broken-serve"
+    broken = CACHE / "test-overlays" / "broken-serve"      # a fixed place: v3 is cached
     dropin = broken / "usr/lib/systemd/system/ketang-serve.service.d"
-    dropin.mkdir(parents=True)
+    dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "zz-test-broken.conf").write_text("[Service]\nExecStart=\nExecStart=/bin/false\n")
     t = time.monotonic()
     v3 = bundle(dist, "0.3.0", dist / "v3.log", overlay=broken)
@@ -262,6 +262,7 @@ def test_update_rollback_scenario(built, tmp_path: Path) -> None:
 
         # v3 fails its health gate: two trial boots, then v2 again by itself.
         t = time.monotonic()
+        vm.shell("mkdir -p /mnt/other && mount -o ro /dev/vdc /mnt/other")
         vm.shell(f"ketang update install /mnt/other/{v3.name} 2>&1", timeout=1800)
         timed("v3 installed into slot A", t)
         t = time.monotonic()
