@@ -48,6 +48,10 @@ image: $(STAMP) system-deps
 update-bundle: $(STAMP) system-deps
 	bash image-build/update-bundle.sh $(ARCH)
 
+## test-image-arm64: build the Raspberry Pi 4 image (slow: emulated) and boot it on qemu -M virt
+test-image-arm64: $(STAMP) system-deps
+	KETANG_TEST_ARM64=1 $(BIN)/python -m pytest tests/image/test_image_arm64.py -s $(PYTEST_ARGS)
+
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F kiosk_ui/babel.cfg -k _l --no-location --sort-output \

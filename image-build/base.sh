@@ -13,13 +13,29 @@ out=${2:?usage: base.sh ARCH OUT.tar}
 : "${SOURCE_DATE_EPOCH:?SOURCE_DATE_EPOCH must be set}"
 export SOURCE_DATE_EPOCH
 
+# A foreign architecture runs its package scripts under qemu-user: make sure the
+# kernel knows the interpreter (qemu-user-static's binfmt entry).
+if [[ "$arch" != "$(dpkg --print-architecture)" ]]; then
+  qarch=$( [[ "$arch" == arm64 ]] && echo aarch64 || echo "$arch")
+  [[ -e /proc/sys/fs/binfmt_misc/register ]] \
+    || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  if [[ ! -e "/proc/sys/fs/binfmt_misc/qemu-$qarch" ]]; then
+    [[ -f "/usr/lib/binfmt.d/qemu-$qarch.conf" ]] \
+      || die "no qemu-user-static for $arch (apt-get install qemu-user-static)"
+    grep -v '^#' "/usr/lib/binfmt.d/qemu-$qarch.conf" > /proc/sys/fs/binfmt_misc/register
+  fi
+fi
+
 mirror=$(host_mirror)
 security=$(host_security_mirror)
 sources=("deb $mirror $SUITE main non-free-firmware"
          "deb $mirror $SUITE-updates main non-free-firmware")
 [[ -n "$security" ]] && sources+=("deb $security $SUITE-security main non-free-firmware")
 
-divert='chroot "$1" dpkg-divert --quiet --local --rename --add \
+# /boot/firmware exists so raspi-firmware's kernel hooks (arm64) have somewhere to copy to;
+# build.sh fills the real boot partition itself.
+divert='mkdir -p "$1/boot/firmware"
+chroot "$1" dpkg-divert --quiet --local --rename --add \
   --divert /usr/sbin/update-initramfs.ketang-real /usr/sbin/update-initramfs
 printf "#!/bin/sh\nexit 0\n" > "$1/usr/sbin/update-initramfs"
 chmod 755 "$1/usr/sbin/update-initramfs"'

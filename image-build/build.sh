@@ -15,6 +15,9 @@ arch=${1:-amd64}
 [[ -f "$here/packages/$arch.txt" ]] || die "unknown architecture '$arch' (have: amd64, arm64)"
 [[ $(id -u) -eq 0 ]] || die "run as root (mmdebstrap, chroot and file ownership need it): sudo make image"
 cd "$repo"
+# Reproducible byte code: no hash-seeded set order in .pyc, no stray __pycache__ written
+# by the commands run in the image at build time.
+export PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
 
 version=$(awk -F'[ =]+' '$1=="version" {print $2; exit}' setup.cfg)
 # The epoch every timestamp in the image is clamped to: the last commit that changed
@@ -93,7 +96,9 @@ tar -cf - $app_files | tar -C "$work/src" -xf -
   || { cat "$work/wheel.log" >&2; die "building Ketang's wheel failed"; }
 "$python" -m pip install --quiet --no-deps --no-index --no-compile --target "$work/site" \
   "$work/wheel"/*.whl
+# direct_url.json names the temporary wheel path: drop it, and its line in RECORD.
 rm -f "$work/site"/*.dist-info/direct_url.json
+sed -i '/direct_url\.json,/d' "$work/site"/*.dist-info/RECORD
 site=$R/usr/lib/python3/dist-packages
 for f in "$work/site"/*; do [[ "$(basename "$f")" == bin ]] || mv "$f" "$site/"; done
 # The console script, from the wheel's own entry point (no module path written here).
@@ -108,7 +113,7 @@ chmod 755 "$R/usr/bin/ketang"
 tops=$(sed 's/#.*//' "$site"/ketang-*.dist-info/top_level.txt 2>/dev/null || true)
 [[ -n "$tops" ]] || tops=$(cd "$work/src" && ls -d appliance content_cache kiosk_ui provisioning)
 for t in $tops; do
-  chroot "$R" python3 -m compileall -q -j 1 --invalidation-mode unchecked-hash \
+  chroot "$R" env -u PYTHONDONTWRITEBYTECODE python3 -m compileall -q -j 1 --invalidation-mode unchecked-hash \
     "/usr/lib/python3/dist-packages/$t" >/dev/null
 done
 
@@ -179,6 +184,8 @@ rm -rf "${R:?}"/tmp/* "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/* "$R"/var/log
   "$R"/var/cache/ldconfig/aux-cache "$R"/etc/apt/sources.list "$R"/etc/apt/sources.list.d/* \
   "$R"/var/lib/systemd/random-seed "$R"/etc/*-
 
+rm -rf "${R:?}"/boot/firmware/*   # raspi-firmware's copies; the boot partition has its own
+
 # --- SBOM: every package and version, for a technician to diff between releases
 {
   echo "# Ketang $version $arch image ($SUITE), SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"
@@ -230,7 +237,7 @@ say "compressing, bmap, checksums"
 bmaptool -q create -o "$img.zst.bmap" "$img"
 zstd -q -T0 -3 -f "$img" -o "$img.zst"
 (cd "$work" && sha256sum "$name.img.zst" "$name.img" > "$name.sha256")
-write_os_list "$work" "$name" "$version"
+KETANG_OS_LIST_DIR=${KETANG_OS_LIST_DIR:-$dist} write_os_list "$work" "$name" "$version"
 
 t2=$(date +%s)
 mkdir -p "$out.tmp"

@@ -91,7 +91,11 @@ class GuestVM:
     """One QEMU guest booted from a copy-on-write overlay of a built image."""
 
     def __init__(self, image: Path, workdir: Path, disk_gib: int = 8, memory_mib: int = 2048,
+                 direct_boot: tuple[Path, Path, str] | None = None,
                  extra_drives: tuple[Path, ...] = ()):
+        """Boot ``image`` as amd64 (OVMF, the image's own boot loader) or, given
+        ``direct_boot`` (kernel, initramfs, command line), as arm64 on ``-M virt``;
+        ``extra_drives``: further disks a test attaches (its own files)."""
         self.workdir = workdir
         self.port = free_port()
         self.serial_log = workdir / "serial.log"
@@ -99,19 +103,24 @@ class GuestVM:
         disk = workdir / "disk.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image), "-F", "raw",
                         str(disk), f"{disk_gib}G"], check=True)
-        vars_fd = workdir / "OVMF_VARS.fd"
-        shutil.copyfile(OVMF_VARS, vars_fd)
+        if direct_boot is None:
+            vars_fd = workdir / "OVMF_VARS.fd"
+            shutil.copyfile(OVMF_VARS, vars_fd)
+            machine = ["qemu-system-x86_64", "-machine", "q35",
+                       "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                       "-drive", f"if=pflash,format=raw,file={vars_fd}", "-vga", "none"]
+        else:
+            kernel, initrd, append = direct_boot
+            machine = ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a72",
+                       "-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
         self.cmd = [
-            "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg,thread=multi",
-            "-smp", "2", "-m", str(memory_mib),
-            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-            "-drive", f"if=pflash,format=raw,file={vars_fd}",
+            *machine, "-accel", "tcg,thread=multi", "-smp", "2", "-m", str(memory_mib),
             "-drive", f"if=virtio,format=qcow2,file={disk}",
             # Further disks (/dev/vdb, /dev/vdc, ...): drives a test attaches (its own files).
             *[a for d in extra_drives
               for a in ("-drive", f"if=virtio,format=raw,file={d}")],
             "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:80",
-            "-vga", "none", "-display", "none", "-monitor", "none",
+            "-display", "none", "-monitor", "none",
             "-serial", f"file:{self.serial_log}",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=selftest,path={self.socket_path},server=on,wait=off",
