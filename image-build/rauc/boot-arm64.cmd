@@ -1,41 +1,34 @@
-# U-Boot script for the Raspberry Pi 4 image (compile: mkimage -A arm64 -T script -d
-# boot-arm64.cmd boot.scr). RAUC's `uboot` backend sets BOOT_ORDER ("B A") and
-# BOOT_B_LEFT=3 when it installs into B; each boot takes one try from the first slot of
-# BOOT_ORDER with tries left; `rauc status mark-good` (run by the health gate's
-# success, see docs/updates.md) sets them back to 3. A slot with none left is skipped,
-# so the previous slot boots again by itself. Not booted here (no Pi 4 in QEMU).
-test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
-test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 3
-test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 3
-setenv bootpart
+# U-Boot script for the Raspberry Pi 4 image with A/B boot counting, for RAUC's `uboot`
+# backend (docs/updates.md). The layout is boot-arm64.sh's: slots `a`/`b` named by GPT
+# label, each slot's kernel and initramfs in ketang-<slot>/ on the boot partition.
+# RAUC sets BOOT_ORDER ("b a") and BOOT_b_LEFT when it installs into b; each boot takes
+# one try from the first slot of BOOT_ORDER with tries left; `rauc status mark-good`
+# (when the health gate passes) refills it. A slot with none left is skipped, so the
+# previous slot boots again by itself. To replace boot-arm64.sh's fixed-slot boot.cmd
+# (KERNEL_CMDLINE is filled in there). Structural: no Pi 4 boots in QEMU here.
+test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "a b"
+test -n "${BOOT_a_LEFT}" || setenv BOOT_a_LEFT 3
+test -n "${BOOT_b_LEFT}" || setenv BOOT_b_LEFT 3
+setenv ketang_slot
 for BOOT_SLOT in "${BOOT_ORDER}"; do
-  if test "x${bootpart}" != "x"; then
+  if test "x${ketang_slot}" != "x"; then
     # a slot was already chosen
-  elif test "x${BOOT_SLOT}" = "xA"; then
-    if test ${BOOT_A_LEFT} -gt 0; then
-      setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1
-      setenv bootpart 2
-      setenv rauc_slot A
-    fi
-  elif test "x${BOOT_SLOT}" = "xB"; then
-    if test ${BOOT_B_LEFT} -gt 0; then
-      setexpr BOOT_B_LEFT ${BOOT_B_LEFT} - 1
-      setenv bootpart 3
-      setenv rauc_slot B
-    fi
+  elif test "x${BOOT_SLOT}" = "xa" && test ${BOOT_a_LEFT} -gt 0; then
+    setexpr BOOT_a_LEFT ${BOOT_a_LEFT} - 1
+    setenv ketang_slot a
+  elif test "x${BOOT_SLOT}" = "xb" && test ${BOOT_b_LEFT} -gt 0; then
+    setexpr BOOT_b_LEFT ${BOOT_b_LEFT} - 1
+    setenv ketang_slot b
   fi
 done
-if test -n "${bootpart}"; then
-  saveenv
-else
-  echo "No slot with tries left: resetting the counters and booting A"
-  setenv BOOT_A_LEFT 3
-  setenv BOOT_B_LEFT 3
-  saveenv
-  setenv bootpart 2
-  setenv rauc_slot A
+if test "x${ketang_slot}" = "x"; then
+  echo "No slot has tries left: refilling both and booting a"
+  setenv BOOT_a_LEFT 3
+  setenv BOOT_b_LEFT 3
+  setenv ketang_slot a
 fi
-setenv bootargs "console=serial0,115200 console=tty1 root=/dev/mmcblk0p${bootpart} rootfstype=squashfs ro rauc.slot=${rauc_slot} ketang.slot=${rauc_slot}"
-load mmc 0:${bootpart} ${kernel_addr_r} /boot/vmlinuz
-load mmc 0:${bootpart} ${ramdisk_addr_r} /boot/initrd.img
+saveenv
+setenv bootargs "root=PARTLABEL=ketang-root-${ketang_slot} ketang.slot=${ketang_slot} rauc.slot=${ketang_slot} KERNEL_CMDLINE"
+load ${devtype} ${devnum}:1 ${kernel_addr_r} ketang-${ketang_slot}/vmlinuz
+load ${devtype} ${devnum}:1 ${ramdisk_addr_r} ketang-${ketang_slot}/initrd.img
 booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr}
