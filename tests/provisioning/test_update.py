@@ -322,3 +322,15 @@ def test_first_boot_installs_the_update_certificate_and_keyring_reset_removes_th
     assert len(list(updates.glob("*.pem"))) == 2
     factory_reset(layout)
     assert list(updates.glob("*")) == []
+
+
+def test_status_says_rolled_back_when_the_new_slot_ran_out_of_tries(device):
+    """What `ketang update status` shows after the boot loader abandoned a slot."""
+    from provisioning.update import record, summary
+    record(device, last_update={"version": "0.3.0", "slot": "a", "outcome": "trial-failed",
+                                "reason": "ketang serve does not answer its front page"})
+    doc = summary(device, {"a": "bad", "b": "good"})
+    assert doc["last_update"]["outcome"] == "rolled-back"
+    assert "front page" in doc["last_update"]["reason"]
+    assert summary(device, {"a": "trial", "b": "good"})["last_update"]["outcome"] == \
+        "trial-failed"
