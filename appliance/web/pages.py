@@ -127,12 +127,16 @@ def search():
     """Lessons whose title, description or grade/subject match ``q``, across channels."""
     q = request.args.get("q", "").strip()[:100]
     results: list[dict[str, Any]] = []
+    channels = 0
     if q:
         lib = library()
         for channel, cat in lib.catalogs():
-            results += [dict(r, channel=channel) for r in cat.search(q, limit=SEARCH_LIMIT)]
+            channels += 1
+            title = cat.info()["title"]   # each result says its channel (教师研修, …)
+            results += [dict(r, channel=channel, channel_title=title)
+                        for r in cat.search(q, limit=SEARCH_LIMIT)]
     shown, pager = paged(results, _page())
-    return _render("search.html", q=q, results=shown, pager=pager)
+    return _render("search.html", q=q, results=shown, pager=pager, many=channels > 1)
 
 
 def exercise_of(resource: dict[str, Any]) -> dict[str, Any] | None:
