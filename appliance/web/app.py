@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     admin.install(app)
     from .usage_api import bp as usage_bp  # usage events (docs/usage.md)
     app.register_blueprint(usage_bp)
+    from .classes_api import bp as classes_bp  # classes, progress, live answers
+    app.register_blueprint(classes_bp)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
     return app

@@ -18,6 +18,8 @@ from content_cache.library import Library
 
 if TYPE_CHECKING:
     from appliance.auth import LoginLimiter
+    from appliance.classes.answers import Tally
+    from appliance.classes.store import ClassesDB
     from appliance.discovery import Discovery
     from appliance.sync.service import SyncService
 
@@ -39,6 +41,8 @@ class AppState:
     # set by the blueprints that use them
     usage_limits: RateLimits | None = None
     login_limiter: LoginLimiter | None = None
+    classes: ClassesDB | None = None   # classes.db, opened on first use (classes_api)
+    answers: Tally | None = None       # live class answers (classes_api)
 
 
 def install(app: Flask, settings: Settings, library: Library) -> AppState:

@@ -114,15 +114,9 @@ def post_usage():
         events = check_batch(doc, s.max_batch, s.raw_max_days)
     except EventError as e:
         return _bad_event(e)
-    client = request.remote_addr or "?"
-    wait = _limits().take(client, len(events))
-    if wait:
-        response = jsonify({"error": {"status": 429, "message": (
-            f"发送太频繁。Too many events from {client}: at most {s.rate_per_minute} a "
-            f"minute. Nothing was stored; send again in {wait:.0f} s.")}})
-        response.status_code = 429
-        response.headers["Retry-After"] = str(max(1, round(wait)))
-        return response
+    limited = rate_limited(len(events))
+    if limited is not None:
+        return limited
     try:
         flags = writer().submit(events)
     except (UsageFull, OSError, TimeoutError, Exception) as e:  # noqa: BLE001
@@ -131,6 +125,21 @@ def post_usage():
     stored = sum(flags)
     return jsonify({"stored": stored, "duplicates": len(flags) - stored,
                     "ids": [ev.id for ev in events]})
+
+
+def rate_limited(n: int):
+    """None when this client may send ``n`` more events now, else the 429 answer."""
+    client = request.remote_addr or "?"
+    wait = _limits().take(client, n)
+    if not wait:
+        return None
+    response = jsonify({"error": {"status": 429, "message": (
+        f"发送太频繁。Too many events from {client}: at most "
+        f"{settings().usage.rate_per_minute} a minute. Nothing was stored; send again in "
+        f"{wait:.0f} s.")}})
+    response.status_code = 429
+    response.headers["Retry-After"] = str(max(1, round(wait)))
+    return response
 
 
 def _limits() -> RateLimits:
