@@ -89,6 +89,20 @@ def summary(db: ClassesDB, k: Klass) -> dict[str, Any]:
                 next=({"id": nxt["id"], "title": nxt["title"]} if nxt else None))
 
 
+def today(class_id: int) -> dict[str, Any] | None:
+    """A class with its lesson for today (its next lesson), or None when there is none."""
+    from appliance.classes.store import DB_NAME
+
+    if not (settings().device.data_dir / DB_NAME).exists():
+        return None     # no class was ever added: make no file for a tablet's page view
+    db = classes_db()
+    k = db.get(class_id)
+    if k is None:
+        return None
+    progress.sync(db, settings().device.data_dir, library())
+    return dict(summary(db, k), channel=k.channel)
+
+
 def _refuse(status: int, zh: str, en: str):
     return error_body(status, f"{zh} {en}")
 

@@ -80,14 +80,37 @@ def _grades(cat: Catalog) -> list[dict[str, Any]]:
     return [dict(stage, children=cat.children(stage["id"])) for stage in cat.children(None)]
 
 
+CLASS_COOKIE = "ketang_class"
+
+
+def _todays_class() -> tuple[dict[str, Any] | None, str | None]:
+    """The class whose QR code this tablet scanned (``?class=N``, then remembered in a
+    cookie) with its lesson for today; and the id to remember (None: keep the cookie)."""
+    given = request.args.get("class", "")
+    raw = given or request.cookies.get(CLASS_COOKIE, "")
+    if not raw.isdigit() or len(raw) > 9:
+        return None, None
+    from .classes_api import today
+
+    found = today(int(raw))
+    return found, (raw if given and found else None)
+
+
 @bp.route("/")
 def index():
-    """Every active channel's stages and grades: the browse tree's first screen."""
+    """Every active channel's stages and grades: the browse tree's first screen; with a
+    class (its QR code), that class's lesson for today above them."""
     lib = library()
     channels = []
     for _channel, cat in lib.catalogs():
         channels.append({"info": cat.info(), "stages": _grades(cat)})
-    return _render("index.html", channels=channels)
+    klass, remember = _todays_class()
+    response = current_app.make_response(_render("index.html", channels=channels,
+                                                 klass=klass))
+    if remember:
+        response.set_cookie(CLASS_COOKIE, remember, max_age=180 * 24 * 3600,
+                            httponly=True, samesite="Lax")
+    return response
 
 
 @bp.route("/browse/<channel>")

@@ -64,3 +64,28 @@ def test_search_covers_every_channel_and_says_where_each_result_is_from(client):
     # one channel's words find only its lessons, still labelled
     only = text(client.get("/search?q=家长"))
     assert "和家长沟通" in only and 'class="channel-of"' in only
+
+
+def test_a_tablet_that_scanned_a_class_code_sees_that_class_lesson_for_today(client):
+    r = client.post("/api/v1/classes", json={"name": "(2)班", "channel": BASIC,
+                                             "node": "primary-g3-math-pep"})
+    assert r.status_code == 201, r.get_json()
+    k = r.get_json()["id"]
+    tablet = client.application.test_client()
+    page = tablet.get(f"/?class={k}")
+    body = text(page)
+    assert "三年级(2)班 · 数学 · 人教版" in body and 'id="today"' in body
+    first = client.get(f"/api/v1/classes/{k}").get_json()["next"]
+    assert f'href="/lessons/{BASIC}/{first["id"]}?follow=1"' in body
+    assert "ketang_class=" in page.headers["Set-Cookie"]
+    # the tablet remembers its class; the front page keeps showing today's lesson
+    assert first["title"]["zh"] in text(tablet.get("/"))
+    client.post(f"/api/v1/classes/{k}/taught",
+                json={"channel": BASIC, "lesson": first["id"], "taught": True})
+    nxt = client.get(f"/api/v1/classes/{k}").get_json()["next"]
+    assert nxt["id"] != first["id"] and nxt["title"]["zh"] in text(tablet.get("/"))
+    # an unknown class shows the plain front page and is not remembered
+    other = client.application.test_client()
+    page = other.get("/?class=999")
+    assert 'id="today"' not in text(page) and "Set-Cookie" not in page.headers
+    assert 'id="today"' not in text(other.get("/?class=abc"))
