@@ -4,16 +4,21 @@ land in the same classes database (:mod:`appliance.classes`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from appliance.classes.store import ClassError
 
 from .admin import logged_in
-from .classes_api import add_class, classes_db, summary, synced_progress
-from .context import library, settings
+from .classes_api import (
+    add_class,
+    all_curricula,
+    class_error_words,
+    classes_db,
+    summary,
+    synced_progress,
+)
+from .context import settings
 
 bp = Blueprint("admin_classes", __name__, url_prefix="/admin/classes")
 
@@ -25,21 +30,11 @@ def _require_login():
     return None
 
 
-def curricula_choices() -> list[dict[str, Any]]:
-    """Every grade · subject · edition a class can follow, across channels."""
-    from appliance.classes.progress import curricula
-
-    out = []
-    for channel, cat in library().catalogs():
-        out += curricula(channel, cat)
-    return out
-
-
 def _page(message: str = "", status: int = 200, form: dict[str, str] | None = None):
     db = synced_progress()
     return render_template("admin/classes.html", device=settings().device,
                            classes=[summary(db, k) for k in db.all()],
-                           curricula=curricula_choices(), message=message,
+                           curricula=all_curricula(), message=message,
                            form=form or {}), status
 
 
@@ -56,10 +51,7 @@ def add():
     try:
         add_class(request.form.get("name", ""), channel, node)
     except ClassError as e:
-        words = {"name": _("Give the class a name of at most 20 characters, such as (2)班."),
-                 "exists": _("That class is already on this device."),
-                 "node": _("Choose a grade, subject and textbook edition from the list.")}
-        return _page(f"{words.get(e.code, '')} ({e})", 400, dict(request.form))
+        return _page(class_error_words(e), 400, dict(request.form))
     return redirect(url_for(".page"))
 
 

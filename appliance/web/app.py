@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.register_blueprint(classes_bp)
     from .admin_classes import bp as admin_classes_bp
     app.register_blueprint(admin_classes_bp)
+    from .projector_classes import bp as projector_classes_bp  # the class screens
+    app.register_blueprint(projector_classes_bp)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
     return app

@@ -129,10 +129,7 @@ def list_classes():
 @bp.get(f"{PREFIX}/classes/curricula")
 def list_curricula():
     """What a class can follow: grade · subject · edition, in each channel."""
-    out = []
-    for channel, cat in library().catalogs():
-        out += progress.curricula(channel, cat)
-    return jsonify(curricula=out)
+    return jsonify(curricula=all_curricula())
 
 
 @bp.get(f"{PREFIX}/classes/<int:class_id>")
@@ -148,6 +145,24 @@ def get_class(class_id: int):
                            "source": le["source"]} for le in u["lessons"]]}
              for u in p["units"]]
     return jsonify(dict(summary(db, k), units=units))
+
+
+def all_curricula() -> list[dict[str, Any]]:
+    """Every grade · subject · edition a class can follow, across channels."""
+    out = []
+    for channel, cat in library().catalogs():
+        out += progress.curricula(channel, cat)
+    return out
+
+
+def class_error_words(e: ClassError) -> str:
+    """What a teacher reads when a class cannot be added, in her language."""
+    from flask_babel import gettext as _
+
+    words = {"name": _("Give the class a name of at most 20 characters, such as (2)班."),
+             "exists": _("That class is already on this device."),
+             "node": _("Choose a grade, subject and textbook edition from the list.")}
+    return f"{words.get(e.code, '')} ({e})".strip()
 
 
 def add_class(name: Any, channel: Any, node: Any) -> Klass:
