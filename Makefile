@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint system-deps translations sample-pack clean
+.PHONY: demo test test-quick lint system-deps translations sample-pack clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,10 +33,13 @@ $(RALPH_STAMP): Makefile
 	  echo "Could not install Ralph (the LRS) into $(RALPH_VENV): usage LRS tests will be skipped." >&2; \
 	  test -z "$$CI"; }
 
-## test: set everything up and run the whole suite, slow end-to-end tests included
-test: $(STAMP) system-deps $(RALPH_STAMP)
-	$(BIN)/ruff check .
+## test: set everything up, lint, and run the whole suite, slow end-to-end tests included
+test: lint system-deps $(RALPH_STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+## test-quick: the fast subset while editing (no slow end-to-end tests, no lint, no installs)
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
 translations: $(STAMP)
@@ -50,8 +53,10 @@ translations: $(STAMP)
 sample-pack: $(STAMP) system-deps
 	$(BIN)/python tools/make_sample_pack.py
 
+## lint: ruff, and mypy on appliance/ and content_cache/ (settings in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(RALPH_VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RALPH_VENV) .demo .pytest_cache .ruff_cache .mypy_cache

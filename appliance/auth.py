@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,50 +183,85 @@ class _Client:
     locked_until: float = 0.0
 
 
+def _lock_seconds(failures: int) -> float:
+    """How long ``failures`` wrong passwords in a row lock an address out."""
+    return min(MAX_LOCK_SECONDS, FIRST_LOCK_SECONDS * 2 ** (failures - FREE_FAILURES - 1))
+
+
 @dataclass
 class LoginLimiter:
     """Counts wrong passwords per client address and for the device, and says how long
     a client must wait before trying again. Thread-safe; ``clock`` is for tests."""
 
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     _clients: dict[str, _Client] = field(default_factory=dict)
     _recent: deque = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_seconds(self, address: str) -> float:
         """Seconds ``address`` must still wait (0: it may try now)."""
+        with self._lock:
+            return self._wait(address, self.clock())
+
+    def _wait(self, address: str, now: float) -> float:
+        self._expire(now)
+        client = self._clients.get(address)
+        own = client.locked_until - now if client else 0.0
+        device = 0.0
+        if len(self._recent) >= GLOBAL_MAX:
+            device = self._recent[-GLOBAL_MAX] + GLOBAL_WINDOW - now
+        return max(0.0, own, device)
+
+    def attempt(self, address: str) -> float:
+        """Count a login attempt from ``address`` *before* its password is checked.
+
+        Returns the seconds it must still wait (then nothing is counted and the password
+        must not be checked), or 0: the attempt is counted as a failure at once, so
+        parallel attempts cannot all pass the check before any is counted; a right
+        password then takes it back with :meth:`succeeded`.
+        """
+        with self._lock:
+            wait = self._wait(address, self.clock())
+            if wait > 0:
+                return wait
+            self._count_failure(address, self.clock())
+            return 0.0
+
+    def wrong(self, address: str) -> float:
+        """The password of an :meth:`attempt` was wrong (it is counted already): any lock
+        it earned runs from now, when the answer is known; return the wait."""
         now = self.clock()
         with self._lock:
-            self._expire(now)
             client = self._clients.get(address)
-            own = client.locked_until - now if client else 0.0
-            device = 0.0
-            if len(self._recent) >= GLOBAL_MAX:
-                device = self._recent[-GLOBAL_MAX] + GLOBAL_WINDOW - now
-            return max(0.0, own, device)
+            if client is not None and client.failures > FREE_FAILURES:
+                client.locked_until = max(client.locked_until,
+                                          now + _lock_seconds(client.failures))
+            return self._wait(address, now)
 
     def failed(self, address: str) -> float:
         """Record a wrong password from ``address``; return the wait it now faces."""
-        now = self.clock()
         with self._lock:
-            self._expire(now)
-            client = self._clients.pop(address, None) or _Client()
-            client.failures += 1
-            client.last = now
-            over = client.failures - FREE_FAILURES
-            if over > 0:
-                client.locked_until = now + min(MAX_LOCK_SECONDS,
-                                                 FIRST_LOCK_SECONDS * 2 ** (over - 1))
-            self._clients[address] = client     # re-inserted: dict order is age order
-            while len(self._clients) > MAX_TRACKED:
-                self._clients.pop(next(iter(self._clients)))
-            self._recent.append(now)
+            self._count_failure(address, self.clock())
         return self.wait_seconds(address)
 
+    def _count_failure(self, address: str, now: float) -> None:
+        self._expire(now)
+        client = self._clients.pop(address, None) or _Client()
+        client.failures += 1
+        client.last = now
+        if client.failures > FREE_FAILURES:
+            client.locked_until = now + _lock_seconds(client.failures)
+        self._clients[address] = client     # re-inserted: dict order is age order
+        while len(self._clients) > MAX_TRACKED:
+            self._clients.pop(next(iter(self._clients)))
+        self._recent.append(now)
+
     def succeeded(self, address: str) -> None:
-        """Forget ``address``'s failures (the right password was given)."""
+        """Forget ``address``'s failures (the right password was given), including the
+        attempt :meth:`attempt` counted for it in the device-wide window."""
         with self._lock:
-            self._clients.pop(address, None)
+            if self._clients.pop(address, None) is not None and self._recent:
+                self._recent.pop()
 
     def _expire(self, now: float) -> None:
         while self._recent and self._recent[0] <= now - GLOBAL_WINDOW:
@@ -234,3 +270,59 @@ class LoginLimiter:
                  if now - c.last > FORGET_AFTER and c.locked_until <= now]
         for a in stale:
             del self._clients[a]
+
+
+# --- live sessions -----------------------------------------------------------------------
+
+MAX_SESSIONS = 64            # live technician sessions kept (oldest ended first)
+
+
+@dataclass
+class Sessions:
+    """The technician sessions this server has started and not ended, in memory.
+
+    The signed cookie carries only a random session id; a request is logged in only
+    while that id is here, so logging out, a new password (:meth:`end_all`), the
+    session's age limit and a restart of ``ketang serve`` end it on the server: a copy
+    of the cookie taken before is worth nothing after. Thread-safe; ``clock`` is for
+    tests.
+    """
+
+    max_age: float = 8 * 3600.0
+    clock: Callable[[], float] = field(default=lambda: time.time())
+    _live: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> str:
+        """A new session's id (43 URL-safe characters, 256 random bits)."""
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            self._expire()
+            self._live[sid] = self.clock()
+            while len(self._live) > MAX_SESSIONS:
+                self._live.pop(next(iter(self._live)))
+        return sid
+
+    def alive(self, sid: object) -> bool:
+        """Whether ``sid`` was started here, not ended, and is younger than ``max_age``.
+
+        Expired sessions are ended on the way."""
+        with self._lock:
+            self._expire()
+            return isinstance(sid, str) and sid in self._live
+
+    def _expire(self) -> None:
+        now = self.clock()
+        for sid in [s for s, t in self._live.items() if not 0 <= now - t < self.max_age]:
+            del self._live[sid]
+
+    def end(self, sid: object) -> None:
+        """End one session (logout)."""
+        with self._lock:
+            if isinstance(sid, str):
+                self._live.pop(sid, None)
+
+    def end_all(self) -> None:
+        """End every session (the password changed)."""
+        with self._lock:
+            self._live.clear()

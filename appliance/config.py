@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,9 @@ class ServerSettings:
     port: int = 8080
     threads: int = 8
     apps_port: int = 8081
-    connection_limit: int = 200
+    connection_limit: int = 1000
+    connections_per_client: int = 24
+    request_timeout: int = 10
     channel_timeout: int = 60
     send_buffer: int = 262144
 
@@ -116,6 +118,7 @@ class UsageSettings:
     max_batch: int = 100
     max_body_kb: int = 256
     rate_per_minute: int = 600
+    device_rate_per_minute: int = 6000
     commit_delay_ms: int = 20
     school_homepage: str = "http://ketang.lan"
     activity_base: str = "http://ketang.lan/resource/"
@@ -185,13 +188,20 @@ class Settings:
 SECTIONS = {f.name: f.type for f in fields(Settings) if f.name != "source"}
 
 
+def _section_defaults(f: Field[Any]) -> Any:
+    """The defaults of one section of Settings (each section has a default factory)."""
+    factory = f.default_factory
+    assert callable(factory), f"section {f.name} has no default factory"
+    return factory()
+
+
 def documented_settings() -> list[str]:
     """Every setting as ``section.key``, for docs and the test that keeps them honest."""
     out = []
     for f in fields(Settings):
         if f.name == "source":
             continue
-        out += [f"{f.name}.{g.name}" for g in fields(f.default_factory())]
+        out += [f"{f.name}.{g.name}" for g in fields(_section_defaults(f))]
     return out
 
 
@@ -221,7 +231,7 @@ def parse_settings(doc: dict[str, Any], source: str) -> Settings:
     """Build Settings from a parsed TOML document, refusing unknown or mistyped keys."""
     sections: dict[str, Any] = {}
     for name, value in doc.items():
-        defaults_obj = next((f.default_factory() for f in fields(Settings) if f.name == name
+        defaults_obj = next((_section_defaults(f) for f in fields(Settings) if f.name == name
                              and f.name != "source"), None)
         if defaults_obj is None or not isinstance(value, dict):
             raise KetangError(f"{source}: unknown section [{name}]; see docs/configuration.md "

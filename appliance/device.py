@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from .discovery import Discovery
     from .sync.service import SyncService
-    from .usage.upload import UsageUploader
+    from .usage.schedule import UsageUploader
 
 
 def register_outbox_providers(settings: Settings) -> None:
@@ -122,6 +122,8 @@ class Device:
             serve(app, s.server.host, s.server.port, s.server.threads, announce=announce,
                   apps_app=apps_app, apps_port=s.server.apps_port, on_listening=on_listening,
                   connection_limit=s.server.connection_limit,
+                  connections_per_client=s.server.connections_per_client,
+                  request_timeout=s.server.request_timeout,
                   channel_timeout=s.server.channel_timeout, send_buffer=s.server.send_buffer)
         finally:
             self.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def health_report(library: Library, server_started: float | None = None) -> dict
     report: dict[str, Any] = {
         "status": "warning" if problems else "ok",
         "problems": problems,   # codes and numbers; views say them (appliance.words)
-        "warnings": [words.both(lambda _, p=p: words.health_problem(p, _)) for p in problems],
+        "warnings": [words.both(partial(words.health_problem, p)) for p in problems],
         "disk": {"path": str(data_dir), "total_bytes": disk.total, "used_bytes": disk.used,
                  "free_bytes": disk.free, "percent_used": disk.percent},
         "memory": {"total_bytes": mem.total, "available_bytes": mem.available,

@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.task import ThreadedTaskDispatcher
+
+from .server_guard import ClientCounts, GuardedServer
 
 if TYPE_CHECKING:
     from flask import Flask
 
 
-def waitress_options(threads: int = 8, connection_limit: int = 200,
-                     channel_timeout: int = 60, send_buffer: int = 0) -> dict[str, Any]:
+def waitress_options(threads: int = 8, connection_limit: int = 1000,
+                     channel_timeout: int = 60, send_buffer: int = 0,
+                     connections_per_client: int = 24,
+                     request_timeout: int = 10) -> dict[str, Any]:
     """Waitress options tuned for media (docs/serving.md explains each).
 
     Blob bodies go to waitress as ``wsgi.file_wrapper`` and are sent by its I/O
     thread straight from the file, so worker threads only build responses: a few
-    threads serve many streaming tablets. ``connection_limit`` allows forty tablets
-    with several connections each; ``asyncore_use_poll`` lifts select()'s 1024-fd
-    ceiling; ``outbuf_overflow`` keeps rendered pages in memory up to 4 MiB.
+    threads serve many streaming tablets. ``connection_limit`` allows a school's few
+    hundred tablets with several connections each (appliance/server_guard.py bounds
+    each address and keeps the kiosk served); ``asyncore_use_poll`` lifts select()'s
+    1024-fd ceiling; ``outbuf_overflow`` keeps rendered pages in memory up to 4 MiB;
+    ``cleanup_interval`` runs the timeouts every second.
     """
-    del send_buffer  # not a waitress adjustment: applied per socket by serve()
+    # not waitress adjustments: applied by serve() and the guarded server
+    del send_buffer, connections_per_client, request_timeout
     return {
         "threads": threads,
         "connection_limit": connection_limit,
         "channel_timeout": channel_timeout,
+        "cleanup_interval": 1,
         "backlog": 1024,
         "asyncore_use_poll": True,
         "outbuf_overflow": 4 * 1024 * 1024,
@@ -52,19 +62,39 @@ def serve(app: Flask, host: str, port: int, threads: int,
     ``on_listening(port, apps_port)`` runs once both sockets listen (zeroconf starts
     there) and may return a function that runs at shutdown, also on SIGTERM.
     ``options`` are more :func:`waitress_options` keywords (connection_limit,
-    channel_timeout). Announces ``Serving lesson apps on http://HOST:PORT`` and then
-    ``Serving on http://HOST:PORT`` once listening (tests read the latter).
+    channel_timeout, connections_per_client, request_timeout, send_buffer). Both
+    sockets are :class:`~appliance.server_guard.GuardedServer`: connections are bounded
+    per client address, unfinished requests time out, the kiosk is always served.
+    Announces ``Serving lesson apps on http://HOST:PORT`` and then ``Serving on
+    http://HOST:PORT`` once listening (tests read the latter).
     """
     adjustments = waitress_options(threads=threads, **options)
+    counts = ClientCounts(options.get("connections_per_client", 24),
+                          adjustments["connection_limit"])
+    _raise_open_files(adjustments["connection_limit"])
     shared_map: dict = {}
-    server = create_server(app, map=shared_map, host=host, port=port, **adjustments)
-    _set_send_buffer(server, options.get("send_buffer", 0))
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(threads)
+
+    listening: list[GuardedServer] = []
+
+    def guarded(application: Flask, listen_port: int) -> GuardedServer:
+        """One server per address ``host`` stands for (``localhost``: IPv4 and IPv6);
+        returns the first, whose port is announced."""
+        adj = Adjustments(host=host, port=listen_port, **adjustments)
+        _set_send_buffer(adj, options.get("send_buffer", 0))
+        for info in adj.listen:
+            listening.append(GuardedServer(
+                application, shared_map, counts=counts,
+                request_timeout=options.get("request_timeout", 10),
+                dispatcher=dispatcher, adj=adj, sockinfo=info))
+        return listening[-len(adj.listen)]
+
+    server = guarded(app, port)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     apps_server = None
     if apps_app is not None:
-        apps_server = create_server(apps_app, map=shared_map,
-                                    _dispatcher=server.task_dispatcher,
-                                    host=host, port=apps_port, **adjustments)
+        apps_server = guarded(apps_app, apps_port)
         app.config["KETANG_APPS_PORT"] = int(apps_server.effective_port)
         announce(f"Serving lesson apps on http://{shown}:{apps_server.effective_port}")
     closer = None
@@ -81,22 +111,33 @@ def serve(app: Flask, host: str, port: int, threads: int,
         signal.signal(signal.SIGTERM, previous)
         if closer is not None:
             closer()
-        if apps_server is not None:
-            apps_server.close()
-        server.close()
+        for listener in reversed(listening):
+            listener.close()
 
 
-def _set_send_buffer(server: Any, size: int) -> None:
+def _set_send_buffer(adj: Adjustments, size: int) -> None:
     """Give every accepted connection a ``size``-byte kernel send buffer (0: leave it).
 
-    Waitress reads and sends a file body in chunks of the socket's send-buffer size
-    (16 KiB by default on Linux): a bigger buffer means far fewer Python-level loops
-    per MiB of video. Waitress has no adjustment for it, but applies
-    ``adj.socket_options`` to each accepted socket, so we add SO_SNDBUF there.
+    A bigger buffer means fewer wake-ups of the event loop per MiB of video (file
+    bodies go by sendfile, up to what the buffer takes). Waitress has no adjustment for
+    it, but applies ``adj.socket_options`` to each accepted socket, so we add SO_SNDBUF
+    there.
     """
     if size > 0:
-        server.adj.socket_options = [*server.adj.socket_options,
-                                     (socket.SOL_SOCKET, socket.SO_SNDBUF, size)]
+        adj.socket_options = [*adj.socket_options, (socket.SOL_SOCKET, socket.SO_SNDBUF, size)]
+
+
+def _raise_open_files(connection_limit: int) -> None:
+    """Let the process hold its connections: each streaming one holds a socket and an
+    open blob file, so ask for 4 descriptors a connection (within the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4 * connection_limit + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _sigterm(signum: int, frame: Any) -> None:

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -203,27 +204,43 @@ def start_ketang(config: Path, port: int) -> tuple[subprocess.Popen, float]:
 
 
 def start_nginx(tmp: Path, blob: Path, port: int) -> subprocess.Popen:
+    return start_nginx_files(tmp, port, {"/big.mp4": blob})
+
+
+def start_nginx_files(tmp: Path, port: int, files: dict[str, Path | bytes],
+                      locations: str = "") -> subprocess.Popen:
+    """Debian's nginx serving ``files`` (URL path → file or bytes) on 127.0.0.1:port;
+    ``locations`` is more configuration for its ``server`` block."""
     www = tmp / "www"
-    www.mkdir()
-    shutil.copyfile(blob, www / "big.mp4")
+    for url, src in files.items():
+        dest = www / url.lstrip("/").split("?")[0]
+        if url.endswith("/"):
+            dest = dest / "index.html"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(src, bytes):
+            dest.write_bytes(src)
+        else:
+            os.link(src, dest) if src.stat().st_dev == tmp.stat().st_dev else \
+                shutil.copyfile(src, dest)
     for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp / d).mkdir()
     user = "user root;\n" if os.geteuid() == 0 else ""
     conf = tmp / "nginx.conf"
     conf.write_text(f"""{user}daemon off;
 worker_processes auto;
+worker_rlimit_nofile 20000;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 8192; }}
 http {{
   access_log off;
   sendfile on;
   tcp_nopush on;
-  keepalive_requests 100000;
   client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;
   fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
   types {{ video/mp4 mp4; }}
-  server {{ listen 127.0.0.1:{port}; root {www}; }}
+  default_type text/html;
+  server {{ listen 127.0.0.1:{port}; root {www}; {locations} }}
 }}
 """)
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp)],
@@ -231,9 +248,11 @@ http {{
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/big.mp4", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
                 r.read(1)
                 return proc
+        except urllib.error.HTTPError:      # it answers (there may be no index page)
+            return proc
         except OSError:
             time.sleep(0.05)
     proc.kill()

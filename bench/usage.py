@@ -174,7 +174,8 @@ def one_run(tmp: Path, bundle: Path, tablets: int, seconds: float, idle: float) 
     config = tmp / "ketang.toml"
     config.write_text(f'[device]\ndata_dir = "{data}"\n\n[trust]\nkeys_dir = "{keys}"\n\n'
                       "[zeroconf]\nenabled = false\n\n[captive]\nenabled = false\n\n"
-                      "[usage]\nrate_per_minute = 1000000\n", encoding="utf-8")
+                      "[usage]\nrate_per_minute = 1000000\n"
+                      "device_rate_per_minute = 100000000\n", encoding="utf-8")
     proc, port = start_server(config)
     try:
         # One event first, so the writer thread and database exist before measuring.

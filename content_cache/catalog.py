@@ -28,8 +28,11 @@ from .manifest import Manifest
 BATCH = 2000
 
 
-def _models(db: SqliteDatabase) -> tuple[type[Model], type[Model], type[Model]]:
-    """Model classes bound to one database, so several catalogs can be open at once."""
+def _models(db: SqliteDatabase) -> tuple[Any, Any, Any]:
+    """Model classes bound to one database, so several catalogs can be open at once.
+
+    Typed ``Any``: the classes are made per call, so mypy cannot see their fields.
+    """
 
     class Base(Model):
         class Meta:
@@ -318,7 +321,7 @@ class Catalog:
             parts = [bigram_query(t) for t in terms]
             if None in parts:
                 return []
-            table, match = "search_bi", " AND ".join(parts)
+            table, match = "search_bi", " AND ".join(p for p in parts if p is not None)
         sql = (f"SELECT rowid FROM {table} WHERE {table} MATCH ? "
                f"ORDER BY bm25({table}, 10.0, 2.0, 1.0) LIMIT ?")
         params = [match]

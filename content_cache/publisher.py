@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .atomic import atomic_write_bytes
 from .blobstore import BlobStore
@@ -91,7 +91,9 @@ def _flatten(source: Path, doc: dict[str, Any]) -> tuple[list[Node], list[tuple[
                 raise SourceError(
                     f"{SOURCE_FILE}: a node under {parent or 'the root'} is not an object."
                 )
-            nid, kind = item.get("id"), item.get("kind")
+            # Any: parse_manifest, run on the result, names a missing or bad id.
+            nid: Any = item.get("id")
+            kind = item.get("kind")
             if kind not in NODE_KINDS:
                 raise SourceError(f"{SOURCE_FILE}: node {nid!r} has unknown kind {kind!r}; "
                                   f"use one of {', '.join(NODE_KINDS)}.")
@@ -150,7 +152,8 @@ def publish(
     for r, path in files:
         sha = store.add_file(path, on_bytes=tick)
         resources.append(Resource(
-            id=r.get("id"), lesson=r["lesson"], kind=r["kind"], title=r.get("title") or {},
+            id=cast(str, r.get("id")), lesson=r["lesson"], kind=r["kind"],
+            title=r.get("title") or {},
             sha256=sha, size=path.stat().st_size, media_type=media_type_for(r["kind"], path),
             duration=r.get("duration"),
         ))

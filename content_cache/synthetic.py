@@ -184,6 +184,7 @@ def generate_sample(
                 nodes.append(unit)
             tzh, ten = topics[rng.randrange(len(topics))]
             n = i % 6 + 1
+            assert unit is not None, "i == 0 made the first unit"
             lid = f"{unit.id}-l{n}"
             nodes.append(Node(lid, "lesson", {"zh": f"第{n}课 {tzh}", "en": f"Lesson {n}: {ten}"},
                               unit.id, {"zh": f"本课学习{tzh}，配有视频、任务单和练习。",

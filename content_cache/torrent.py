@@ -127,6 +127,7 @@ def load_release_torrent(data: bytes, manifest: Manifest, where: str) -> Release
     except RuntimeError as e:
         raise TorrentError(f"{where} is not a valid torrent ({e}); fetch it again.") from e
     ti = params.ti
+    assert ti is not None, "a loaded torrent has its info"
     files = ti.layout()
     blobs = manifest.blobs()
     index: dict[str, int] = {}

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import libtorrent as lt
 
@@ -75,7 +76,7 @@ def make_session(listen_interfaces: str = "127.0.0.1:0", lsd: bool = False,
                        | lt.alert_category.storage | lt.alert_category.file_progress),
         **(extra or {}),
     }
-    return lt.session(settings)
+    return lt.session(cast("lt.settings_pack", settings))
 
 
 @dataclass
@@ -147,6 +148,12 @@ class ReleaseTransfer:
         self._banned_seeds = 0
         self._attempts: dict[int, int] = {}
 
+    @property
+    def live_handle(self) -> lt.torrent_handle:
+        """The torrent's handle, once :meth:`start` has added it."""
+        assert self.handle is not None, "start() adds the torrent first"
+        return self.handle
+
     # -- setup -----------------------------------------------------------------
 
     def _download_path(self, sha: str) -> Path:
@@ -173,14 +180,16 @@ class ReleaseTransfer:
         again: a device with a large store starts a new release at once instead of
         re-hashing every blob it has. A piece that touches a missing blob is not held.
         """
-        files = self.torrent.params.ti.layout()
+        ti = self.torrent.params.ti
+        assert ti is not None, "load_release_torrent checked the torrent"
+        files = ti.layout()
         held_files = [False] * files.num_files()
         for sha, i in self.torrent.file_index.items():
             if sha not in self._pending:
                 dst = self._download_path(sha)
                 held_files[i] = dst.is_file() and dst.stat().st_size == files.file_size(i)
         return [all(held_files[i] for i in range(files.file_index_at_piece(p),
-                                                 files.last_file_index_at_piece(p) + 1))
+                                                 cast(int, files.last_file_index_at_piece(p)) + 1))
                 for p in range(files.num_pieces())]
 
     def start(self) -> None:
@@ -228,13 +237,13 @@ class ReleaseTransfer:
             # file: flush its cache and look again.
             self._attempts[index] = self._attempts.get(index, 0) + 1
             self._to_check.add(index)
-            self.handle.flush_cache()
+            self.live_handle.flush_cache()
             return
         if got != sha:
             msg = (f"downloaded blob {sha} has sha256 {got}: the torrent or a seed is bad; "
                    "it was not stored. Check the web seed and peers.")
             self.status.errors.append(msg)
-            self.handle.file_priority(index, 0)
+            self.live_handle.file_priority(index, 0)
             self._pending.discard(sha)
             raise BlobError(msg)
         store = self.library.store
@@ -256,25 +265,25 @@ class ReleaseTransfer:
 
     def _sweep(self) -> None:
         """Take every wanted file that is complete on disk (e.g. after a restart)."""
-        progress = self.handle.file_progress(flags=lt.torrent_handle.piece_granularity)
+        progress = self.live_handle.file_progress(flags=lt.torrent_handle.piece_granularity)
         for sha in sorted(self._pending):
             i = self.torrent.file_index[sha]
             if progress[i] == self.manifest.blobs()[sha]:
                 self._to_check.add(i)
         if self._to_check:
-            self.handle.flush_cache()
+            self.live_handle.flush_cache()
 
     def poll(self, alerts: Iterable[lt.alert] | None = None) -> None:
         """Handle this torrent's alerts (pass them in when one session runs many)."""
         if alerts is None:
             alerts = self.session.pop_alerts()
         for a in alerts:
-            if getattr(a, "handle", None) is not None and self.handle is not None \
-                    and a.handle != self.handle:
+            handle = getattr(a, "handle", None)
+            if handle is not None and self.handle is not None and handle != self.handle:
                 continue
             if isinstance(a, lt.file_completed_alert):
                 self._to_check.add(int(a.index))
-                self.handle.flush_cache()
+                self.live_handle.flush_cache()
             elif isinstance(a, lt.cache_flushed_alert):
                 checking, self._to_check = self._to_check, set()
                 for index in sorted(checking):
@@ -367,7 +376,7 @@ class ReleaseTransfer:
                     f"{len(self.status.needed)} blobs still missing after {timeout:.0f} s; "
                     "it will go on from its resume data next time. " + "; ".join(
                         self.status.errors[-3:]))
-        self.status.payload_downloaded = self.handle.status().total_payload_download
+        self.status.payload_downloaded = self.live_handle.status().total_payload_download
         if activate:
             self.activate()
         return self.status

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,10 @@ from content_cache.keys import generate_keypair, load_trusted_keys
 from content_cache.library import Library
 from content_cache.publisher import publish
 
+from .appliance.loopdev import loop_skip_reason
 from .helpers import DEMO_KEY, DEMO_PUB, SAMPLE_PACK, write_config
+from .support import chromium as chromium_support
+from .support.needs import require
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +53,35 @@ def sample_device(tmp_path, sample_bundle, demo_keys) -> Path:
     data = tmp_path / "data"
     import_bundle(sample_bundle, Library(data), load_trusted_keys(demo_keys))
     return write_config(tmp_path / "ketang.toml", data, demo_keys)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    """Debian's Chromium; a test without it is skipped (with CI=true: fails)."""
+    require(chromium_support.chromium_missing())
+    return chromium_support.CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def playwright(chromium) -> Iterator[Any]:
+    """Playwright's sync API, for one test module (launch with tests/support/chromium.py)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright) -> Iterator[Any]:
+    """A headless Chromium shared by a module's tests; give each test a new context."""
+    b = chromium_support.launch(playwright)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def loop_devices() -> None:
+    """Root, loop devices, FUSE and the mkfs tools (tests/appliance/loopdev.py's needs_loop)."""
+    require(loop_skip_reason())

@@ -9,14 +9,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from appliance.cli.demo import DEMO_KEY, DEMO_PUB, SAMPLE_PACK  # noqa: F401  (re-exported)
 
 KETANG = [sys.executable, "-m", "appliance"]
+T = TypeVar("T")
 
 
 def make_source(root: Path, lessons: int = 2, seed: str = "a") -> Path:
@@ -73,6 +74,19 @@ def write_config(path: Path, data_dir: Path, keys_dir: Path, zeroconf: str = "")
         encoding="utf-8",
     )
     return path
+
+
+def wait_for(cond: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``cond`` every 0.2 s until it returns something true; return that, or fail
+    after ``timeout`` seconds saying ``what`` did not happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.2)
 
 
 @contextmanager
@@ -134,24 +148,46 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-@contextmanager
-def served_sample(tmp_path: Path, sample_bundle: Path, extra_config: str = "") -> Iterator[
-        tuple[str, Path]]:
-    """Import the sample bundle into a fresh data folder and serve it; yield (url, data_dir)."""
+def sample_data(tmp: Path, sample_bundle: Path) -> tuple[Path, Path]:
+    """A data folder ``tmp``/data with the sample release imported and active, trusting
+    the demo key from ``tmp``/trusted-keys; returns (data folder, keys folder)."""
     import shutil
 
     from content_cache.importer import import_bundle
     from content_cache.keys import load_trusted_keys
     from content_cache.library import Library
 
-    keys = tmp_path / "trusted-keys"
-    keys.mkdir(exist_ok=True)
+    keys = tmp / "trusted-keys"
+    keys.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
-    data = tmp_path / "data"
+    data = tmp / "data"
     import_bundle(sample_bundle, Library(data), load_trusted_keys(keys))
+    return data, keys
+
+
+@contextmanager
+def served_sample(tmp_path: Path, sample_bundle: Path, extra_config: str = "") -> Iterator[
+        tuple[str, Path]]:
+    """Import the sample bundle into a fresh data folder and serve it; yield (url, data_dir)."""
+    data, keys = sample_data(tmp_path, sample_bundle)
     config = write_config(tmp_path / "ketang.toml", data, keys)
     if extra_config:
         with open(config, "a", encoding="utf-8") as f:
             f.write("\n" + extra_config)
     with running_server(config) as url:
         yield url, data
+
+
+def resign_release(bundle: Path, channel: str, version: int, key: Path,
+                   mutate: Any) -> None:
+    """Change a published release's manifest with ``mutate(doc)`` and sign it again with
+    ``key``: a release its publisher got wrong, yet trusted (tests of what the device
+    does with a trusted but bad manifest)."""
+    from content_cache.keys import load_private_key, sign
+
+    rdir = bundle / "KETANG" / "releases" / channel / str(version)
+    doc = json.loads((rdir / "manifest.json").read_bytes())
+    mutate(doc)
+    data = json.dumps(doc, ensure_ascii=False).encode()
+    (rdir / "manifest.json").write_bytes(data)
+    (rdir / "manifest.json.sig").write_bytes(sign(load_private_key(key), data))

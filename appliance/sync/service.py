@@ -26,7 +26,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -164,6 +164,12 @@ class SyncService:
 
     # -- the session thread ----------------------------------------------------------
 
+    @property
+    def _live_session(self) -> lt.session:
+        """The libtorrent session, between :meth:`start` and :meth:`close`."""
+        assert self.session is not None, "start() makes the session"
+        return self.session
+
     def _error(self, msg: str) -> None:
         log.warning("sync: %s", msg)
         with self._lock:
@@ -174,8 +180,8 @@ class SyncService:
         last_tick = 0.0
         while not self._stop.is_set():
             try:
-                self.session.wait_for_alert(500)
-                self._dispatch(self.session.pop_alerts())
+                self._live_session.wait_for_alert(500)
+                self._dispatch(self._live_session.pop_alerts())
                 if time.monotonic() - last_tick >= TICK:
                     last_tick = time.monotonic()
                     self._tick()
@@ -243,10 +249,10 @@ class SyncService:
                            + "; ".join(st.errors[-2:]))
                 continue
             if gate and job.state == "downloading":
-                t.handle.pause()
+                t.live_handle.pause()
                 job.state = "waiting"
             elif not gate and job.state == "waiting":
-                t.handle.resume()
+                t.live_handle.resume()
                 job.state = "downloading"
         self._connect_peers()
         self._write_status()
@@ -280,7 +286,7 @@ class SyncService:
     def _start_job(self, rel, current: int | None) -> None:
         m = rel.manifest
         wanted = set(self.settings.subscriptions.subscription().blobs(m))
-        t = ReleaseTransfer(self.session, self.library, m, rel.manifest_bytes, rel.signature,
+        t = ReleaseTransfer(self._live_session, self.library, m, rel.manifest_bytes, rel.signature,
                             rel.torrent, peers=rel.peers,
                             resume_interval=self.cfg.resume_interval, lsd=self.cfg.lsd,
                             wanted=wanted,
@@ -298,15 +304,15 @@ class SyncService:
             return
         t.start()
         for url in rel.web_seeds:
-            t.handle.add_url_seed(url)
+            t.live_handle.add_url_seed(url)
         for h, p in rel.peers:
-            t.handle.connect_peer((h, p))
+            t.live_handle.connect_peer((h, p))
         if current == m.version:
             job.state = "seeding"
         elif t.done:
             job.state = "activating"
         elif self._gate_reason:
-            t.handle.pause()
+            t.live_handle.pause()
             job.state = "waiting"
         log.info("sync: %s v%s from %s: needs %d blobs (%d bytes)", m.channel, m.version,
                  rel.source or "staged", len(t.status.needed), t.status.needed_bytes)
@@ -386,7 +392,7 @@ class SyncService:
         return known
 
     def _take(self, url: str, channel: str, version: int, web_seed: str | None,
-              peers: list[tuple[str, int]] = ()) -> None:
+              peers: Iterable[tuple[str, int]] = ()) -> None:
         rel = fetch_release(url, channel, version,
                             load_trusted_keys(self.settings.trust.keys_dir))
         if web_seed:
@@ -443,7 +449,7 @@ class SyncService:
         t = job.transfer
         channel, version = job.key
         st = t.status
-        out = {
+        out: dict[str, Any] = {
             "channel": channel, "version": version, "state": job.state,
             "source": job.source, "needed_blobs": len(st.needed),
             "done_blobs": len(st.fetched), "needed_bytes": st.needed_bytes,

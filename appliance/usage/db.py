@@ -6,14 +6,17 @@ request is answered only after its transaction is committed with ``synchronous=F
 so an acknowledged event survives a power cut. Nothing runs on a timer: an idle device
 writes nothing.
 
-Tables: ``event`` (raw events, ``seq`` grows forever; an event is the same event when
-its id and its time as sent are, a key that grows with time, so a commit touches a few
-index pages rather than one per event as a random UUID key would), ``rollup`` (per day,
-resource, grade, subject, view and type: how many events and seconds), ``cursor``
+Tables: ``event`` (raw events, ``seq`` grows forever; its unique key is the time as
+sent and the id, a key that grows with time, so a commit touches a few index pages
+rather than one per event as a random UUID key would; an id already stored with
+another time is found in the writer's in-memory set of stored ids), ``rollup`` (per
+day, resource, grade, subject, view and type: how many events and seconds), ``cursor``
 (how far the LRS upload and the drive outbox have got), ``meta`` (counters, last
 error), ``failed`` (statements the LRS refused for good). Raw events are kept up to
 ``usage.raw_max_days`` and ``usage.raw_max_mb``, rollups up to ``usage.rollup_max_days``,
-and SQLite itself refuses to grow the file past ``usage.max_mb``.
+and SQLite itself refuses to grow the file past ``usage.max_mb``. Room is made only by
+removing events that have left the device; when none is left, new events are refused
+(:class:`UsageFull`) and the acknowledged ones kept.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,6 +136,7 @@ class UsageDB:
                 for stmt in SCHEMA:
                     self.db.execute_sql(stmt)
         self._last_prune = 0.0
+        self._ids: set[int] | None = None
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -147,29 +152,67 @@ class UsageDB:
         """Insert several requests' events in one transaction; per event, was it new?
 
         Each event comes with its catalog place (a :class:`~appliance.usage.events.Where`).
-        A repeated id is ignored. Raises UsageFull when the cap is reached.
+        An id already stored is not stored again, whatever time it comes with. Raises
+        UsageFull, storing nothing, when the raw events fill ``usage.raw_max_mb`` (or
+        nine tenths of ``usage.max_mb``) and no event that has left the device is left
+        to remove: events acknowledged but not yet sent are never removed for room.
         """
         batches = list(batches)
+        if self.used_bytes() > self.room_limit():
+            self.prune()
+            if self.used_bytes() > self.room_limit():
+                raise self._full()
         try:
             return self._store(batches)
         except OperationalError as e:
             if "full" not in str(e):
                 raise
-        self.prune(force=True)
+        self.prune()
         try:
             return self._store(batches)
         except OperationalError as e:
             if "full" in str(e):
-                raise UsageFull(f"the usage database reached usage.max_mb "
-                                f"({self.settings.max_mb} MB)") from e
+                raise self._full() from e
             raise
+
+    def room_limit(self) -> int:
+        """Bytes the raw events may fill: ``usage.raw_max_mb``, at most 90 % of
+        ``usage.max_mb`` (the rest is headroom for cursors, counters and rollups)."""
+        s = self.settings
+        return min(s.raw_max_mb * 1_000_000, s.max_mb * 900_000)
+
+    def _full(self) -> UsageFull:
+        pending = self.count_after(max(self.cursor("lrs"), self.cursor("drive")))
+        return UsageFull(
+            f"the usage database is full (usage.raw_max_mb {self.settings.raw_max_mb} MB, "
+            f"usage.max_mb {self.settings.max_mb} MB) with {pending} events that have not "
+            "left the device yet; they are kept, and new ones are refused until an upload "
+            "or a drive's trip back takes them")
+
+    def known_ids(self) -> set[int]:
+        """The ids of the stored events (as UUID integers), loaded on the first write.
+
+        Kept in memory by the writer so a repeated id is found whatever time it comes
+        with, without an on-disk index on the random id (which would cost one index page
+        written per event: see docs/usage.md). About 90 bytes per kept event.
+        """
+        if self._ids is None:
+            self._ids = {_id_key(r[0]) for r in
+                         self.db.execute_sql("SELECT id FROM event").fetchall()}
+        return self._ids
 
     def _store(self, batches: list[list[tuple[Event, Any]]]) -> list[list[bool]]:
         out: list[list[bool]] = []
+        known = self.known_ids()
+        added: set[int] = set()
         with self.tx():
             for batch in batches:
                 flags = []
                 for ev, where in batch:
+                    key = _id_key(ev.id)
+                    if key in known or key in added:
+                        flags.append(False)
+                        continue
                     cur = self.db.execute_sql(
                         "INSERT OR IGNORE INTO event (id, sent_ms, type, time, actor, view,"
                         " resource, lesson, channel, version, grade, subject, kind, extra)"
@@ -181,21 +224,25 @@ class UsageDB:
                     new = cur.rowcount == 1
                     flags.append(new)
                     if new:
+                        added.add(key)
                         self.db.execute_sql(
                             "INSERT INTO rollup VALUES (?,?,?,?,?,?,1,?) ON CONFLICT DO UPDATE"
                             " SET events = events + 1, seconds = seconds + excluded.seconds",
                             (ev.time[:10], ev.resource, where.grade, where.subject, ev.view,
                              ev.type, float(ev.extra.get("seconds", 0))))
                 out.append(flags)
+        known |= added      # only once committed
         if time.monotonic() - self._last_prune > PRUNE_EVERY:
             self.prune()
         return out
 
-    def prune(self, now: datetime | None = None, force: bool = False) -> int:
+    def prune(self, now: datetime | None = None) -> int:
         """Apply the retention settings; return how many raw events were removed.
 
-        Runs only after a write (never on a timer). Events dropped before they left the
-        device are counted in ``meta.dropped``.
+        Runs only after a write (never on a timer). Raw events older than
+        ``usage.raw_max_days`` go, counted in ``meta.dropped`` if they never left the
+        device; to keep under :meth:`room_limit`, only events that left the device (by
+        the LRS or a drive) are removed, oldest first.
         """
         self._last_prune = time.monotonic()
         now = now or datetime.now(UTC)
@@ -206,14 +253,16 @@ class UsageDB:
             removed += self._drop("time < ?", (cut,))
             day = (now - timedelta(days=s.rollup_max_days)).strftime("%Y-%m-%d")
             self.db.execute_sql("DELETE FROM rollup WHERE day < ?", (day,))
-        limit = min(s.raw_max_mb * 1_000_000, s.max_mb * 900_000)
-        while self.used_bytes() > limit or (force and removed == 0):
+        while self.used_bytes() > self.room_limit():
+            sent = max(self.cursor("lrs"), self.cursor("drive"))
             with self.tx():
-                n = self._drop("seq IN (SELECT seq FROM event ORDER BY seq LIMIT 2000)", ())
+                n = self._drop("seq IN (SELECT seq FROM event WHERE seq <= ? ORDER BY seq"
+                               " LIMIT 2000)", (sent,))
             removed += n
             if n == 0:
                 break
-            force = False
+        if removed:
+            self._ids = None    # read again at the next write
         return removed
 
     def _drop(self, where: str, args: tuple) -> int:
@@ -233,7 +282,7 @@ class UsageDB:
         return row[0] if row else 0
 
     def advance(self, name: str, seq: int, counter: str, count: int,
-                failed: list[tuple[int, str, str]] = ()) -> None:
+                failed: Sequence[tuple[int, str, str]] = ()) -> None:
         """Move a cursor forward and count what went, in one transaction."""
         with self.tx():
             self.db.execute_sql(
@@ -267,10 +316,12 @@ class UsageDB:
 
     def after(self, seq: int, limit: int) -> list[Row]:
         """Up to ``limit`` events with a seq above ``seq``, in order."""
+        return self._rows("seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+
+    def _rows(self, where: str, args: tuple) -> list[Row]:
         rows = self.db.execute_sql(
-            f"SELECT {', '.join(COLUMNS)} FROM event WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, limit)).fetchall()
-        return [Row(*r[:-1], json.loads(r[-1])) for r in rows]
+            f"SELECT {', '.join(COLUMNS)} FROM event WHERE {where}", args).fetchall()
+        return [Row(*r[:-1], json.loads(r[-1])) for r in rows]  # type: ignore[call-arg]
 
     def count_after(self, seq: int) -> int:
         """How many events have a seq above ``seq``."""
@@ -284,10 +335,7 @@ class UsageDB:
 
     def of_type(self, type_: str, since: str) -> list[Row]:
         """Every event of one type from ``since`` (an ISO time) on, in order."""
-        rows = self.db.execute_sql(
-            f"SELECT {', '.join(COLUMNS)} FROM event WHERE time >= ? AND type = ?"
-            " ORDER BY seq", (since, type_)).fetchall()
-        return [Row(*r[:-1], json.loads(r[-1])) for r in rows]
+        return self._rows("time >= ? AND type = ? ORDER BY seq", (since, type_))
 
     def ids(self) -> set[str]:
         """Every stored event id (for tests and benchmarks)."""
@@ -310,6 +358,11 @@ class UsageDB:
         pages = self.db.execute_sql("PRAGMA page_count").fetchone()[0]
         free = self.db.execute_sql("PRAGMA freelist_count").fetchone()[0]
         return (pages - free) * PAGE_SIZE
+
+
+def _id_key(event_id: str) -> int:
+    """An event id as the integer of its UUID (ids are checked UUIDs)."""
+    return uuid.UUID(event_id).int
 
 
 class _Request:

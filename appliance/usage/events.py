@@ -172,8 +172,8 @@ def check_batch(doc: Any, max_batch: int, oldest_days: int,
     if doc.get("sent_at") is not None:
         try:
             skew = now - parse_time(doc["sent_at"])
-        except ValueError as e:
-            raise EventError(None, None, f"sent_at {e}") from None
+        except ValueError as err:
+            raise EventError(None, None, f"sent_at {err}") from None
         if abs(skew) < CLOCK_SLACK:
             skew = timedelta(0)
     out = []
@@ -233,6 +233,7 @@ class Resolver:
         return Where(channel=channel)
 
     def _lookup(self, channel: str, version: int, resource: str) -> Where:
+        assert self.library is not None, "where() looks up only with a library"
         cat = self.library.catalog(channel)
         if cat is None:
             return Where()

@@ -93,7 +93,7 @@ def post_statements(lrs_url: str, username: str, password: str,
 
 def post_with_retries(lrs_url: str, username: str, password: str,
                       statements: list[dict[str, Any]], timeout: float, retries: int,
-                      backoff: float, sleep: Callable[[float], None] = time.sleep
+                      backoff: float, sleep: Callable[[float], object] = time.sleep
                       ) -> list[tuple[str, str]]:
     """POST a batch, retrying with exponential backoff; return (id, error) of statements
     the LRS refused for good (each then tried alone, so one bad statement blocks no other).
@@ -164,7 +164,7 @@ def _open(settings: Settings) -> UsageDB | None:
 
 
 def upload(settings: Settings, force: bool = False, now: datetime | None = None,
-           backoff: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+           backoff: float = 2.0, sleep: Callable[[float], object] = time.sleep,
            progress: Callable[[UploadResult], None] | None = None) -> UploadResult:
     """Send every pending statement to ``usage.lrs_url``; see the module docstring.
 

@@ -2,11 +2,13 @@
 
 Every ``/admin`` page but the login needs a logged-in session: pages redirect to the
 login, ``/admin/status.json`` answers 401. The session is Flask's signed cookie
-(HttpOnly, SameSite=Strict) under this device's own key; it carries when it was made
-and a fingerprint of the password, so it ends after ``admin.session_minutes`` and
-when the password changes. Every form on the site (any POST, PUT, PATCH or DELETE
-outside ``/api/``) must carry a CSRF token (Flask-WTF); the JSON API under ``/api/``
-is exempt, since tablets post to it from pages without a session.
+(HttpOnly, SameSite=Strict) under this device's own key; it carries a random session
+id that the server keeps while the session lives (appliance.auth.Sessions), and a
+fingerprint of the password, so it ends on logout, after ``admin.session_minutes``,
+when the password changes and when the server restarts, whoever kept a copy. Every
+form on the site (any POST, PUT, PATCH or DELETE outside ``/api/``) must carry a CSRF
+token (Flask-WTF); the JSON API under ``/api/`` is exempt, since tablets post to it
+from pages without a session.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def install(app: Flask) -> None:
     )
     app.session_interface = DeviceKeySessions()
     context.state(app).login_limiter = admin_auth.LoginLimiter()
+    context.state(app).admin_sessions = admin_auth.Sessions(max_age=minutes * 60)
     app.before_request(_guard_forms)
     csrf.init_app(app)
     app.register_error_handler(CSRFError, _csrf_refused)
@@ -137,14 +140,21 @@ def _data_dir():
     return library().data_dir
 
 
+def _sessions() -> admin_auth.Sessions:
+    sessions = context.state().admin_sessions
+    assert sessions is not None, "install() sets the session registry"
+    return sessions
+
+
 def logged_in() -> bool:
-    """Whether this request carries a live technician session."""
-    if not session.get("admin"):
+    """Whether this request carries a live technician session: one this server started
+    and has not ended (logout, expiry, a new password), not merely a signed cookie."""
+    if not _sessions().alive(session.get("sid")) or not session.get("admin"):
         return False
-    age = time.time() - float(session.get("at", 0))
-    if not 0 <= age < settings().admin.session_minutes * 60:
+    if session.get("gen") != admin_auth.password_generation(_data_dir()):
+        _sessions().end_all()       # the password changed: every session ends
         return False
-    return session.get("gen") == admin_auth.password_generation(_data_dir())
+    return True
 
 
 @bp.before_request
@@ -200,29 +210,32 @@ def login():
     limiter = context.state().login_limiter
     assert limiter is not None, "install() sets the login limiter"
     address = request.remote_addr or "unknown"
-    wait = limiter.wait_seconds(address)
-    if wait > 0:
-        return _login_page(_wait_message(wait), 429, wait)
     if not admin_auth.password_is_set(_data_dir()):
         return _login_page(_("No admin password is set on this device yet."), 403)
+    wait = limiter.attempt(address)     # counted before the check: no race past the limit
+    if wait > 0:
+        return _login_page(_wait_message(wait), 429, wait)
     with _hash_slots:
         ok = admin_auth.verify_password(_data_dir(), request.form.get("password", ""))
     if not ok:
-        wait = limiter.failed(address)
+        wait = limiter.wrong(address)
         message = _("Wrong password.")
         if wait > 0:
             message += " " + _wait_message(wait)
         return _login_page(message, 401, wait)
     limiter.succeeded(address)
+    _sessions().end(session.get("sid"))
     session.clear()           # a fresh session (and CSRF token) for the technician
     session.permanent = True
-    session.update(admin=True, at=time.time(), gen=admin_auth.password_generation(_data_dir()))
+    session.update(admin=True, sid=_sessions().start(),
+                   gen=admin_auth.password_generation(_data_dir()))
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
-    """End the session."""
+    """End the session, on the server too: a copy of the cookie is worth nothing after."""
+    _sessions().end(session.get("sid"))
     session.clear()
     return redirect(url_for("admin.login", bye=1))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from appliance.config import Settings
 from content_cache.library import Library
@@ -16,7 +19,7 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     settings = settings or Settings()
     app = Flask(__name__)
     context.install(app, settings, library or Library(settings.device.data_dir))
-    app.json.ensure_ascii = False
+    cast(DefaultJSONProvider, app.json).ensure_ascii = False
 
     from . import api, captive, i18n, media, pages, projector, sync_api
 

@@ -258,7 +258,7 @@ def _question(channel: str, lesson: str, resource: str, question: int
     """The exercise question (and the release version), or None when it is not there."""
     cat = library().catalog(channel)
     found = cat.lesson(lesson) if cat is not None else None
-    if found is None:
+    if cat is None or found is None:
         return None
     r = next((r for r in found["resources"] if r["id"] == resource
               and r["kind"] == "exercise"), None)

@@ -17,7 +17,7 @@ from appliance.config import Settings
 from content_cache.library import Library
 
 if TYPE_CHECKING:
-    from appliance.auth import LoginLimiter
+    from appliance.auth import LoginLimiter, Sessions
     from appliance.classes.answers import Tally
     from appliance.classes.store import ClassesDB
     from appliance.discovery import Discovery
@@ -41,6 +41,7 @@ class AppState:
     # set by the blueprints that use them
     usage_limits: RateLimits | None = None
     login_limiter: LoginLimiter | None = None
+    admin_sessions: Sessions | None = None
     classes: ClassesDB | None = None   # classes.db, opened on first use (classes_api)
     answers: Tally | None = None       # live class answers (classes_api)
 

@@ -14,6 +14,14 @@ The rules (docs/serving.md):
 - ``If-Range`` with the ETag honours the Range; anything else (an older ETag, a
   date) sends the whole blob.
 
+No active content runs from a blob on the lesson pages' origin, whatever a release
+holds (a publisher's SVG with a script, an ``.html`` file, an app's page opened on its
+own): every answer carries ``Content-Security-Policy`` :data:`BLOB_CSP` (``sandbox``
+without ``allow-scripts``: no script runs and the document gets an opaque origin, so it
+can read nothing of the device's pages and cookies) and ``X-Content-Type-Options:
+nosniff``, and the media type is the release's only where the resource's kind allows
+it (:data:`KIND_TYPES`); anything else is sent as ``application/octet-stream``.
+
 The body is the open file handed to waitress's ``wsgi.file_wrapper``, positioned at
 the range's start with Content-Length the range's length: waitress then sends it
 from its I/O thread in socket-buffer-sized chunks, so no worker thread waits on a
@@ -25,7 +33,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -43,14 +51,38 @@ ONE_YEAR = 365 * 24 * 3600
 CACHE_CONTROL = f"public, max-age={ONE_YEAR}, immutable"
 BLOCK = 256 * 1024
 BLOB_PREFIX = "/blobs/"
+# Opened on its own, a blob is an inert document with an opaque origin: no script, no
+# form, no plugin, no request but for its own pictures and media.
+BLOB_CSP = ("sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; "
+            "style-src 'unsafe-inline'; frame-ancestors 'self'")
+OCTET_STREAM = "application/octet-stream"
+# The media types each resource kind may be served as (docs/serving.md).
+KIND_TYPES: dict[str, frozenset[str]] = {
+    "video": frozenset({"video/mp4", "video/webm", "video/ogg", "video/quicktime"}),
+    "audio": frozenset({"audio/mpeg", "audio/mp4", "audio/ogg", "audio/webm", "audio/wav",
+                        "audio/x-wav", "audio/aac", "audio/flac", "video/webm"}),
+    "pdf": frozenset({"application/pdf"}),
+    "html5": frozenset({"application/zip"}),
+    "exercise": frozenset({"application/vnd.ketang.exercise+json", "application/json"}),
+    "image": frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
+                        "image/svg+xml"}),
+}
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.I)
 
 
+def served_type(kind: str, media_type: str) -> str:
+    """The media type a blob is served as: the release's (without parameters) when the
+    resource's ``kind`` allows it, else ``application/octet-stream``."""
+    bare = media_type.split(";", 1)[0].strip().lower()
+    return bare if bare in KIND_TYPES.get(kind, ()) else OCTET_STREAM
+
+
 def media_type_of(lib: Library, sha256: str) -> str | None:
-    """The media type an active release gives blob ``sha256``, or None if none names it."""
+    """The media type blob ``sha256`` is served as (:func:`served_type` of the first
+    active release that names it), or None if none names it."""
     for _channel, cat in lib.catalogs():
         if res := cat.resource_by_sha256(sha256):
-            return res["media_type"]
+            return served_type(res["kind"], res["media_type"])
     return None
 
 
@@ -108,7 +140,8 @@ def plan_reply(sha256: str, size: int, media_type: str, if_none_match: str | Non
     they cannot drift apart. A HEAD gets the same reply as a GET, without the body.
     """
     common = [("ETag", f'"{sha256}"'), ("Cache-Control", CACHE_CONTROL),
-              ("Accept-Ranges", "bytes")]
+              ("Accept-Ranges", "bytes"), ("Content-Security-Policy", BLOB_CSP),
+              ("X-Content-Type-Options", "nosniff")]
     if if_none_match is not None and _etag_matches(if_none_match, sha256):
         return BlobReply(304, common)
     rng = parse_single_range(range_header, size)
@@ -127,7 +160,7 @@ def plan_reply(sha256: str, size: int, media_type: str, if_none_match: str | Non
     return BlobReply(200, [content_type, *common, ("Content-Length", str(size))], 0, size)
 
 
-def open_body(path: str, reply: BlobReply, environ: dict) -> object:
+def open_body(path: str, reply: BlobReply, environ: dict) -> Iterable[bytes]:
     """The WSGI body of ``reply``: the open file, positioned at the range's start, for
     waitress's ``wsgi.file_wrapper`` (or a chunked reader where there is none)."""
     if reply.length == 0 or environ.get("REQUEST_METHOD") == "HEAD":

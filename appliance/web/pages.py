@@ -52,7 +52,8 @@ def paged(items: list[Any], page: int, size: int = PAGE_SIZE) -> tuple[list[Any]
     pages = max(1, math.ceil(len(items) / size))
     page = min(page, pages)
     view = request.endpoint
-    kw = {k: v for k, v in request.args.items() if k != "page"}
+    assert view is not None, "paged() runs inside a routed view"
+    kw: dict[str, Any] = {k: v for k, v in request.args.items() if k != "page"}
     kw.update(request.view_args or {})
     pager = {
         "page": page, "pages": pages, "total": len(items),
@@ -269,7 +270,8 @@ def pdf(channel: str, lesson_id: str, resource_id: str):
         return _render("pdf.html", error=str(e), **kw), 422
     page = min(_page(), len(urls))
     show_all = request.args.get("all") == "1"
-    here = {"channel": channel, "lesson_id": lesson_id, "resource_id": resource_id}
+    here: dict[str, Any] = {"channel": channel, "lesson_id": lesson_id,
+                            "resource_id": resource_id}
     sizes = cached_page_sizes(cache_root(library().data_dir), resource["sha256"])
     return _render("pdf.html", urls=urls, page=page, show_all=show_all, error=None, sizes=sizes,
                    prev=url_for("pages.pdf", **here, page=page - 1) if page > 1 else None,

@@ -56,6 +56,11 @@ class PdfPagesError(Exception):
     """A PDF could not be turned into page images; the message says why, in both languages."""
 
 
+class NotAPdf(PdfPagesError):
+    """No active release names this blob as a PDF (or its file is missing): nothing to
+    render. Views show that one resource as unavailable; the page route answers 404."""
+
+
 def cache_root(data_dir: Path) -> Path:
     """Where rendered pages live under a data folder."""
     return Path(data_dir) / "cache" / "pdf-pages"
@@ -208,20 +213,23 @@ def _discard(root: Path, path: Path) -> None:
 
 
 def _pdf_path(sha256: str) -> Path:
-    """The blob of a PDF an active release names; 404 otherwise."""
+    """The blob of a PDF an active release names; raises NotAPdf otherwise."""
     if not SHA256_RE.match(sha256) or media_type_of(library(), sha256) != PDF_TYPE:
-        abort(404)
+        raise NotAPdf("这份任务单无法显示：它不是 PDF。This task sheet cannot be shown: the "
+                      "release does not name it as a PDF (application/pdf). Ask the "
+                      "publisher to fix the resource's media type.")
     path = library().store.path_for(sha256)
     if not path.is_file():
-        abort(404)
+        raise NotAPdf("这份任务单不在本机上。This task sheet's file is missing on this device; "
+                      "import the release again.")
     return path
 
 
 def page_count(sha256: str) -> int:
     """How many pages the PDF blob ``sha256`` has, rendering it first if needed.
 
-    Call inside a request (or app context). Aborts with 404 when no active release
-    names ``sha256`` as a PDF; raises PdfPagesError when it cannot be rendered.
+    Call inside a request (or app context). Raises NotAPdf when no active release
+    names ``sha256`` as a PDF, PdfPagesError when it cannot be rendered.
     """
     root = cache_root(library().data_dir)
     if (n := cached_page_count(root, sha256)) is not None:
@@ -237,7 +245,8 @@ def page_image_urls(sha256: str) -> list[str]:
     pages, the projector). The images are PNG, about 850×1200 for an A4 page, served
     with year-long immutable caching. Renders the PDF on first use (about 0.2 s a
     page on a small device). Raises PdfPagesError for a PDF poppler cannot read
-    (show its message instead of pages) and 404s for a sha256 no release names.
+    (show its message instead of pages), and NotAPdf (a PdfPagesError too) for a
+    sha256 no release names as a PDF.
     """
     return [url_for("pdf_pages.page_image", sha256=sha256, page=i)
             for i in range(1, page_count(sha256) + 1)]
@@ -248,6 +257,8 @@ def page_image(sha256: str, page: int):
     """One rendered page of a PDF blob, cached for a year (the blob never changes)."""
     try:
         pages = page_count(sha256)
+    except NotAPdf:
+        abort(404)
     except PdfPagesError as e:
         return Response(str(e), status=422, mimetype="text/plain")
     if not 1 <= page <= pages:

@@ -35,6 +35,7 @@ from .context import library, settings
 from .follow import Follow, FollowError, event_stream, is_projector
 from .lookup import catalog_or_404, int_arg
 from .pages import app_url, exercise_of
+from .pdf_pages import NotAPdf, PdfPagesError, page_image_urls
 from .projector_recent import read_recent, remember
 
 bp = Blueprint("projector", __name__, url_prefix="/projector")
@@ -197,7 +198,10 @@ def _parts(lesson: dict[str, Any]) -> list[dict[str, Any]]:
         elif r["kind"] == "html5":
             part["src"] = app_url(r["sha256"])
         elif r["kind"] == "pdf":
-            part["page_urls"] = _pdf_page_urls(r)
+            try:
+                part["page_urls"] = _pdf_page_urls(r)
+            except NotAPdf as e:        # this part cannot be shown; the others can
+                part["page_urls"], part["unavailable"] = [], str(e)
             part["pages"] = max(len(part["page_urls"]), 1)
         parts.append(part)
     return parts
@@ -206,20 +210,14 @@ def _parts(lesson: dict[str, Any]) -> list[dict[str, Any]]:
 def _pdf_page_urls(resource: dict[str, Any]) -> list[str]:
     """Image URLs of a PDF's pages where the tablet view renders them (appliance/web/pdf_pages.py).
 
-    Empty when this build has no page renderer or poppler cannot read the PDF: the
-    projector then shows the PDF itself.
+    Empty when poppler cannot read the PDF: the projector then shows the PDF itself.
+    Raises NotAPdf when no release names the blob as a PDF.
     """
     try:
-        from . import pdf_pages
-    except ImportError:
-        return []
-    urls = getattr(pdf_pages, "page_image_urls", None)
-    failure = getattr(pdf_pages, "PdfPagesError", OSError)
-    if urls is None:
-        return []
-    try:
-        return list(urls(resource["sha256"]))
-    except failure:
+        return page_image_urls(resource["sha256"])
+    except NotAPdf:
+        raise
+    except PdfPagesError:
         return []
 
 

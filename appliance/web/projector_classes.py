@@ -42,7 +42,8 @@ def render(template: str, status: int = 200, **kw: Any) -> Response:
 
 def lesson_url(channel: str, lesson: str, class_id: int) -> str:
     """A lesson opened for a class: its projected parts count for the class."""
-    return url_for("projector.lesson", channel=channel, lesson_id=lesson, **{"class": class_id})
+    args: dict[str, Any] = {"channel": channel, "lesson_id": lesson, "class": class_id}
+    return url_for("projector.lesson", **args)
 
 
 def join_url(class_id: int) -> str:

@@ -3,7 +3,9 @@
 The answer comes only after the batch is committed to the usage database; a repeated
 event id is acknowledged again but stored once. A wrong batch gets a 400 naming the
 event and what is wrong, and nothing of it is stored. Each client (by address) may send
-``usage.max_batch`` events per request and ``usage.rate_per_minute`` events a minute.
+``usage.max_batch`` events per request and ``usage.rate_per_minute`` events a minute, and
+the whole device takes ``usage.device_rate_per_minute`` a minute from all of them. A full
+database refuses new events (503) and keeps the acknowledged ones.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
 from appliance.usage.db import BatchWriter, UsageDB, UsageFull
@@ -30,9 +32,9 @@ MAX_CLIENTS = 10_000
 
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
-    st = context.state(state.app)
+    st = context.state(cast(Flask, state.app))
     s = st.settings
-    st.usage_limits = RateLimits(s.usage.rate_per_minute)
+    st.usage_limits = RateLimits(s.usage.rate_per_minute, s.usage.device_rate_per_minute)
     if s.usage.enabled and s.device.data_dir.is_dir():
         from appliance.usage.keys import ensure_device_key
 
@@ -42,28 +44,55 @@ def _setup(state: BlueprintSetupState) -> None:
             pass
 
 
-class RateLimits:
-    """A token bucket per client address, counted in events."""
+DEVICE = ""     # the bucket of the whole device (no client address is empty)
 
-    def __init__(self, per_minute: int) -> None:
+
+class RateLimits:
+    """A token bucket per client address and one for the whole device, counted in events.
+
+    A batch is taken from both or from neither, so a refused batch costs no tokens."""
+
+    def __init__(self, per_minute: int, device_per_minute: int | None = None) -> None:
         self.rate = per_minute / 60.0
         self.burst = float(per_minute)
+        device = per_minute * 10 if device_per_minute is None else device_per_minute
+        self.device_rate = device / 60.0
+        self.device_burst = float(device)
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def take(self, client: str, n: int) -> float:
-        """Take ``n`` tokens; return 0, or the seconds to wait before trying again."""
+    def take(self, client: str, n: int) -> tuple[float, bool]:
+        """Take ``n`` tokens from ``client``'s bucket and the device's.
+
+        Returns (0, False) when taken, else the seconds to wait before trying again and
+        whether the device's limit (rather than the client's own) is the one reached.
+        """
         now = time.monotonic()
         with self._lock:
             if len(self._buckets) > MAX_CLIENTS:
-                self._buckets.clear()
-            tokens, at = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - at) * self.rate)
-            if tokens < n:
-                self._buckets[client] = (tokens, now)
-                return (n - tokens) / self.rate if self.rate else 3600.0
-            self._buckets[client] = (tokens - n, now)
-            return 0.0
+                self._buckets = {DEVICE: self._buckets[DEVICE]} if DEVICE in self._buckets \
+                    else {}
+            own = self._refill(client, now, self.rate, self.burst)
+            dev = self._refill(DEVICE, now, self.device_rate, self.device_burst)
+            wait_own = _wait(own, n, self.rate)
+            wait_dev = _wait(dev, n, self.device_rate)
+            if wait_own or wait_dev:
+                return max(wait_own, wait_dev), wait_dev > wait_own
+            self._buckets[client] = (own - n, now)
+            self._buckets[DEVICE] = (dev - n, now)
+            return 0.0, False
+
+    def _refill(self, key: str, now: float, rate: float, burst: float) -> float:
+        tokens, at = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
+        self._buckets[key] = (tokens, now)
+        return tokens
+
+
+def _wait(tokens: float, n: int, rate: float) -> float:
+    if tokens >= n:
+        return 0.0
+    return (n - tokens) / rate if rate else 3600.0
 
 
 def writer() -> BatchWriter:
@@ -110,6 +139,9 @@ def post_usage():
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"请求不是 JSON。The body is not JSON ({e}); send "
                             '{"events": [...]}.') from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise ApiError(400, "请求的 JSON 嵌套太深。The body's JSON is nested too deeply to "
+                            'be a batch; send {"events": [...]} with flat events.') from None
     try:
         events = check_batch(doc, s.max_batch, s.raw_max_days)
     except EventError as e:
@@ -129,14 +161,16 @@ def post_usage():
 
 def rate_limited(n: int):
     """None when this client may send ``n`` more events now, else the 429 answer."""
+    s = settings().usage
     client = request.remote_addr or "?"
-    wait = _limits().take(client, n)
+    wait, whole_device = _limits().take(client, n)
     if not wait:
         return None
+    who = (f"This device takes at most {s.device_rate_per_minute} events a minute from "
+           "all tablets together") if whole_device else \
+        f"Too many events from {client}: at most {s.rate_per_minute} a minute"
     response = jsonify({"error": {"status": 429, "message": (
-        f"发送太频繁。Too many events from {client}: at most "
-        f"{settings().usage.rate_per_minute} a minute. Nothing was stored; send again in "
-        f"{wait:.0f} s.")}})
+        f"发送太频繁。{who}. Nothing was stored; send again in {wait:.0f} s.")}})
     response.status_code = 429
     response.headers["Retry-After"] = str(max(1, round(wait)))
     return response

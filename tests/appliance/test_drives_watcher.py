@@ -27,6 +27,7 @@ from content_cache.manifest import parse_manifest
 from content_cache.publisher import publish
 
 from ..helpers import DEMO_KEY, make_source, snapshot
+from ..support.needs import require
 from .loopdev import loop, make_image, needs_loop
 
 pytestmark = needs_loop
@@ -166,7 +167,7 @@ def test_a_device_file_on_a_drive_is_refused(tmp_path, sample_bundle, demo_keys)
     try:
         os.mknod(content / "KETANG" / "null", 0o600 | 0o020000, os.makedev(1, 3))
     except PermissionError:
-        pytest.skip("this machine does not allow mknod, so no device file can be made")
+        require("this machine does not allow mknod, so no device file can be made")
     img = make_image(tmp_path / "dev.img", "ext4", 32, content)
     s = settings_for(tmp_path, demo_keys)
     with loop(img) as dev:

@@ -9,7 +9,6 @@ Flask, and which it hands over.
 
 from __future__ import annotations
 
-import shutil
 import urllib.parse
 from http.client import HTTPConnection
 from pathlib import Path
@@ -25,7 +24,14 @@ from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
 from content_cache.publisher import publish
 
-from ..helpers import DEMO_PUB, http, make_source, running_server, served_sample, write_config
+from ..helpers import (
+    http,
+    make_source,
+    running_server,
+    sample_data,
+    served_sample,
+    write_config,
+)
 
 CH = "cn-basic-edu-demo"
 VARIES = {"date"}
@@ -132,11 +138,8 @@ def test_a_switched_release_stops_the_fast_path_serving_its_old_blobs(tmp_path, 
 def fast_app(tmp_path_factory, sample_bundle):
     """(FastMedia over the app, a list of the paths Flask saw, the video resource)."""
     tmp = tmp_path_factory.mktemp("media-fast-app")
-    keys = tmp / "keys"
-    keys.mkdir()
-    shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
-    lib = Library(tmp / "data")
-    import_bundle(sample_bundle, lib, load_trusted_keys(keys))
+    data, _ = sample_data(tmp, sample_bundle)
+    lib = Library(data)
     app = create_app(Settings(), library=lib)
     seen: list[str] = []
     flask_wsgi = app.wsgi_app

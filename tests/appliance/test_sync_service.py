@@ -18,6 +18,7 @@ from content_cache.errors import KetangError, SignatureError
 from content_cache.keys import generate_keypair, load_private_key, load_trusted_keys, sign
 from content_cache.library import Library
 
+from .. import helpers
 from ..content_cache.test_transfer import publish_big
 from ..helpers import snapshot
 from ..support.webseed import web_seed
@@ -36,12 +37,7 @@ def settings_for(tmp_path: Path, trusted: Path, **sync) -> object:
 
 
 def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    helpers.wait_for(cond, timeout, what)
 
 
 class Clock:

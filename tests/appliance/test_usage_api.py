@@ -18,6 +18,7 @@ import pytest
 from appliance.config import load_settings
 from appliance.usage.db import UsageDB, db_path
 from appliance.web.app import create_app
+from appliance.web.context import state
 
 from ..helpers import running_server
 
@@ -159,6 +160,7 @@ def test_usage_off_keeps_nothing(sample_device):
 
 def test_retention_and_cap(tmp_path):
     from appliance.config import UsageSettings
+    from appliance.usage.db import UsageFull
     from appliance.usage.events import Where, check_event
 
     s = UsageSettings(max_mb=1, raw_max_mb=1, raw_max_days=30)
@@ -170,11 +172,94 @@ def test_retention_and_cap(tmp_path):
     assert db.prune(now=now + timedelta(days=2)) == 1
     assert db.meta()["dropped"] == "1"
     assert db.rollups()  # rollups outlive raw events
-    for _ in range(60):  # ~6,000 events: more than 1 MB
-        db.store([[(check_event(event(resource="r" * 100), now, timedelta(0), 30), Where())
-                   for _ in range(100)]])
+    acknowledged: set[str] = set()
+    with pytest.raises(UsageFull, match="not left the device yet"):
+        for _ in range(60):  # ~6,000 events: more than 1 MB
+            batch = [(check_event(event(resource="r" * 100), now, timedelta(0), 30), Where())
+                     for _ in range(100)]
+            db.store([batch])
+            acknowledged |= {ev.id for ev, _ in batch}
+    # Full of events that never left: every acknowledged one is kept, new ones refused.
+    assert 1000 < len(acknowledged) < 6000
+    assert db.ids() == acknowledged and "dropped" not in db.meta() or \
+        db.meta()["dropped"] == "1"
     assert db_path(tmp_path).stat().st_size <= 1_000_000
-    assert 0 < len(db.ids()) < 6000
+    # Once the LRS has taken the first half, those make room for new events.
+    rows = db.after(0, len(acknowledged))
+    half = rows[len(rows) // 2].seq
+    db.advance("lrs", half, "sent", len(rows) // 2)
+    fresh = [(check_event(event(), now, timedelta(0), 30), Where()) for _ in range(100)]
+    assert db.store([fresh]) == [[True] * 100]
+    kept = db.ids()
+    assert {r.id for r in rows if r.seq > half} <= kept          # nothing unsent removed
+    assert {ev.id for ev, _ in fresh} <= kept
+    assert db.meta()["dropped"] == "1"
+
+
+def test_a_flood_from_many_addresses_never_pushes_out_acknowledged_events(sample_device):
+    """100 addresses, each within its own limit, cannot make room by dropping the events
+    acknowledged before: the device's own rate limit holds them to a bounded rate, and
+    once the database is full new events get 503 with nothing acknowledged."""
+    with open(sample_device, "a", encoding="utf-8") as f:
+        f.write("\n[usage]\nmax_mb = 1\nraw_max_mb = 1\nrate_per_minute = 100\n"
+                "device_rate_per_minute = 3000\ncommit_delay_ms = 0\n")
+    settings = load_settings(sample_device)
+    c = create_app(settings).test_client()
+    earlier = [event() for _ in range(500)]
+    for i in range(0, 500, 100):
+        r = c.post("/api/v1/usage", json={"events": earlier[i:i + 100]},
+                   environ_base={"REMOTE_ADDR": f"10.1.0.{i // 100}"})
+        assert r.status_code == 200, r.json
+    statuses: dict[int, int] = {}
+    device_429 = full_503 = ""
+    for _round in range(3):
+        for a in range(100):
+            r = c.post("/api/v1/usage", json={"events": [event(resource="r" * 100)
+                                                         for _ in range(100)]},
+                       environ_base={"REMOTE_ADDR": f"10.2.0.{a}"})
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code == 429:
+                device_429 = r.json["error"]["message"]
+            if r.status_code == 503:
+                full_503 = r.json["error"]["message"]
+                assert "ids" not in r.json and "stored" not in r.json
+        limits = state(c.application).usage_limits
+        limits._buckets.clear()      # a minute later: every bucket full again
+    assert "from all tablets together" in device_429
+    assert "nothing was acknowledged" in full_503 and "not left the device" in full_503
+    assert statuses[200] < 100 and statuses[503] > 0
+    kept = UsageDB(settings.device.data_dir).ids()
+    assert {e["id"] for e in earlier} <= kept
+    assert "dropped" not in UsageDB(settings.device.data_dir).meta()
+
+
+def test_the_same_id_at_another_time_is_stored_once(client):
+    c, data = client
+    first = event()
+    later = dict(first, time=(datetime.now(UTC) - timedelta(minutes=5)).isoformat())
+    assert c.post("/api/v1/usage", json={"events": [first]}).json["stored"] == 1
+    r = c.post("/api/v1/usage", json={"events": [later, event()]})
+    assert r.json["stored"] == 1 and r.json["duplicates"] == 1
+    assert r.json["ids"][0] == first["id"]
+    # Also after a restart (a new writer reads the stored ids back) and in one commit.
+    _app2 = create_app(load_settings(data.parent / "ketang.toml")).test_client()
+    again = dict(first, time=(datetime.now(UTC) - timedelta(minutes=9)).isoformat())
+    assert _app2.post("/api/v1/usage", json={"events": [again]}).json["duplicates"] == 1
+    db = UsageDB(data)
+    assert db.count_after(0) == 2
+    assert sum(r["events"] for r in db.rollups()) == 2
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"events": [{"extra": ' + '{"a":' * 20_000 + "1" + "}" * 20_000 + "}]}",
+])
+def test_deeply_nested_json_is_a_400_and_stores_nothing(client, body):
+    c, data = client
+    r = c.post("/api/v1/usage", data=body, content_type="application/json")
+    assert r.status_code == 400 and "nested too deeply" in r.json["error"]["message"]
+    assert stored_ids(data) == set()
+    assert c.post("/api/v1/usage", json={"events": [event()]}).status_code == 200
 
 
 @pytest.mark.slow

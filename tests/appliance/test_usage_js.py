@@ -3,7 +3,6 @@ docs/usage.md turns into events in the usage database, through failures and page
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -12,19 +11,13 @@ import pytest
 from appliance.config import load_settings
 from appliance.usage.db import UsageDB, db_path
 
-from ..helpers import http_json, running_server
+from ..helpers import http_json, running_server, wait_for
+from ..support.chromium import persistent_context
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LESSON = "primary-g1-math-pep-v1-u3-l1"
 CHANNEL = "cn-basic-edu-demo"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
-                       reason="Debian's chromium is not installed"),
-]
+pytestmark = pytest.mark.slow
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>fixture</title>
@@ -55,16 +48,6 @@ def events_in(data_dir: Path) -> list:
         db.close()
 
 
-def wait_for(fn, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 @pytest.fixture
 def served(sample_device):
     with open(sample_device, "a", encoding="utf-8") as f:
@@ -73,34 +56,30 @@ def served(sample_device):
         yield url, load_settings(sample_device).device.data_dir
 
 
-def test_the_page_contract_becomes_events_in_the_database(served, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_page_contract_becomes_events_in_the_database(served, playwright, tmp_path):
     url, data = served
     _, lesson = http_json(f"{url}/api/v1/channels/{CHANNEL}/lessons/{LESSON}")
     video = next(r["url"] for r in lesson["resources"] if r["kind"] == "video")
     html = PAGE.format(view="tablet", lesson=LESSON, channel=CHANNEL, video=video)
-    with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.route(f"{url}/fixture/*", lambda route: route.fulfill(
-                status=200, content_type="text/html; charset=utf-8", body=html))
-            page.goto(f"{url}/fixture/lesson.html")
-            tablet = page.evaluate("ketangUsage.tabletId()")
-            page.evaluate("var v = document.getElementById('v'); v.playbackRate = 2; v.play()")
-            page.wait_for_function("document.getElementById('v').ended", timeout=20_000)
-            page.locator("#p2").scroll_into_view_if_needed()
-            page.check("#right")
-            page.click("#send")
-            page.evaluate("ketangUsage.projectedStart()")
-            time.sleep(1.2)
-            page.evaluate("ketangUsage.projectedEnd()")
-            page.evaluate(f"ketangUsage.record('app-opened', '{LESSON}-html5', {{}})")
-            page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
-        finally:
-            browser.close()
+    browser = persistent_context(playwright, tmp_path / "profile")
+    try:
+        page = browser.new_page()
+        page.route(f"{url}/fixture/*", lambda route: route.fulfill(
+            status=200, content_type="text/html; charset=utf-8", body=html))
+        page.goto(f"{url}/fixture/lesson.html")
+        tablet = page.evaluate("ketangUsage.tabletId()")
+        page.evaluate("var v = document.getElementById('v'); v.playbackRate = 2; v.play()")
+        page.wait_for_function("document.getElementById('v').ended", timeout=20_000)
+        page.locator("#p2").scroll_into_view_if_needed()
+        page.check("#right")
+        page.click("#send")
+        page.evaluate("ketangUsage.projectedStart()")
+        time.sleep(1.2)
+        page.evaluate("ketangUsage.projectedEnd()")
+        page.evaluate(f"ketangUsage.record('app-opened', '{LESSON}-html5', {{}})")
+        page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
+    finally:
+        browser.close()
 
     rows = events_in(data)
     types = [r.type for r in rows]
@@ -124,44 +103,41 @@ def test_the_page_contract_becomes_events_in_the_database(served, tmp_path):
     assert len(set(r.id for r in rows)) == len(rows)
 
 
-def test_unsent_events_wait_in_local_storage_and_a_bad_one_is_dropped(served, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_unsent_events_wait_in_local_storage_and_a_bad_one_is_dropped(served, playwright,
+                                                                    tmp_path):
     url, data = served
     html = PAGE.format(view="projector", lesson=LESSON, channel=CHANNEL, video="")
-    with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            page.route(f"{url}/fixture/*", lambda route: route.fulfill(
-                status=200, content_type="text/html; charset=utf-8", body=html))
-            page.route(f"{url}/api/v1/usage", lambda route: route.abort())  # link down
-            page.goto(f"{url}/fixture/a.html")
-            page.evaluate("ketangUsage.flush()")
-            time.sleep(1)
-            assert page.evaluate("ketangUsage.pending()") >= 1
-            # A bad event (from an old script, say) sits in the queue with good ones.
-            page.evaluate("""() => {
-                var q = JSON.parse(localStorage.getItem('ketang.usage.queue'));
-                q.unshift({id: '6d1f8a2e-3b4c-4d5e-8f90-123456789abc', type: 'danced',
-                           time: new Date().toISOString(), actor: ketangUsage.tabletId(),
-                           view: 'projector', resource: 'x'});
-                localStorage.setItem('ketang.usage.queue', JSON.stringify(q));
-            }""")
-            assert events_in(data) == []
-            page.unroute(f"{url}/api/v1/usage")
-            page.reload()  # the link is back: the next page sends what waited
-            page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
-            rows = events_in(data)
-            assert [r.type for r in rows].count("lesson-opened") == 2
-            assert {r.view for r in rows} == {"projector"}
-            assert "6d1f8a2e-3b4c-4d5e-8f90-123456789abc" not in {r.id for r in rows}
+    browser = persistent_context(playwright, tmp_path / "profile")
+    try:
+        page = browser.new_page()
+        page.route(f"{url}/fixture/*", lambda route: route.fulfill(
+            status=200, content_type="text/html; charset=utf-8", body=html))
+        page.route(f"{url}/api/v1/usage", lambda route: route.abort())  # link down
+        page.goto(f"{url}/fixture/a.html")
+        page.evaluate("ketangUsage.flush()")
+        time.sleep(1)
+        assert page.evaluate("ketangUsage.pending()") >= 1
+        # A bad event (from an old script, say) sits in the queue with good ones.
+        page.evaluate("""() => {
+            var q = JSON.parse(localStorage.getItem('ketang.usage.queue'));
+            q.unshift({id: '6d1f8a2e-3b4c-4d5e-8f90-123456789abc', type: 'danced',
+                       time: new Date().toISOString(), actor: ketangUsage.tabletId(),
+                       view: 'projector', resource: 'x'});
+            localStorage.setItem('ketang.usage.queue', JSON.stringify(q));
+        }""")
+        assert events_in(data) == []
+        page.unroute(f"{url}/api/v1/usage")
+        page.reload()  # the link is back: the next page sends what waited
+        page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
+        rows = events_in(data)
+        assert [r.type for r in rows].count("lesson-opened") == 2
+        assert {r.view for r in rows} == {"projector"}
+        assert "6d1f8a2e-3b4c-4d5e-8f90-123456789abc" not in {r.id for r in rows}
 
-            # Leaving the page at once: sendBeacon carries what was just recorded.
-            eid = page.evaluate(f"ketangUsage.record('video-paused', '{LESSON}-video', "
-                                "{position: 12.5})")
-            page.goto("about:blank")
-            wait_for(lambda: eid in {r.id for r in events_in(data)})
-        finally:
-            browser.close()
+        # Leaving the page at once: sendBeacon carries what was just recorded.
+        eid = page.evaluate(f"ketangUsage.record('video-paused', '{LESSON}-video', "
+                            "{position: 12.5})")
+        page.goto("about:blank")
+        wait_for(lambda: eid in {r.id for r in events_in(data)})
+    finally:
+        browser.close()

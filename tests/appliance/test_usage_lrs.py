@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -23,11 +22,9 @@ from appliance.usage.upload import upload, usage_summary
 from ..helpers import KETANG
 from ..support.lrs import ralph_missing, running_ralph
 from ..support.lrs_proxy import FlakyLrs
+from ..support.needs import require
 
-if ralph_missing():
-    if os.environ.get("CI"):
-        raise RuntimeError(ralph_missing())
-    pytest.skip(ralph_missing(), allow_module_level=True)
+require(ralph_missing() or None)
 
 pytestmark = pytest.mark.slow
 LESSON = "primary-g1-math-pep-v1-u3-l1"

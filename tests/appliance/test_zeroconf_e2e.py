@@ -14,11 +14,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from content_cache.importer import import_bundle
-from content_cache.keys import load_trusted_keys
-from content_cache.library import Library
-
-from ..helpers import DEMO_PUB, KETANG, http_json, running_server
+from ..helpers import KETANG, http_json, running_server, sample_data
 
 pytestmark = pytest.mark.slow
 CH = "cn-basic-edu-demo"
@@ -83,11 +79,7 @@ class Lines:
 
 def device(tmp_path, sample_bundle, name: str):
     """A config for a device with the sample release, advertising on 127.0.0.1 only."""
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / DEMO_PUB.name).write_bytes(DEMO_PUB.read_bytes())
-    data = tmp_path / "data"
-    import_bundle(sample_bundle, Library(data), load_trusted_keys(keys))
+    data, keys = sample_data(tmp_path, sample_bundle)
     dev_id = uuid.uuid4().hex[:16]
     config = tmp_path / "ketang.toml"
     config.write_text(

@@ -579,6 +579,81 @@ def test_a_status_file_from_the_previous_version_still_shows(app, tmp_path):
     assert "正在导入 5.0 MB / 10.0 MB，请勿拔出U盘" in zh and "Importing" not in zh
 
 
+def test_a_cookie_copied_before_logout_reads_nothing_after(app):
+    client = app.test_client()
+    log_in(client)
+    copied = client.get_cookie("ketang_session").value
+    assert client.get("/admin/status.json").status_code == 200
+    client.post("/admin/logout", data={"csrf_token": token(client, "/admin/")})
+    thief = app.test_client()
+    thief.set_cookie("ketang_session", copied)
+    r = thief.get("/admin/status.json")
+    assert r.status_code == 401 and "status" not in r.json
+    assert thief.get("/admin/").status_code == 302
+
+
+def test_a_new_password_ends_every_session_even_if_set_back(data):
+    app = make_app(data)
+    client = app.test_client()
+    log_in(client)
+    copied = client.get_cookie("ketang_session").value
+    admin_auth.set_password(data, "another good password")
+    assert client.get("/admin/status.json").status_code == 401
+    admin_auth.set_password(data, PASSWORD)     # the same hash fingerprint cannot come back
+    thief = app.test_client()
+    thief.set_cookie("ketang_session", copied)
+    assert thief.get("/admin/status.json").status_code == 401
+
+
+def test_an_expired_session_is_ended_on_the_server(data, monkeypatch):
+    app = make_app(data, session_minutes=1)
+    client = app.test_client()
+    log_in(client)
+    sessions = state(app).admin_sessions
+    assert len(sessions._live) == 1
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 61)
+    assert client.get("/admin/status.json").status_code == 401
+    monkeypatch.setattr(time, "time", real)
+    assert sessions._live == {}
+    assert client.get("/admin/status.json").status_code == 401
+
+
+def test_parallel_wrong_passwords_get_no_more_checks_than_serial_ones(app):
+    """40 wrong passwords at once from one address: each attempt is counted before its
+    check, so no more are checked than one after another (3 free + the one that locks)."""
+    import threading
+
+    clients = [app.test_client() for _ in range(40)]
+    tokens = [token(c) for c in clients]
+    barrier = threading.Barrier(len(clients))
+    statuses: list[int] = []
+
+    def attempt(c, t):
+        barrier.wait()
+        statuses.append(c.post("/admin/login", data={"csrf_token": t,
+                                                     "password": "wrong password!"}).status_code)
+
+    threads = [threading.Thread(target=attempt, args=ct)
+               for ct in zip(clients, tokens, strict=True)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(set(statuses)) == [401, 429]
+    assert statuses.count(401) == admin_auth.FREE_FAILURES + 1
+
+
+def test_the_right_password_takes_back_its_counted_attempt():
+    clock = Clock()
+    lim = LoginLimiter(clock=clock)
+    for i in range(admin_auth.GLOBAL_MAX * 2):
+        assert lim.attempt(f"10.0.2.{i}") == 0     # each right, then taken back
+        lim.succeeded(f"10.0.2.{i}")
+    assert lim.wait_seconds("10.9.9.9") == 0
+    assert [lim.attempt("b") for _ in range(5)] == [0, 0, 0, 0, 2]
+
+
 def test_classes_are_added_and_removed_on_the_dashboard(app):
     """Issue 19: a class (grade · subject · edition, a name, no student names) added with
     the dashboard's form shows there with its next lesson; bad input changes nothing."""

@@ -1,12 +1,11 @@
 """The technician dashboard in real Chromium against `ketang serve`: log in, see health
 and releases, a wrong password and a lockout, logout, a CSRF-less POST refused, a USB
 import's progress bar moving without a reload (and with JavaScript off, by meta refresh).
-The dashboard screenshot (1366x768) is saved for docs/screenshots/dashboard.png."""
+The dashboard screenshot (1366x768) refreshes docs/screenshots/dashboard.png when
+KETANG_SCREENSHOTS=1 asks (tests/support/screenshots.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -15,22 +14,13 @@ import pytest
 
 from appliance import auth as admin_auth
 from appliance.drives.status import DriveStatus
-from content_cache.importer import import_bundle
-from content_cache.keys import load_trusted_keys
-from content_cache.library import Library
 
-from ..helpers import DEMO_PUB, http, running_server, write_config
+from ..helpers import http, running_server, sample_data, write_config
+from ..support.screenshots import shoot
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("chromium") is None,
-                                 reason="Debian's chromium is not installed")]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = pytest.mark.slow
 PASSWORD = "correct horse battery"
 CH = "cn-basic-edu-demo"
-SCREENSHOTS = Path(os.environ.get("KETANG_SCREENSHOTS", "")) if os.environ.get(
-    "KETANG_SCREENSHOTS") else None
 
 
 def device(tmp: Path, sample_bundle: Path, zeroconf_id: str = "") -> tuple[Path, Path]:
@@ -38,11 +28,7 @@ def device(tmp: Path, sample_bundle: Path, zeroconf_id: str = "") -> tuple[Path,
 
     With ``zeroconf_id``, the device has that id and advertises on 127.0.0.1 only.
     """
-    keys = tmp / "trusted-keys"
-    keys.mkdir()
-    shutil.copyfile(DEMO_PUB, keys / DEMO_PUB.name)
-    data = tmp / "data"
-    import_bundle(sample_bundle, Library(data), load_trusted_keys(keys))
+    data, keys = sample_data(tmp, sample_bundle)
     admin_auth.set_password(data, PASSWORD)
     drives = tmp / "run" / "drives.json"
     config = tmp / "ketang.toml"
@@ -64,17 +50,6 @@ def server(tmp_path_factory, sample_bundle):
     config, drives = device(tmp, sample_bundle)
     with running_server(config) as url:
         yield url, DriveStatus(drives)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # launch() gives each run a fresh, temporary profile (user data dir).
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -132,10 +107,7 @@ def test_log_in_and_see_health_releases_and_a_moving_import(server, page, tmp_pa
     expect(bar).to_have_attribute("value", "64", timeout=6000)
     assert "正在导入 640.0 MB / 1.0 GB" in page.locator("#section-drives").inner_text()
     assert page.evaluate("window.__samePage") == "yes"
-    page.screenshot(path=str(tmp_path / "dashboard.png"))
-    if SCREENSHOTS:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "dashboard.png", SCREENSHOTS / "dashboard.png")
+    shoot(page, tmp_path, "dashboard.png", docs_name="dashboard.png")
     drives.set("sdb1", "done")
     expect(page.locator("#section-drives")).to_contain_text("可以安全拔出", timeout=6000)
     assert page.evaluate("window.__samePage") == "yes"

@@ -22,6 +22,7 @@ from appliance.web.projector_recent import FILE_NAME
 from content_cache.library import Library
 
 from ..helpers import snapshot
+from ..support.needs import require
 
 ROOT = Path(__file__).resolve().parents[2]
 KIOSK = ROOT / "kiosk_ui" / "kiosk" / "ketang-kiosk"
@@ -318,8 +319,8 @@ def test_the_launcher_says_when_the_server_never_answers():
     assert f"127.0.0.1:{port} did not answer within 1s" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_the_systemd_unit_verifies(tmp_path):
+    require(None if shutil.which("systemd-analyze") else "systemd-analyze is not installed")
     unit = tmp_path / "ketang-kiosk.service"
     unit.write_text(UNIT.read_text().replace("/usr/local/bin/ketang-kiosk", str(KIOSK)))
     r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
@@ -374,3 +375,42 @@ def test_the_drive_banner_is_in_one_language(client):
     en = client.get("/projector", headers=EN).get_data(as_text=True)
     assert "Import finished, you can safely remove the USB drive" in en
     assert "导入完成" not in en
+
+
+def test_a_pdf_resource_that_is_not_a_pdf_is_unavailable_and_the_lesson_still_works(
+        tmp_path, demo_keys):
+    """A trusted release names a task sheet with a media type other than application/pdf:
+    that part says it is unavailable, every other part of the lesson still shows."""
+    from appliance.cli.demo import DEMO_KEY, SAMPLE_PACK
+    from content_cache.importer import import_bundle
+    from content_cache.keys import load_trusted_keys
+    from content_cache.publisher import publish
+
+    from ..helpers import resign_release, write_config
+
+    bundle = tmp_path / "bundle"
+    publish(SAMPLE_PACK, CH, 1, DEMO_KEY, bundle)
+
+    shas = []
+
+    def html_pdf(doc):
+        (r,) = [r for r in doc["resources"] if r["id"] == LESSON + "-pdf"]
+        r["media_type"] = "text/html"
+        shas.append(r["sha256"])
+
+    resign_release(bundle, CH, 1, DEMO_KEY, html_pdf)
+    data = tmp_path / "data"
+    import_bundle(bundle, Library(data), load_trusted_keys(demo_keys))
+    c, _settings = make_client(write_config(tmp_path / "ketang.toml", data, demo_keys))
+    r = c.get(f"/projector/lesson/{CH}/{LESSON}", headers=ZH)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert "这份任务单在本机上无法显示" in html and "application/pdf" in html
+    assert 'data-kind="video"' in html and "<video" in html
+    pdf_part = re.search(r'data-part="(\d+)" data-kind="pdf"', html).group(1)
+    r = c.get(f"/projector/lesson/{CH}/{LESSON}?part={pdf_part}", headers=ZH)
+    assert r.status_code == 200
+    # The tablet's page for it says so too, and its page images are simply not there.
+    r = c.get(f"/lessons/{CH}/{LESSON}/pdf/{LESSON}-pdf", headers=ZH)
+    assert r.status_code == 422 and "application/pdf" in r.get_data(as_text=True)
+    assert c.get(f"/pdf-pages/{shas[0]}/1.png").status_code == 404

@@ -1,12 +1,12 @@
 """The projector view in real Chromium against `ketang serve`: a teacher's keys from the
 first screen to a playing video and through the parts, blanking, going back, the recent
 lesson, the QR code (decoded with zbarimg), a tablet following the projector and leaving,
-the drive banner, and a 404. Saves docs/screenshots/projector.png (README.md shows it)."""
+the drive banner, and a 404. KETANG_SCREENSHOTS=1 refreshes docs/screenshots/projector.png
+(README.md shows it)."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -15,20 +15,15 @@ from pathlib import Path
 import pytest
 
 from ..helpers import served_sample
+from ..support.screenshots import shoot
 from .test_projector import lan_ipv4
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is missing"),
-]
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 CH = "cn-basic-edu-demo"
 L1 = "primary-g1-chinese-tongbian-v1-u1-l1"
 L2 = "primary-g1-chinese-tongbian-v1-u1-l2"
 L3 = "primary-g1-math-pep-v1-u3-l1"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HD = {"width": 1920, "height": 1080}
 # Until the tablet pages include follow.js themselves (docs/projector.md), add it the
 # way the include would; with the include present this does nothing.
@@ -48,18 +43,6 @@ def served(tmp_path_factory, sample_bundle):
     status = tmp / "drives.json"
     with served_sample(tmp, sample_bundle, f'[drives]\nstatus_file = "{status}"') as (url, data):
         yield url, data, status, tmp
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
@@ -330,20 +313,20 @@ def test_usage_calls_follow_the_contract(served, browser):
         ctx.close()
 
 
-def test_screenshot_of_the_projector_for_the_readme(served, projector):
-    """docs/screenshots/projector.png: a lesson's exercise, the answer shown, the join code."""
+def test_screenshot_of_the_projector_for_the_readme(served, projector, tmp_path):
+    """docs/screenshots/projector.png: a lesson's exercise, the answer shown, the join code
+    (written there only when KETANG_SCREENSHOTS=1 asks)."""
     base, _, status_file, _ = served
     page = projector
     page.goto(f"{base}/projector/lesson/{CH}/{L1}?part=3&page=1")
     press(page, "Enter")
     page.wait_for_function("document.fonts.status === 'loaded'")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "projector.png"))
+    shoot(page, tmp_path, "projector.png", docs_name="projector.png")
     page.goto(f"{base}/projector")
-    page.screenshot(path=str(SCREENSHOTS / "projector-home.png"))
+    shoot(page, tmp_path, "projector-home.png", docs_name="projector-home.png")
 
 
-def test_the_kiosk_launcher_shows_the_projector(served, tmp_path):
+def test_the_kiosk_launcher_shows_the_projector(served, tmp_path, chromium):
     """ketang-kiosk itself, headless: waits for the server, then Chromium renders /projector."""
     import struct
 
@@ -354,7 +337,7 @@ def test_the_kiosk_launcher_shows_the_projector(served, tmp_path):
                         "--screenshot", str(shot), "--wait", "10"],
                        capture_output=True, text=True, timeout=120,
                        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                            "CHROMIUM": "/usr/bin/chromium"})
+                            "CHROMIUM": str(chromium)})
     assert r.returncode == 0, r.stderr[-2000:]
     head = shot.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,7 +8,6 @@ PDFs are damaged (for paging and for the broken-PDF message).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -39,18 +38,14 @@ from ..helpers import (
     running_server,
     write_config,
 )
+from ..support import screenshots
 
 pytestmark = pytest.mark.slow
 CH = "cn-basic-edu-demo"
 SMALL = "test-small"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 BUDGET = 60 * 1024
 TABLET = {"width": 800, "height": 1280}
 MATH_LESSON = "primary-g1-math-pep-v1-u3-l1"
-SHOTS = Path(os.environ.get("KETANG_SCREENSHOTS", "")) if os.environ.get(
-    "KETANG_SCREENSHOTS") else None
 
 
 @pytest.fixture(scope="module")
@@ -89,18 +84,6 @@ def device(tmp_path_factory):
         yield base, data
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def tablet(browser, js: bool = True):
     """A fresh 800×1280 tablet context (Chinese, as the school's tablets are)."""
     return browser.new_context(viewport=TABLET, device_scale_factor=1, locale="zh-CN",
@@ -118,10 +101,9 @@ def tablet_page(browser, js: bool = True) -> Iterator:
 
 
 def shoot(page, name: str, tmp_path: Path) -> Path:
-    path = (SHOTS or tmp_path) / f"tablet-{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=False)
-    return path
+    """A tablet screenshot; the lesson's refreshes docs/screenshots/tablet.png when asked."""
+    return screenshots.shoot(page, tmp_path, f"tablet-{name}.png",
+                             docs_name="tablet.png" if name == "lesson" else None)
 
 
 def tap(page, target) -> None:
@@ -415,7 +397,7 @@ def test_video_resumes_where_this_tablet_left_it(device, browser):
 
 
 def test_tablet_screenshots_of_each_page(device, browser, tmp_path):
-    """Screenshots at 800×1280 (KETANG_SCREENSHOTS=folder keeps them; docs/tablet.md shows one)."""
+    """Screenshots at 800×1280 (KETANG_SCREENSHOTS=1 refreshes the one docs/tablet.md shows)."""
     base, _ = device
     with tablet_page(browser) as page:
         for name, path in [("front", "/"), ("grade", f"/browse/{CH}/primary-g3"),

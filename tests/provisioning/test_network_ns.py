@@ -26,6 +26,7 @@ from provisioning.render import captive_portal_uri
 from provisioning.status import active_leases
 
 from ..helpers import KETANG
+from ..support import needs
 from .tools import require
 
 pytestmark = pytest.mark.slow
@@ -76,10 +77,7 @@ print(json.dumps(out))
 
 
 def _need_root_and_netns() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the network namespace test needs root")
-        pytest.skip("the network namespace test needs root")
+    needs.require("the network namespace test needs root" if os.geteuid() != 0 else None)
     require("ip", "dnsmasq", "busybox")
 
 

@@ -35,13 +35,6 @@ def ralph_missing() -> str:
             "(`make .venv-ralph/.installed`)")
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Lrs:
     """A running LRS: its xAPI endpoint and Basic credentials."""
@@ -81,12 +74,17 @@ def running_ralph(workdir: Path, timeout: float = 60.0) -> Iterator[Lrs]:
     subprocess.run([str(RALPH), "auth", "-u", "ketang", "-p", password, "-s", "all",
                     "-A", "ketang", "http://district.test", "-w"], env=env, check=True,
                    capture_output=True, cwd=workdir)
-    port = free_port()
-    log = open(workdir / "ralph.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(RALPH.with_name("python")), str(Path(__file__).with_name("lrs_ralph_server.py")),
-         "127.0.0.1", str(port), str(workdir / "store")],
-        env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # The port is bound here and the listening socket handed to Ralph, so no other
+    # process can take it between choosing and binding (as bind-then-close allows).
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        log = open(workdir / "ralph.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [str(RALPH.with_name("python")),
+             str(Path(__file__).with_name("lrs_ralph_server.py")),
+             str(listener.fileno()), str(workdir / "store")],
+            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, pass_fds=(listener.fileno(),))
     lrs = Lrs(f"http://127.0.0.1:{port}/xAPI/", "ketang", password)
     try:
         deadline = time.monotonic() + timeout

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from appliance.config import Settings
 from content_cache.library import Library
 
 from ..helpers import KETANG, SAMPLE_PACK, snapshot
+from ..support.needs import require_commands as require
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "tools" / "make_sample_pack.py"
@@ -34,16 +34,6 @@ CHANNELS = ROOT / "tools" / "sample_pack" / "channels"
 BASIC = CHANNELS / "cn-basic-edu-demo.yaml"
 SIZE_BUDGET = 3 * 1024 * 1024  # the repository carries the pack
 KINDS = ["video", "pdf", "html5", "exercise"]
-
-
-def require(*commands: str) -> None:
-    """Skip without a command the test needs; with CI=true, fail instead."""
-    missing = [c for c in commands if shutil.which(c) is None]
-    if missing:
-        why = f"{', '.join(missing)} missing: tests/system-deps.sh installs it"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
 
 
 def generate(*args: str) -> subprocess.CompletedProcess[str]:
