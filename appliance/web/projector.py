@@ -130,8 +130,10 @@ def home():
             groups.append({"stage": stage,
                            "grades": [_descend(cat, g) for g in cat.children(stage["id"])]})
         channels.append({"info": cat.info(), "groups": groups})
+    from .projector_classes import class_tiles  # the teacher's classes (docs/projector.md)
+
     return _render("projector/home.html", recent=recent, channels=channels,
-                   focus=request.args.get("focus", ""))
+                   classes=class_tiles(), focus=request.args.get("focus", ""))
 
 
 def _screen(cat: Any, node_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

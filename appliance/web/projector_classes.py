@@ -55,6 +55,10 @@ def join_url(class_id: int) -> str:
 
 def class_tiles() -> list[dict[str, Any]]:
     """Every class with its next lesson, for the projector's first screen."""
+    from appliance.classes.store import DB_NAME
+
+    if not (settings().device.data_dir / DB_NAME).exists():
+        return []       # no class yet: a page view makes no file
     db = synced_progress()
     out = []
     for k in db.all():

@@ -99,3 +99,16 @@ def test_a_bad_name_says_so_on_the_projector_and_adds_nothing(client, name, word
 
 def test_an_unknown_class_is_a_projector_404(client):
     assert client.get("/projector/classes/999").status_code == 404
+
+
+def test_the_first_screen_lists_classes_with_their_next_lesson_first(client, sample_device):
+    home = text(client.get("/projector"))
+    assert 'data-node="add-class"' in home and "class-next-" not in home
+    # with no class, the first tile is still the first grade (the add tile comes last)
+    assert home.index('data-node="primary-g1"') < home.index('data-node="add-class"')
+    add(client)
+    home = text(client.get("/projector"))
+    tiles = re.findall(r'<a class="tile[^"]*" href="([^"]+)" data-nav data-node="([^"]+)"', home)
+    assert tiles[0] == (f"/projector/lesson/{CH}/{L1}?class=1", "class-next-1")
+    assert tiles[1][1] == "class-1" and tiles[2][1] == "add-class"
+    assert "一年级(2)班 · 数学 · 人教版" in home and "5以内的加法" in home
