@@ -112,3 +112,18 @@ def test_the_first_screen_lists_classes_with_their_next_lesson_first(client, sam
     assert tiles[0] == (f"/projector/lesson/{CH}/{L1}?class=1", "class-next-1")
     assert tiles[1][1] == "class-1" and tiles[2][1] == "add-class"
     assert "一年级(2)班 · 数学 · 人教版" in home and "5以内的加法" in home
+
+
+def test_the_follow_state_carries_the_round_of_live_answers(client):
+    page = text(client.get(f"/projector/lesson/{CH}/{L1}"))
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)
+
+    def post(doc):
+        return client.post("/projector/follow", json=doc, headers={"X-CSRFToken": token})
+
+    r = post({"channel": CH, "lesson": L1, "part": 3, "page": 1, "round": "20261130-c1"})
+    assert r.status_code == 200 and r.get_json()["round"] == "20261130-c1"
+    for bad in ("x", 5, "20261130-c"):
+        r = post({"channel": CH, "lesson": L1, "round": bad})
+        assert r.status_code == 400 and "round" in r.get_json()["error"]
+    assert client.get("/projector/follow/state").get_json()["state"]["round"] == "20261130-c1"
