@@ -659,6 +659,9 @@ def test_classes_are_added_and_removed_on_the_dashboard(app):
     the dashboard's form shows there with its next lesson; bad input changes nothing."""
     client = app.test_client()
     log_in(client)
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/classes/"' in dashboard
+    assert 'href="/browse/cn-basic-edu-demo"' in dashboard     # each channel opens
     page = client.get("/admin/classes/").get_data(as_text=True)
     assert "一年级 · 数学 · 人教版" in page
     tok = token(client, "/admin/classes/")

@@ -89,3 +89,12 @@ def test_a_tablet_that_scanned_a_class_code_sees_that_class_lesson_for_today(cli
     page = other.get("/?class=999")
     assert 'id="today"' not in text(page) and "Set-Cookie" not in page.headers
     assert 'id="today"' not in text(other.get("/?class=abc"))
+
+
+def test_the_projector_and_dashboard_open_each_channel(client):
+    home = text(client.get("/projector"))
+    assert "教师研修 · 示例课程（演示用）" in home
+    assert f'href="/projector/browse/{TRAINING}/training-teaching"' in home
+    assert home.count("选择年级") == 1 or home.count("Choose a grade") == 1
+    topic = text(client.get(f"/projector/browse/{TRAINING}/training-technology"))
+    assert "用投影上好一节课" in topic
