@@ -18,12 +18,13 @@ from flask_babel import gettext as _
 
 from appliance.classes import progress
 from appliance.classes.answers import round_of
-from appliance.classes.store import ClassError
+from appliance.classes.store import ClassError, Klass
 
 from .classes_api import (
     add_class,
     all_curricula,
     class_error_words,
+    classes_db,
     from_projector,
     mark,
     synced_progress,
@@ -51,6 +52,17 @@ def join_url(class_id: int) -> str:
     from .projector import join_base
 
     return f"{join_base()}/?class={class_id}"
+
+
+def lesson_class(raw: str) -> tuple[Klass | None, str]:
+    """The class a lesson is opened for (``?class=N``; None for an unknown one) and the
+    round of live answers the projector gives the tablets."""
+    from appliance.classes.store import DB_NAME
+
+    klass = None
+    if raw.isdigit() and len(raw) < 10 and (settings().device.data_dir / DB_NAME).exists():
+        klass = classes_db().get(int(raw))
+    return klass, round_of(klass.id if klass else 0)
 
 
 def class_tiles() -> list[dict[str, Any]]:

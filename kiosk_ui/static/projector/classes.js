@@ -30,8 +30,12 @@
   if (!main) { return; }
 
   function show(q, doc) {
-    var n = q.querySelector('.live-count .n');
-    if (n) { n.textContent = String(doc.answered); }
+    var box = q.querySelector('.live-count');
+    if (box) {
+      box.querySelector('.n').textContent = String(doc.answered);
+      box.hidden = !doc.answered;
+    }
+    q.className = q.className.replace(/\s*has-answers/g, '') + (doc.answered ? ' has-answers' : '');
     var rows = q.querySelectorAll('.choices > li');
     for (var i = 0; i < rows.length; i++) {
       var count = doc.counts[i] || 0;
