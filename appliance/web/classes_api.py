@@ -91,9 +91,7 @@ def summary(db: ClassesDB, k: Klass) -> dict[str, Any]:
 
 def today(class_id: int) -> dict[str, Any] | None:
     """A class with its lesson for today (its next lesson), or None when there is none."""
-    from appliance.classes.store import DB_NAME
-
-    if not (settings().device.data_dir / DB_NAME).exists():
+    if not have_classes():
         return None     # no class was ever added: make no file for a tablet's page view
     db = classes_db()
     k = db.get(class_id)
@@ -119,9 +117,18 @@ def _json_body() -> Any:
     return request.get_json(silent=True)
 
 
+def have_classes() -> bool:
+    """Whether a class was ever added (reading makes no file before that)."""
+    from appliance.classes.store import DB_NAME
+
+    return (settings().device.data_dir / DB_NAME).exists()
+
+
 @bp.get(f"{PREFIX}/classes")
 def list_classes():
     """Every class with its next lesson."""
+    if not have_classes():
+        return jsonify(classes=[])
     db = synced_progress()
     return jsonify(classes=[summary(db, k) for k in db.all()])
 
@@ -135,9 +142,9 @@ def list_curricula():
 @bp.get(f"{PREFIX}/classes/<int:class_id>")
 def get_class(class_id: int):
     """A class, its unit map with what is done, and its next lesson."""
-    db = synced_progress()
-    k = db.get(class_id)
-    if k is None:
+    db = synced_progress() if have_classes() else None
+    k = db.get(class_id) if db else None
+    if db is None or k is None:
         return _refuse(404, "没有这个班级。", f"There is no class {class_id} on this device.")
     p = progress.class_progress(db, library(), k)
     units = [{"unit": {"id": u["unit"]["id"], "title": u["unit"]["title"]},

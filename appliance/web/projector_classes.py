@@ -26,6 +26,7 @@ from .classes_api import (
     class_error_words,
     classes_db,
     from_projector,
+    have_classes,
     mark,
     synced_progress,
 )
@@ -57,19 +58,15 @@ def join_url(class_id: int) -> str:
 def lesson_class(raw: str) -> tuple[Klass | None, str]:
     """The class a lesson is opened for (``?class=N``; None for an unknown one) and the
     round of live answers the projector gives the tablets."""
-    from appliance.classes.store import DB_NAME
-
     klass = None
-    if raw.isdigit() and len(raw) < 10 and (settings().device.data_dir / DB_NAME).exists():
+    if raw.isdigit() and len(raw) < 10 and have_classes():
         klass = classes_db().get(int(raw))
     return klass, round_of(klass.id if klass else 0)
 
 
 def class_tiles() -> list[dict[str, Any]]:
     """Every class with its next lesson, for the projector's first screen."""
-    from appliance.classes.store import DB_NAME
-
-    if not (settings().device.data_dir / DB_NAME).exists():
+    if not have_classes():
         return []       # no class yet: a page view makes no file
     db = synced_progress()
     out = []

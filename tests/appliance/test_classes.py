@@ -300,3 +300,14 @@ def test_only_the_projector_sees_the_counts_and_pages_cannot_forge_answers(devic
                         "view": "tablet", "resource": EXERCISE}]}
     r = c.post("/api/v1/usage", data=json.dumps(body), content_type="application/json")
     assert r.status_code == 400
+
+
+def test_reading_before_any_class_makes_no_file(device):
+    app, settings = device
+    c = app.test_client()
+    assert c.get("/api/v1/classes", environ_base=LAN).get_json() == {"classes": []}
+    assert c.get("/api/v1/classes/1", environ_base=LAN).status_code == 404
+    assert c.get("/?class=1", environ_base=LAN).status_code == 200
+    assert c.get("/projector").status_code == 200
+    assert c.get(f"/projector/lesson/{CH}/{L1}?class=1").status_code == 200
+    assert not (settings.device.data_dir / "classes.db").exists()
