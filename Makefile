@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
+APPS_PORT ?= 8081
+# 127.0.0.1: this machine only; HOST=0.0.0.0 lets tablets on the network join
+HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-quick lint system-deps translations sample-pack clean
@@ -16,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 ## demo: set everything up and serve the bundled sample lessons at http://localhost:8080
 demo: $(STAMP)
-	$(BIN)/ketang demo --data-dir .demo --port $(PORT)
+	$(BIN)/ketang demo --data-dir .demo --host $(HOST) --port $(PORT) --apps-port $(APPS_PORT)
 
 ## system-deps: Debian packages the test suite needs (installed only where missing)
 system-deps:

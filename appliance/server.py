@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import resource
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from waitress.adjustments import Adjustments
 from waitress.task import ThreadedTaskDispatcher
+
+from content_cache.errors import KetangError
 
 from .server_guard import ClientCounts, GuardedServer
 
@@ -90,11 +94,19 @@ def serve(app: Flask, host: str, port: int, threads: int,
                 dispatcher=dispatcher, adj=adj, sockinfo=info))
         return listening[-len(adj.listen)]
 
-    server = guarded(app, port)
+    with _bind_errors(host, port, "lesson pages", "--port", "server.port"):
+        server = guarded(app, port)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     apps_server = None
     if apps_app is not None:
-        apps_server = guarded(apps_app, apps_port)
+        try:
+            with _bind_errors(host, apps_port, "lesson apps", "--apps-port",
+                              "server.apps_port"):
+                apps_server = guarded(apps_app, apps_port)
+        except KetangError:
+            for s in listening:
+                s.close()
+            raise
         app.config["KETANG_APPS_PORT"] = int(apps_server.effective_port)
         announce(f"Serving lesson apps on http://{shown}:{apps_server.effective_port}")
     closer = None
@@ -113,6 +125,34 @@ def serve(app: Flask, host: str, port: int, threads: int,
             closer()
         for listener in reversed(listening):
             listener.close()
+
+
+ZH = {"lesson pages": "课程页面", "lesson apps": "互动课件"}
+
+
+@contextlib.contextmanager
+def _bind_errors(host: str, port: int, what: str, option: str, setting: str) -> Iterator[None]:
+    """Turn a socket that cannot listen into one line saying which port and what to do."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise KetangError(
+                f"端口 {port} 已被占用（{ZH.get(what, what)}）。Port {port} on {host} ({what}) "
+                "is already in use by another program (another `ketang serve` or "
+                f"`make demo`?): stop it, or choose another port with {option} "
+                f"(setting {setting}).") from None
+        if e.errno == errno.EACCES:
+            raise KetangError(
+                f"无权使用端口 {port}（{ZH.get(what, what)}）。Port {port} on {host} ({what}) "
+                f"needs privileges this user lacks: use a port above 1023 with {option}, or run "
+                f"Ketang's systemd unit, which may bind port 80.") from None
+        if e.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME) or isinstance(e, socket.gaierror):
+            raise KetangError(
+                f"地址 {host} 不在本机上。{host} is not an address of this machine, so the "
+                f"{what} cannot listen there: use 0.0.0.0 (every address) or 127.0.0.1 "
+                "(this machine only) with --host (setting server.host).") from None
+        raise
 
 
 def _set_send_buffer(adj: Adjustments, size: int) -> None:

@@ -2,7 +2,9 @@
 
 Writes a synthetic release (``ketang sample``), imports and activates it into a fresh
 data folder, and prints medians: import+activation time, catalog size, search
-latency (median and p95 over 20 Chinese and English queries), and lesson-open time.
+latency (median and p95 over 20 Chinese and English queries), and lesson-open time;
+then precision at 10 of what a child types (characters, pinyin, initials, a grade)
+against the lessons meant, found by scanning the manifest.
 Figures are printed, never asserted.
 """
 
@@ -26,6 +28,63 @@ from content_cache.synthetic import DEMO_KEY, generate_sample
 QUERIES = ["分数", "加法", "古诗", "分数的加法", "乘法口诀", "静夜思", "光合作用", "欧姆定律",
            "丝绸之路", "三角形", "数学 分数", "视频", "fraction", "addition", "poems",
            "Newton", "photosynthesis", "silk road", "times tables", "lesson 3"]
+
+
+# (what a child types, the word she means in a title, the grade she means or None)
+CHILD_QUERIES = [
+    ("分数", "分数", None), ("fenshu", "分数", None), ("fs", "分数", None),
+    ("春", "春", None), ("春晓", "春晓", None), ("chunxiao", "春晓", None),
+    ("gushi", "古诗|故事", None), ("jiafa", "加法", None), ("ghzy", "光合作用", None),
+    ("光合作用", "光合作用", None), ("sanjiaoxing", "三角形", None), ("磁铁", "磁铁", None),
+    ("三年级 分数", "分数", "三年级"), ("Grade 3 fractions", "fractions", "Grade 3"),
+    ("photosynthesis", "photosynthesis", None), ("silk road", "silk road", None),
+    ("Newton", "newton", None), ("乘法口诀", "乘法口诀", None), ("cfkj", "乘法口诀", None),
+    ("jingyesi", "静夜思", None),
+]
+
+
+def meant(manifest, word: str, grade: str | None) -> set[str]:
+    """The lessons a query means: one of the words (``|``-separated: homophones such as
+    gushi, 古诗 or 故事) in the title, and under the grade if one is given."""
+    by_id = {n.id: n for n in manifest.nodes}
+
+    def ancestors(n):
+        while n.parent:
+            n = by_id[n.parent]
+            yield n
+
+    out = set()
+    for n in manifest.nodes:
+        if n.kind != "lesson":
+            continue
+        title = f"{n.title.get('zh', '')} {n.title.get('en', '')}".lower()
+        if not any(w.lower() in title for w in word.split("|")):
+            continue
+        if grade is None or any(grade.lower() in f"{a.title.get('zh')} {a.title.get('en')}"
+                                .lower() for a in ancestors(n)):
+            out.add(n.id)
+    return out
+
+
+def precision_at_10(cat, manifest) -> None:
+    """Print each child query's precision at 10 and latency, then the mean and p95."""
+    precisions, times = [], []
+    for q, word, grade in CHILD_QUERIES:
+        want = meant(manifest, word, grade)
+        runs = []
+        for _ in range(5):
+            t = time.perf_counter()
+            top = [r["id"] for r in cat.search(q, limit=10)]
+            runs.append(time.perf_counter() - t)
+        times += runs
+        p = len(set(top) & want) / min(10, len(want)) if want else float(not top)
+        precisions.append(p)
+        print(f"  {q!r:>22}: precision@10 {p:.2f} ({len(want)} meant), "
+              f"median {ms(statistics.median(runs))}")
+    times.sort()
+    print(f"child queries: mean precision@10 {statistics.mean(precisions):.3f}, "
+          f"latency median {ms(statistics.median(times))}, "
+          f"p95 {ms(times[int(0.95 * (len(times) - 1))])}")
 
 
 def ms(seconds: float) -> str:
@@ -86,6 +145,7 @@ def main() -> None:
             assert lesson and lesson["resources"]
         print(f"lesson open ({len(sample)} lessons): median {ms(statistics.median(times))}, "
               f"p95 {ms(sorted(times)[int(0.95 * (len(times) - 1))])}")
+        precision_at_10(cat, manifest)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

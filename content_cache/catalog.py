@@ -24,6 +24,7 @@ from peewee import (
 
 from .atomic import fsync_dir
 from .manifest import Manifest
+from .search_text import ReadBlob, exercise_text, pinyin_text, syllables
 
 BATCH = 2000
 
@@ -89,7 +90,8 @@ def shown_part(manifest: Manifest, has_blob: Callable[[str], bool]) -> Manifest:
 
 
 def build_catalog(manifest: Manifest, path: Path,
-                  has_blob: Callable[[str], bool] | None = None) -> Path:
+                  has_blob: Callable[[str], bool] | None = None,
+                  read_blob: ReadBlob | None = None) -> Path:
     """Build the catalog of ``manifest`` at ``path`` (atomically: temp, fsync, rename).
 
     With ``has_blob``, a lesson is left out unless every blob it names is present
@@ -111,10 +113,13 @@ def build_catalog(manifest: Manifest, path: Path,
             # (see :func:`bigrams`) for two-character terms such as 分数 or 加法.
             # Columns: the lesson's titles, its descriptions, and its ancestors' titles
             # (so 三年级 古诗 or 数学 分数 narrow a search to a grade or subject).
-            db.execute_sql("CREATE VIRTUAL TABLE search USING fts5(title, body, path, "
-                           "tokenize='trigram', content='', columnsize=1)")
-            db.execute_sql("CREATE VIRTUAL TABLE search_bi USING fts5(title, body, path, "
-                           "tokenize='unicode61', content='', columnsize=1)")
+            # ``py``, ``ini``: the pinyin and initials of the title and path
+            # (search_text.py);
+            # ``body`` also holds the text of the lesson's exercises.
+            db.execute_sql("CREATE VIRTUAL TABLE search USING fts5(title, py, ini, body, "
+                           "path, tokenize='trigram', content='', columnsize=1)")
+            db.execute_sql("CREATE VIRTUAL TABLE search_bi USING fts5(title, py, ini, body, "
+                           "path, tokenize='unicode61', content='', columnsize=1)")
             with db.atomic():
                 Info.insert_many([
                     ("channel", manifest.channel), ("version", str(manifest.version)),
@@ -138,7 +143,7 @@ def build_catalog(manifest: Manifest, path: Path,
                     ((r.id, r.lesson, r.kind, i, r.title.get("zh", ""), r.title.get("en", ""),
                       r.sha256, r.size, r.media_type, r.duration)
                      for i, r in enumerate(manifest.resources)))
-                _build_search(db, manifest)
+                _build_search(db, manifest, read_blob)
     finally:
         db.close()
     with open(tmp, "rb+") as f:
@@ -173,14 +178,46 @@ def bigram_query(term: str) -> str | None:
     return _quote(" ".join(grams)) if grams else None
 
 
+def term_query(term: str, table: str) -> str | None:
+    """One query term as an FTS5 expression on ``table`` (``search``: trigrams, for
+    terms of three or more characters; ``search_bi``: bigrams).
+
+    Chinese and other text matches any column as a substring. A Latin term also matches
+    as pinyin: whole syllables (``shu`` finds 数学, not 水) or initials (``fs``, 分数).
+    """
+    def match(t: str) -> str | None:
+        return _quote(t) if table == "search" else bigram_query(t)
+
+    plain = match(term)
+    if plain is None:
+        return None
+    if not (term.isascii() and term.isalpha()):
+        return plain
+    out = ["{title body path} : " + plain]
+    parts = syllables(term)
+    if parts and table == "search":
+        out.append("py : " + _quote("|" + "|".join(parts) + "|"))
+    elif parts and len(parts) == 1:  # one short syllable (de, fa): a whole bigram word
+        out.append("py : " + _quote(parts[0]))
+    out.append("ini : " + plain)
+    return " OR ".join(out)
+
+
 # Runs of letters and digits (CJK included); anything else separates words, as it
 # does for the unicode61 tokenizer.
 _WORD_SPLIT = re.compile(r"[\W_]+")
 
 
-def _build_search(db: SqliteDatabase, manifest: Manifest) -> None:
+def _build_search(db: SqliteDatabase, manifest: Manifest, read_blob: ReadBlob | None) -> None:
     by_id = {n.id: n for n in manifest.nodes}
     paths: dict[str, str] = {}
+    exercises: dict[str, list[str]] = {}
+    if read_blob is not None:
+        for r in manifest.resources:
+            if r.kind == "exercise":
+                data = read_blob(r.sha256, r.size)
+                if data:
+                    exercises.setdefault(r.lesson, []).append(exercise_text(data))
 
     def path_text(node_id: str | None) -> str:
         if node_id is None:
@@ -191,15 +228,22 @@ def _build_search(db: SqliteDatabase, manifest: Manifest) -> None:
                                                     n.title.get("en", ""))))
         return paths[node_id]
 
-    rows = [(rowid, title, body, path_text(parent)) for rowid, title, body, parent in
-            db.execute_sql(
-                "SELECT rowid, title_zh || ' ' || title_en, "
-                "description_zh || ' ' || description_en, parent "
-                "FROM node WHERE kind = 'lesson'")]
+    rows = []
+    for rowid, nid, title_zh, title_en, body, parent in db.execute_sql(
+            "SELECT rowid, id, title_zh, title_en, description_zh || ' ' || description_en, "
+            "parent FROM node WHERE kind = 'lesson'"):
+        path = path_text(parent)
+        (t_full, t_ini), (p_full, p_ini) = pinyin_text(title_zh), pinyin_text(path)
+        body = " ".join([body, *exercises.get(nid, [])])
+        rows.append((rowid, f"{title_zh} {title_en}", f"{t_full} {p_full}", f"{t_ini} {p_ini}",
+                     body, path))
     conn = db.connection()
-    conn.executemany("INSERT INTO search(rowid, title, body, path) VALUES (?, ?, ?, ?)", rows)
-    conn.executemany("INSERT INTO search_bi(rowid, title, body, path) VALUES (?, ?, ?, ?)",
-                     ((r, bigrams(t), bigrams(b), bigrams(p)) for r, t, b, p in rows))
+    conn.executemany("INSERT INTO search(rowid, title, py, ini, body, path) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        "INSERT INTO search_bi(rowid, title, py, ini, body, path) VALUES (?, ?, ?, ?, ?, ?)",
+        ((r, bigrams(t), bigrams(y), bigrams(i), bigrams(b), bigrams(p))
+         for r, t, y, i, b, p in rows))
     for table in ("search", "search_bi"):
         db.execute_sql(f"INSERT INTO {table}({table}) VALUES ('optimize')")
 
@@ -312,20 +356,27 @@ class Catalog:
         with a shorter term (e.g. 分数) uses the bigram index. Title matches rank above
         description matches, which rank above path matches (bm25).
         """
-        terms = [t for t in re.split(r"\s+", query.strip().lower()) if t][:8]
+        terms: list[str] = []
+        for word in re.split(r"\s+", query.strip().lower())[:16]:
+            if word.isdigit() and terms:   # "grade 3", "lesson 3": a number goes with
+                terms[-1] += " " + word    # the word before it, not anywhere at all
+            elif word:
+                terms.append(word)
+        terms = terms[:8]
         if not terms:
             return []
-        if all(len(t) >= 3 for t in terms):
-            table, match = "search", " AND ".join(_quote(t) for t in terms)
-        else:
-            parts = [bigram_query(t) for t in terms]
+        rowids: list[int] = []
+        phrase = " ".join(terms)
+        if len(terms) > 1 and len(phrase) >= 3:
+            # "Grade 3", "lesson 3": the words side by side first, so "3" alone does
+            # not pull in every lesson with a 3 somewhere in its text.
+            rowids = self._match("search", _quote(phrase), limit)
+        if not rowids:
+            table = "search" if all(len(t) >= 3 for t in terms) else "search_bi"
+            parts = [term_query(t, table) for t in terms]
             if None in parts:
                 return []
-            table, match = "search_bi", " AND ".join(p for p in parts if p is not None)
-        sql = (f"SELECT rowid FROM {table} WHERE {table} MATCH ? "
-               f"ORDER BY bm25({table}, 10.0, 2.0, 1.0) LIMIT ?")
-        params = [match]
-        rowids = [row[0] for row in self.db.execute_sql(sql, (*params, limit))]
+            rowids = self._match(table, " AND ".join(f"({p})" for p in parts if p), limit)
         if not rowids:
             return []
         marks = ",".join("?" * len(rowids))
@@ -333,6 +384,13 @@ class Catalog:
             "SELECT rowid, id, parent, kind, title_zh, title_en, description_zh, "
             f"description_en FROM node WHERE rowid IN ({marks})", rowids)}
         return self._with_paths([_row_dict(rows[r]) for r in rowids if r in rows])
+
+    def _match(self, table: str, match: str, limit: int) -> list[int]:
+        """Row ids of lessons matching an FTS5 ``match`` on ``table``, best first: title
+        over pinyin over description and exercises over the grade/subject path."""
+        sql = (f"SELECT rowid FROM {table} WHERE {table} MATCH ? "
+               f"ORDER BY bm25({table}, 10.0, 4.0, 3.0, 2.0, 1.0) LIMIT ?")
+        return [row[0] for row in self.db.execute_sql(sql, (match, limit))]
 
 
 def _quote(term: str) -> str:

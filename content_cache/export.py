@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -28,6 +29,32 @@ from .library import Library
 from .manifest import parse_manifest
 from .progress import ByteCount, Progress
 
+DELTA_FILE = "delta.json"
+DELTA_FORMAT = "ketang-delta/1"
+
+
+def delta_note(channel: str, version: int, left_out: int) -> bytes:
+    """``KETANG/delta.json``: this drive leaves out what a school with that release has."""
+    return (json.dumps({"format": DELTA_FORMAT, "for": {"channel": channel, "version": version},
+                        "left_out": left_out}) + "\n").encode()
+
+
+def read_delta_note(root: Path) -> str | None:
+    """A sentence saying whom a delta drive was made for, or None (a full drive, or a note
+    that cannot be read: it is only an explanation, never trusted for anything)."""
+    path = Path(root) / DELTA_FILE
+    try:
+        if path.is_symlink() or path.stat().st_size > 4096:
+            return None
+        doc = json.loads(path.read_bytes())
+        channel, version = str(doc["for"]["channel"])[:100], int(doc["for"]["version"])
+        left_out = int(doc.get("left_out", 0))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (f"This drive is a delta export made for a school that already has {channel} "
+            f"v{version}: it leaves out the {left_out} files that release has. Ask for a full "
+            "export (`ketang export` without --for-manifest) or one made with this device's "
+            "manifest.")
 MARGIN = 1024 * 1024  # room for folders, manifests and the filesystem's own needs
 
 
@@ -65,7 +92,8 @@ def export_bundle(library: Library, to: Path, channel: str | None = None,
         except OSError as e:
             raise KetangError(f"cannot read the other school's manifest {for_manifest}: "
                               f"{e}") from e
-        theirs = set(parse_manifest(data, where=str(for_manifest)).blobs())
+        base = parse_manifest(data, where=str(for_manifest))
+        theirs = set(base.blobs())
     releases: list[tuple[str, int, bytes, bytes]] = []
     wanted: dict[str, int] = {}
     for rel in chosen:
@@ -98,6 +126,13 @@ def export_bundle(library: Library, to: Path, channel: str | None = None,
         _copy_blob(library.store.path_for(sha), root / blob_relpath(sha), size, tick)
     if progress and not todo:
         progress(0, 0)
+    root.mkdir(parents=True, exist_ok=True)
+    if for_manifest is not None:
+        # Says whom the drive is for, so a device lacking what was left out can tell why.
+        _write_small(root / DELTA_FILE, delta_note(base.channel, base.version, len(theirs)))
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            (root / DELTA_FILE).unlink()
     # Manifests last: only a bundle whose every blob is in place names a release.
     for ch, ver, mbytes, sig in releases:
         rdir = release_dir(root, ch, ver)

@@ -27,7 +27,8 @@ from .errors import (
     SignatureError,
     SpaceError,
 )
-from .keys import MAX_SIGNATURE_FILE, verify
+from .export import read_delta_note
+from .keys import MAX_SIGNATURE_FILE, trusted_folder, verify
 from .library import Library
 from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from .progress import ByteCount, Progress
@@ -136,7 +137,7 @@ def import_bundle(
         newest[f.channel] = f
     if not trusted:
         raise SignatureError("this device trusts no publisher key, so it can import nothing. "
-                             "Put the publisher's .pub file in the trusted keys folder.")
+                             f"Put the publisher's .pub file in {trusted_folder(trusted)}.")
     # Every signature is checked before the device writes anything at all.
     verified = [verify_release(f, trusted) for f in newest.values()]
     with library.exclusive():
@@ -185,9 +186,11 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
             need -= lacking.pop(sha)
             continue
         if src.is_symlink() or not src.is_file():
+            delta = read_delta_note(root)
             raise BlobError(f"the bundle at {root} lacks blob {sha} that "
-                            f"{manifest.channel} v{manifest.version} needs; the drive is "
-                            "incomplete. Re-copy it from its source.")
+                            f"{manifest.channel} v{manifest.version} needs; " + (
+                                delta or "the drive is incomplete. Re-copy it from its "
+                                "source."))
         if sha[:2] not in inside:
             inside[sha[:2]] = src.parent.resolve().is_relative_to(bundle_real)
         if not inside[sha[:2]]:
@@ -219,7 +222,8 @@ def _import_one(root: Path, manifest: Manifest, data: bytes, signature: bytes, k
         raise BlobError(f"the bundle at {root} lacks {len(absent)} blobs that "
                         f"{manifest.channel} v{manifest.version} needs (the {len(lacking)} it "
                         "had were copied and verified); the release is not activated until "
-                        "the rest comes from another drive or the sync service.")
+                        "the rest comes from another drive or the sync service."
+                        + (" " + delta if (delta := read_delta_note(root)) else ""))
     library.activate(manifest, data, signature)
     return ImportResult(manifest.channel, manifest.version, kid, len(lacking), need,
                         len(blobs) - len(lacking), "activated")

@@ -95,7 +95,21 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def load_trusted_keys(keys_dir: Path) -> dict[str, Ed25519PublicKey]:
+class TrustedKeys(dict[str, Ed25519PublicKey]):
+    """Trusted public keys by key id, and the folder they were read from (for messages)."""
+
+    def __init__(self, keys: dict[str, Ed25519PublicKey], folder: Path | None = None) -> None:
+        super().__init__(keys)
+        self.folder = folder
+
+
+def trusted_folder(trusted: dict[str, Ed25519PublicKey]) -> str:
+    """"the trusted keys folder <path>", naming the folder when it is known."""
+    folder = getattr(trusted, "folder", None)
+    return f"the trusted keys folder {folder}" if folder else "the trusted keys folder"
+
+
+def load_trusted_keys(keys_dir: Path) -> TrustedKeys:
     """Every ``*.pub`` in ``keys_dir``, by key id. A missing folder trusts nothing."""
     keys: dict[str, Ed25519PublicKey] = {}
     keys_dir = Path(keys_dir)
@@ -103,7 +117,7 @@ def load_trusted_keys(keys_dir: Path) -> dict[str, Ed25519PublicKey]:
         for p in sorted(keys_dir.glob("*.pub")):
             k = load_public_key(p)
             keys[key_id(k)] = k
-    return keys
+    return TrustedKeys(keys, keys_dir)
 
 
 def sign(private_key: Ed25519PrivateKey, data: bytes) -> bytes:
@@ -144,7 +158,7 @@ def verify(data: bytes, signature_file: bytes, trusted: dict[str, Ed25519PublicK
         raise SignatureError(
             f"{where} is signed by key {kid}, which this device does not trust "
             f"(trusted keys: {known}). Ask the publisher for a bundle signed by a trusted "
-            "key, or add their public key to the trusted keys folder."
+            f"key, or add their public key (.pub) to {trusted_folder(trusted)}."
         )
     try:
         key.verify(raw, data)

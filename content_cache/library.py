@@ -129,6 +129,15 @@ class Library:
                 out.append((channel, cat))
         return out
 
+    def read_small_blob(self, sha256: str, size: int) -> bytes | None:
+        """A stored blob's bytes for indexing, or None when absent or over 256 KiB."""
+        if size > 256 * 1024 or not self.store.has(sha256):
+            return None
+        try:
+            return self.store.path_for(sha256).read_bytes()[: 256 * 1024]
+        except OSError:
+            return None
+
     def release_dir(self, channel: str, version: int) -> Path:
         """Where a verified release's manifest and signature are kept."""
         return self.data_dir / "releases" / channel / str(version)
@@ -147,7 +156,8 @@ class Library:
         # reading it, and notices the switch through active.json.
         rel_catalog = Path("catalogs", manifest.channel,
                            f"{manifest.version}-{time.time_ns()}.sqlite")
-        build_catalog(manifest, self.data_dir / rel_catalog, has_blob=self.store.has)
+        build_catalog(manifest, self.data_dir / rel_catalog, has_blob=self.store.has,
+                      read_blob=self.read_small_blob)
         path = self.data_dir / ACTIVE_FILE
         doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         doc[manifest.channel] = {"version": manifest.version, "catalog": str(rel_catalog)}

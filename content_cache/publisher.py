@@ -31,6 +31,7 @@ from .manifest import (
     Resource,
     parse_manifest,
 )
+from .pdf_fonts import fonts_not_embedded
 from .progress import ByteCount, Progress
 from .torrent import write_release_torrent
 
@@ -54,6 +55,8 @@ class PublishedRelease:
     nodes: int
     resources: int
     bytes: int
+    # things a person should fix in the source, one line each (the release is made anyway)
+    warnings: tuple[str, ...] = ()
 
 
 def media_type_for(kind: str, path: Path) -> str:
@@ -149,6 +152,7 @@ def publish(
     store = BlobStore(root)
     tick = ByteCount(total, progress)
     resources: list[Resource] = []
+    warnings: list[str] = []
     for r, path in files:
         sha = store.add_file(path, on_bytes=tick)
         resources.append(Resource(
@@ -157,6 +161,9 @@ def publish(
             sha256=sha, size=path.stat().st_size, media_type=media_type_for(r["kind"], path),
             duration=r.get("duration"),
         ))
+        if resources[-1].media_type == "application/pdf":
+            warnings += _pdf_warnings(path, r.get("id"))
+    _remove_if_empty(store.tmp_dir)
     manifest = Manifest(channel, version, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         doc.get("title") or {}, nodes, resources)
     data = manifest.to_json_bytes()
@@ -167,4 +174,25 @@ def publish(
     atomic_write_bytes(manifest_path.with_name("manifest.json.sig"), sign(private, data))
     write_release_torrent(root, manifest, rdir, web_seeds)
     return PublishedRelease(channel, version, manifest_path, key_id(private.public_key()),
-                            len(nodes), len(resources), total)
+                            len(nodes), len(resources), total, tuple(warnings))
+
+
+def _pdf_warnings(path: Path, resource_id: Any) -> list[str]:
+    """A line for a PDF whose fonts are not embedded (its Chinese may show as nothing)."""
+    missing = fonts_not_embedded(path)
+    if missing is None:
+        return [f"{path}: resource {resource_id!r} could not be read as a PDF; check the "
+                "file opens in a PDF reader."]
+    if missing:
+        return [f"{path}: resource {resource_id!r} uses fonts it does not embed "
+                f"({', '.join(missing)}): its text may show as nothing on tablets. "
+                "Export the PDF with fonts embedded (e.g. 'embed all fonts' in the "
+                "exporting program)."]
+    return []
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only an empty folder goes
+    except OSError:
+        pass

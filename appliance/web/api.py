@@ -230,7 +230,8 @@ def health():
     return jsonify(health_report(library(), state().started))
 
 
-def _json_error(e: HTTPException):
+def json_error(e: HTTPException):
+    """An HTTP error under ``/api/`` as the API's JSON error body."""
     status = e.code or 500
     if isinstance(e, ApiError):
         return error_body(status, e.description or "")
@@ -250,5 +251,5 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle(e: HTTPException):
         if request.path == "/api" or request.path.startswith("/api/"):
-            return _json_error(e)
+            return json_error(e)
         return e

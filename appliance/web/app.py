@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     i18n.init_app(app)
 
     app.register_blueprint(kiosk_ui_bp)
+    from . import static_assets  # /ui/… cached by a content hash in the URL
+    static_assets.install(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(media.bp)
     from . import pdf_pages  # the tablet's PDF page images (docs/tablet.md)
@@ -46,4 +48,24 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.register_blueprint(projector_classes_bp)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
+    _install_not_found(app)
     return app
+
+
+def _install_not_found(app: Flask) -> None:
+    """An address no route knows gets the 404 of the part it looks like: JSON under
+    ``/api/``, the projector's page under ``/projector``, else the tablet's (styled,
+    translated, with a way back)."""
+    from flask import request
+    from werkzeug.exceptions import NotFound
+
+    from . import api, pages, projector
+
+    @app.errorhandler(NotFound)
+    def not_found(e: NotFound):  # type: ignore[no-untyped-def]
+        path = request.path
+        if path == "/api" or path.startswith("/api/"):
+            return api.json_error(e)
+        if path == "/projector" or path.startswith("/projector/"):
+            return projector.not_found(e)
+        return pages.not_found(e)

@@ -200,7 +200,7 @@ def _lesson_or_404(cat: Catalog, lesson_id: str) -> dict[str, Any]:
     return found
 
 
-def _siblings(cat: Catalog, lesson: dict[str, Any]) -> tuple[Any, Any]:
+def siblings(cat: Catalog, lesson: dict[str, Any]) -> tuple[Any, Any]:
     """The lessons before and after ``lesson`` in its unit (or None)."""
     if not lesson["parent"]:
         return None, None
@@ -228,7 +228,7 @@ def _lesson_page(channel: str, cat: Catalog, found: dict[str, Any],
     pdfs = [(r, cached_page_count(root, r["sha256"])) for r in by_kind.get("pdf", [])]
     exercises = [(r, exercise_of(r)) for r in by_kind.get("exercise", [])]
     apps = [(r, app_url(r["sha256"])) for r in by_kind.get("html5", [])]
-    prev, nxt = _siblings(cat, found)
+    prev, nxt = siblings(cat, found)
     return _render("lesson.html", lesson=found, channel=channel, info=cat.info(),
                    by_kind=by_kind, pdfs=pdfs, exercises=exercises, apps=apps,
                    app_sandbox=IFRAME_SANDBOX, prev=prev, next=nxt, checked=checked,

@@ -1,9 +1,13 @@
 """PDF task sheets as page images, for browsers with no PDF plugin (docs/tablet.md).
 
 A PDF blob is rendered once, on the first request that needs it, with poppler's
-``pdftoppm`` into ``<data_dir>/cache/pdf-pages/<sha256>/`` (``1.png``, ``2.png`` …
-and ``pages.json``). The cache is derived from a verified, immutable blob, so it is
-keyed by the blob's sha256 and never goes stale:
+``pdftoppm`` into ``<data_dir>/cache/pdf-pages/<renderer>/<sha256>/`` (``1.png``,
+``2.png`` … and ``pages.json``). The cache is derived from a verified, immutable blob
+and keyed by the blob's sha256 and by the renderer (:func:`renderer_id`: poppler's
+version, its CJK data, the installed fonts, the page size): a PDF whose fonts are not
+embedded draws its Chinese only when poppler-data and a CJK font are present, so a
+page rendered blank before they were installed must not outlive their installation.
+Page image URLs carry the renderer too, so browsers do not keep a blank page either.
 
 - Rendering writes into a temporary folder beside the cache; every file is fsynced,
   ``pages.json`` last, then the folder is renamed into place. A folder under its
@@ -20,6 +24,8 @@ Other views (the projector) call :func:`page_image_urls` for a resource's page i
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -50,6 +56,8 @@ _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _failed: dict[str, str] = {}
 _evict_lock = threading.Lock()
+# Where poppler-data keeps the CJK character maps that non-embedded Chinese fonts need.
+POPPLER_DATA = ("/usr/share/poppler/cMap", "/usr/share/poppler/cidToUnicode")
 
 
 class PdfPagesError(Exception):
@@ -62,8 +70,40 @@ class NotAPdf(PdfPagesError):
 
 
 def cache_root(data_dir: Path) -> Path:
-    """Where rendered pages live under a data folder."""
-    return Path(data_dir) / "cache" / "pdf-pages"
+    """Where this renderer's pages live under a data folder."""
+    return Path(data_dir) / "cache" / "pdf-pages" / renderer_id()
+
+
+@functools.lru_cache(maxsize=1)
+def renderer_id() -> str:
+    """A short name for what draws the pages: poppler's version, poppler-data's CJK
+    maps, the fonts fontconfig offers, and the page size. Computed once per process."""
+    parts = [f"long-side={LONG_SIDE}"]
+    for cmd in (["pdftoppm", "-v"], ["fc-list", ":", "family", "file"]):
+        exe = shutil.which(cmd[0])
+        if exe is None:
+            parts.append(f"{cmd[0]}: missing")
+            continue
+        try:
+            proc = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=30,
+                                  check=False)
+            parts.append("\n".join(sorted((proc.stdout + proc.stderr).splitlines())))
+        except (OSError, subprocess.TimeoutExpired):
+            parts.append(f"{cmd[0]}: failed")
+    for folder in POPPLER_DATA:
+        parts.append(f"{folder}: {sorted(os.listdir(folder)) if os.path.isdir(folder) else '-'}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def drop_other_renderers(data_dir: Path) -> None:
+    """Remove page caches drawn by another renderer (or the unkeyed layout before it)."""
+    parent = Path(data_dir) / "cache" / "pdf-pages"
+    mine = renderer_id()
+    for p in parent.iterdir() if parent.is_dir() else ():
+        if p.name != mine and not p.name.startswith("."):
+            trash = parent / f".{p.name[:16]}.{uuid.uuid4().hex[:8]}.old-renderer"
+            os.replace(p, trash)
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _lock_for(sha256: str) -> threading.Lock:
@@ -234,6 +274,7 @@ def page_count(sha256: str) -> int:
     root = cache_root(library().data_dir)
     if (n := cached_page_count(root, sha256)) is not None:
         return n
+    drop_other_renderers(library().data_dir)  # a render writes anyway; idle stays idle
     return render_pages(_pdf_path(sha256), root, sha256,
                         settings().tablet.pdf_cache_mb * 1024 * 1024)
 
@@ -248,7 +289,7 @@ def page_image_urls(sha256: str) -> list[str]:
     (show its message instead of pages), and NotAPdf (a PdfPagesError too) for a
     sha256 no release names as a PDF.
     """
-    return [url_for("pdf_pages.page_image", sha256=sha256, page=i)
+    return [url_for("pdf_pages.page_image", sha256=sha256, page=i, r=renderer_id())
             for i in range(1, page_count(sha256) + 1)]
 
 
@@ -264,7 +305,7 @@ def page_image(sha256: str, page: int):
     if not 1 <= page <= pages:
         abort(404)
     path = cache_root(library().data_dir) / sha256 / f"{page}.png"
-    etag = f"{sha256}-{page}"
+    etag = f"{sha256}-{page}-{renderer_id()}"
     if request.if_none_match.contains(etag):
         return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL})
     response = send_file(path, mimetype="image/png", etag=False, conditional=False)

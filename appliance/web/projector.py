@@ -34,7 +34,7 @@ from .apps import IFRAME_SANDBOX
 from .context import library, settings
 from .follow import Follow, FollowError, event_stream, is_projector
 from .lookup import catalog_or_404, int_arg
-from .pages import app_url, exercise_of
+from .pages import app_url, exercise_of, siblings
 from .pdf_pages import NotAPdf, PdfPagesError, page_image_urls
 from .projector_recent import read_recent, remember
 
@@ -76,22 +76,42 @@ def _descend(cat: Any, node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def join_base() -> str:
-    """Where tablets reach this server: ``projector.join_url``, the LAN address, or the host.
+def _is_loopback(host: str) -> bool:
+    h = host.strip("[]").lower()
+    return h == "localhost" or h == "::1" or h.startswith("127.")
 
-    The kiosk browser loads the projector from 127.0.0.1, so the request's own host is
-    the last resort only.
+
+def _url(host: str, port: str) -> str:
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{host}:{port}" if port != "80" else f"http://{host}"
+
+
+def join_base() -> tuple[str, bool]:
+    """Where tablets reach this server, and whether they can: (base URL, reachable).
+
+    Only an address the server listens on (``server.host``, which ``--host`` and ``make
+    demo HOST=`` set) is encoded. Listening on loopback only, the base is the address
+    the projector's browser used and tablets cannot join (the projector says so).
+    Otherwise ``projector.join_url`` (provisioning sets ``http://ketang.lan``, the name
+    the classroom DNS gives the device); else the listening address itself, or for
+    all addresses (``0.0.0.0``/``::``) the first non-loopback IPv4 address.
     """
-    configured = settings().projector.join_url.strip().rstrip("/")
-    if configured:
-        return configured
+    listen = settings().server.host.strip()
     host = request.host
     port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
-    ip = next(iter(machine_addresses(ipv6=False)), None)
-    if ip:
-        port = port or str(settings().server.port)
-        return f"http://{ip}:{port}" if port != "80" else f"http://{ip}"
-    return f"{request.scheme}://{host}"
+    port = port or str(settings().server.port)
+    own = f"{request.scheme}://{host}"
+    if _is_loopback(listen):
+        return own, False
+    configured = settings().projector.join_url.strip().rstrip("/")
+    if configured:
+        return configured, True
+    if listen in ("", "0.0.0.0", "::", "[::]"):
+        ip = next(iter(machine_addresses(ipv6=False)), None)
+        if ip:
+            return _url(ip, port), True
+        return own, not _is_loopback(request.host.rsplit(":", 1)[0])
+    return _url(listen.strip("[]"), port), True
 
 
 def qr_svg(url: str) -> str:
@@ -248,21 +268,34 @@ def lesson(channel: str, lesson_id: str):
     steps = [(i, p) for i, part_ in enumerate(parts) for p in range(1, part_["pages"] + 1)]
     at = steps.index((part, page)) if steps else 0
 
+    from .projector_classes import lesson_class  # opened for a class (docs/projector.md)
+
+    klass, round_ = lesson_class(request.args.get("class", ""))
+    for_class: dict[str, Any] = {"class": klass.id} if klass else {}
+
     def step_url(i: int) -> str:
         pi, pg = steps[i]
-        return url_for(".lesson", channel=channel, lesson_id=lesson_id, part=pi, page=pg)
+        return url_for(".lesson", channel=channel, lesson_id=lesson_id, part=pi, page=pg,
+                       **for_class)
 
     if _from_projector():   # a tablet browsing /projector must not change the teacher's list
         remember(settings().device.data_dir, channel, lesson_id, settings().projector.recent)
-    join = f"{join_base()}{url_for('pages.lesson', channel=channel, lesson_id=lesson_id)}"
+    base, joinable = join_base()
+    join = f"{base}{url_for('pages.lesson', channel=channel, lesson_id=lesson_id)}"
     join += "?" + urlencode({"follow": "1"})
     up = _up_url(cat, channel, found["path"] + [found])
+    if klass:
+        up = url_for("projector_classes.page", class_id=klass.id, focus=lesson_id)
+    next_lesson = siblings(cat, found)[1]
     return _render(
         "projector/lesson.html", channel=channel, lesson=found, parts=parts, part=part,
         page=page, version=cat.info()["version"], up=up, join_url=join, qr=qr_svg(join),
         prev_url=step_url(at - 1) if at > 0 else None,
         next_url=step_url(at + 1) if at + 1 < len(steps) else None,
-        app_sandbox=IFRAME_SANDBOX, csrf=_csrf_token(),
+        app_sandbox=IFRAME_SANDBOX, csrf=_csrf_token(), next_lesson=next_lesson,
+        joinable=joinable, listen=settings().server.host,
+        klass=klass, round=round_, for_class=for_class,
+        answers_url=url_for("classes_api.answer_counts"),
     )
 
 
@@ -278,7 +311,8 @@ def not_found(e: Any):
     message = e.description
     if not isinstance(message, str) or message == NotFound.description:
         message = _("There is no such page on the projector.")
-    return _render("projector/error.html", status=404, message=message, up=url_for(".home"))
+    return _render("projector/error.html", status=404, message=message,
+                   up=url_for("projector.home"))
 
 
 @bp.errorhandler(400)

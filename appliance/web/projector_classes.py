@@ -52,7 +52,8 @@ def join_url(class_id: int) -> str:
     """What the class's QR code opens on a tablet: the front page with today's lesson."""
     from .projector import join_base
 
-    return f"{join_base()}/?class={class_id}"
+    base, _joinable = join_base()
+    return f"{base}/?class={class_id}"
 
 
 def lesson_class(raw: str) -> tuple[Klass | None, str]:

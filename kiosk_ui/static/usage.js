@@ -204,6 +204,19 @@
     check();
   }
 
+  /* app-opened once someone uses the interactive: focus moves into its frame (a click,
+     a tap or a key), which the page sees as its own window losing focus to it. */
+  function watchApp(f) {
+    var done = false;
+    function used() {
+      if (!done) { done = true; record('app-opened', attr(f, 'data-usage-resource'), {}); }
+    }
+    window.addEventListener('blur', function () {
+      window.setTimeout(function () { if (document.activeElement === f) { used(); } }, 0);
+    });
+    f.addEventListener('focus', used);
+  }
+
   function watchForm(f) {
     var res = attr(f, 'data-usage-exercise'), started = false;
     function start() {
@@ -229,9 +242,7 @@
       record('lesson-opened', ctx.lesson, {});
     }
     each('video[data-usage-resource]', watchVideo);
-    each('iframe[data-usage-resource]', function (f) {
-      record('app-opened', attr(f, 'data-usage-resource'), {});
-    });
+    each('iframe[data-usage-resource]', watchApp);
     each('form[data-usage-exercise]', watchForm);
     watchPages();
     window.addEventListener('pagehide', beacon);

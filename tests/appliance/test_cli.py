@@ -167,3 +167,44 @@ def test_drives_status_says_each_state_in_both_languages_and_reads_old_files(tmp
     assert ("sdb1: U盘导入失败：本机剩余空间不足 / The USB drive could not be imported: there "
             "is not enough free space on this device (sdb1: No space left on device)") in r.output
     assert "sdc1: 旧版本的话 / words of an older version" in r.output
+
+
+def test_publish_warns_about_a_pdf_whose_fonts_are_not_embedded(tmp_path):
+    """Issue 18: a task sheet with a non-embedded Chinese font shows its Chinese as
+    nothing on a device without poppler-data; the publisher says so (and still signs)."""
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    def name(s: str) -> NameObject:
+        return NameObject(s)
+
+    src = make_source(tmp_path / "src")
+    sheet = PdfWriter()   # a page using STSong-Light the way ReportLab does, not embedded
+    page = sheet.add_blank_page(595, 842)
+    descriptor = DictionaryObject({name("/Type"): name("/FontDescriptor"),
+                                   name("/FontName"): name("/STSong-Light")})
+    cid = DictionaryObject({name("/Type"): name("/Font"), name("/Subtype"): name("/CIDFontType0"),
+                            name("/BaseFont"): name("/STSong-Light"),
+                            name("/FontDescriptor"): sheet._add_object(descriptor)})
+    font = DictionaryObject({name("/Type"): name("/Font"), name("/Subtype"): name("/Type0"),
+                             name("/BaseFont"): name("/STSong-Light"),
+                             name("/DescendantFonts"): ArrayObject([sheet._add_object(cid)])})
+    page[name("/Resources")] = DictionaryObject({name("/Font"): DictionaryObject(
+        {name("/F1"): sheet._add_object(font)})})
+    with open(src / "media" / "l0.pdf", "wb") as f:
+        sheet.write(f)
+    blank = PdfWriter()
+    blank.add_blank_page(595, 842)  # no fonts at all: nothing to warn about
+    with open(src / "media" / "l1.pdf", "wb") as f:
+        blank.write(f)
+    keys = tmp_path / "keys"
+    runner = CliRunner()
+    assert runner.invoke(main, ["keys", "new", "--name", "pub", "--out", str(keys)]).exit_code == 0
+    r = runner.invoke(main, ["publish", str(src), "--channel", "c1", "--version", "1",
+                             "--key", str(keys / "pub.key"), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("注意 Warning")]
+    assert len(warnings) == 1, r.output
+    assert "l0.pdf" in warnings[0] and "does not embed" in warnings[0]
+    assert "STSong-Light" in warnings[0]
+    assert not (tmp_path / "b" / "KETANG" / "blobs" / "tmp").exists()   # no empty tmp left

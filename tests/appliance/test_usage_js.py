@@ -76,7 +76,9 @@ def test_the_page_contract_becomes_events_in_the_database(served, playwright, tm
         page.evaluate("ketangUsage.projectedStart()")
         time.sleep(1.2)
         page.evaluate("ketangUsage.projectedEnd()")
-        page.evaluate(f"ketangUsage.record('app-opened', '{LESSON}-html5', {{}})")
+        page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
+        assert "app-opened" not in [r.type for r in events_in(data)]  # nobody used it
+        page.click("iframe")   # now someone does
         page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
     finally:
         browser.close()

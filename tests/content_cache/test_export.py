@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import main
-from content_cache.errors import KetangError
+from content_cache.errors import BlobError, KetangError
 from content_cache.export import export_bundle
 from content_cache.importer import import_bundle
 from content_cache.keys import load_trusted_keys
@@ -56,6 +56,30 @@ def test_for_manifest_exports_only_what_the_other_school_lacks(tmp_path, demo_ke
     import_bundle(b1, other, load_trusted_keys(demo_keys))
     (res,) = import_bundle(tmp_path / "relay", other, load_trusted_keys(demo_keys))
     assert (res.version, res.blobs_copied) == (2, 1)
+
+    # A school without v1 is told whom the drive was made for, not "re-copy it".
+    stranger = Library(tmp_path / "third-school")
+    with pytest.raises(BlobError, match=r"delta export made for a school that already has ch "
+                                        r"v1: it leaves out the \d+ files") as e:
+        import_bundle(tmp_path / "relay", stranger, load_trusted_keys(demo_keys))
+    assert "Re-copy" not in str(e.value)
+    assert stranger.active_version("ch") is None
+    # A full export to the same drive is no longer a delta.
+    export_bundle(lib, tmp_path / "relay")
+    assert not (tmp_path / "relay" / "KETANG" / "delta.json").exists()
+    (res,) = import_bundle(tmp_path / "relay", stranger, load_trusted_keys(demo_keys))
+    assert res.status == "activated"
+
+
+def test_a_damaged_delta_note_is_ignored(tmp_path):
+    from content_cache.export import read_delta_note
+
+    root = tmp_path / "KETANG"
+    root.mkdir()
+    for bad in (b"", b"{", b'{"for": 3}', b'{"for": {"channel": "x", "version": "v"}}',
+                b"x" * 5000):
+        (root / "delta.json").write_bytes(bad)
+        assert read_delta_note(root) is None
 
 
 def test_refusals_write_nothing(tmp_path, sample_device):

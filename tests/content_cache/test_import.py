@@ -91,8 +91,9 @@ def test_untrusted_key_is_refused_with_its_id(tmp_path, publisher_key):
     stranger = generate_keypair(tmp_path / "stranger", "stranger")
     bundle = _publish(tmp_path, stranger.private_path)
     data = tmp_path / "data"
-    with pytest.raises(SignatureError, match=f"key {stranger.key_id}.*does not trust"):
+    with pytest.raises(SignatureError, match=f"key {stranger.key_id}.*does not trust") as e:
         import_bundle(bundle, Library(data), load_trusted_keys(trusted))
+    assert f"to the trusted keys folder {trusted}." in str(e.value)   # where to put the .pub
     assert not data.exists()
 
 
@@ -174,6 +175,9 @@ def test_a_device_that_trusts_no_key_imports_nothing(tmp_path, publisher_key):
     bundle = _publish(tmp_path, pair.private_path)
     with pytest.raises(SignatureError, match="trusts no publisher key"):
         import_bundle(bundle, Library(tmp_path / "data"), {})
+    empty = tmp_path / "no-keys-yet"
+    with pytest.raises(SignatureError, match=f"in the trusted keys folder {empty}\\."):
+        import_bundle(bundle, Library(tmp_path / "data"), load_trusted_keys(empty))
 
 
 def test_publish_refuses_a_file_outside_the_source_tree(tmp_path, publisher_key):

@@ -60,8 +60,8 @@ CHILD = textwrap.dedent('''
         BlobStore.add_stream = add_stream
     elif point == "catalog-build":
         real_search = catalog._build_search
-        def build_search(db, manifest):
-            real_search(db, manifest)
+        def build_search(db, manifest, *rest):
+            real_search(db, manifest, *rest)
             stop()
         catalog._build_search = build_search
     elif point == "switch":

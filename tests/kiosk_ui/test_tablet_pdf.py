@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,50 @@ def test_concurrent_first_views_render_each_sheet_once_and_completely(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == sorted({sha(p) for p in SHEETS})
     for pdf in SHEETS:
         assert cached_page_count(root, sha(pdf)) == 1
+
+
+def ink_in_chinese_words(pdf: Path, root: Path) -> list[tuple[str, float]]:
+    """Each Chinese word on page 1 with the share of dark pixels where it is drawn."""
+    from PIL import Image
+
+    render_pages(pdf, root, sha(pdf), max_bytes=10**9)
+    image = Image.open(root / sha(pdf) / "1.png").convert("L")
+    xml = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"],
+                         capture_output=True, text=True, check=True).stdout
+    page = re.search(r'<page width="([\d.]+)" height="([\d.]+)"', xml)
+    assert page, "pdftotext gave no page"
+    sx, sy = image.width / float(page[1]), image.height / float(page[2])
+    out = []
+    for m in re.finditer(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" '
+                         r'yMax="([\d.]+)">([^<]+)</word>', xml):
+        word = m[5]
+        if not re.search(r"[\u4e00-\u9fff]", word):
+            continue
+        box = (int(float(m[1]) * sx), int(float(m[2]) * sy),
+               int(float(m[3]) * sx) + 1, int(float(m[4]) * sy) + 1)
+        hist = image.crop(box).histogram()   # grey levels: ink is anything not near white
+        out.append((word, sum(hist[:200]) / max(1, sum(hist))))
+    return out
+
+
+@pytest.mark.parametrize("pdf", SHEETS, ids=lambda p: p.name)
+def test_a_task_sheet_page_holds_ink_where_its_chinese_text_is(tmp_path, pdf):
+    """Issue 18: the Chinese of a 学习任务单 used to render as nothing (fonts not embedded,
+    no poppler-data). Every Chinese word's box on the rendered page must hold ink."""
+    words = ink_in_chinese_words(pdf, tmp_path / "pages")
+    assert len(words) >= 3, "the sheet should carry Chinese text"
+    blank = [w for w, ink in words if ink < 0.02]
+    assert not blank, f"Chinese drawn as nothing in {pdf.name}: {blank}"
+
+
+def test_the_cache_is_keyed_by_renderer(tmp_path, monkeypatch):
+    """A page rendered by another renderer (say, before poppler-data) is never served."""
+    root = pdf_pages.cache_root(tmp_path)
+    assert root.parent == tmp_path / "cache" / "pdf-pages"
+    assert root.name == pdf_pages.renderer_id() and len(root.name) == 12
+    old = tmp_path / "cache" / "pdf-pages" / "0123456789ab" / sha(SHEETS[0])
+    old.mkdir(parents=True)
+    (old / "pages.json").write_text('{"pages": 1, "sizes": [[1, 1]]}')
+    assert cached_page_count(root, sha(SHEETS[0])) is None
+    pdf_pages.drop_other_renderers(tmp_path)
+    assert not old.parent.exists()

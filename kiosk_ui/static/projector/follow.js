@@ -10,8 +10,14 @@
   var KEY = 'ketang-follow';
   var STATE_URL = '/projector/follow/state';
   var POLL_MS = 3000;
-  var here = /\/lessons\/([^\/?#]+)\/([^\/?#]+)/.exec(window.location.pathname);
+  var here = /\/lessons\/([^\/?#]+)\/([^\/?#]+)(?:\/pdf\/([^\/?#]+))?/.exec(window.location.pathname);
   var current = here ? {channel: decodeURIComponent(here[1]), lesson: decodeURIComponent(here[2])} : null;
+  // On the task sheet reader: which sheet, which page, one page or all of them.
+  var reader = here && here[3] ? {
+    resource: decodeURIComponent(here[3]),
+    page: parseInt((/[?&]page=(\d+)/.exec(window.location.search) || [0, '1'])[1], 10),
+    all: /[?&]all=1/.test(window.location.search)
+  } : null;
   var param = /[?&]follow=([^&#]*)/.exec(window.location.search);
   var labels = {offer: '', follow: 'Follow', following: 'Following', leave: 'Leave'};
   var following = false;
@@ -94,6 +100,9 @@
     }
     bar.start = bar.querySelector('[data-follow-start]');
     bar.stop = bar.querySelector('[data-follow-stop]');
+    // The page hides them (following needs this script); now they work.
+    bar.start.removeAttribute('hidden');
+    bar.stop.removeAttribute('hidden');
     bar.start.onclick = function (e) { if (e && e.preventDefault) { e.preventDefault(); } join(); };
     bar.stop.onclick = function (e) { if (e && e.preventDefault) { e.preventDefault(); } leave(); };
   }
@@ -109,18 +118,51 @@
     toggleClass(document.body, 'ketang-following', following);
   }
 
+  function mark(box) {
+    var old = document.querySelectorAll('.ketang-followed');
+    for (var i = 0; i < old.length; i++) { old[i].className = old[i].className.replace(/\s*ketang-followed/g, ''); }
+    box.className += ' ketang-followed';
+    try { box.scrollIntoView({behavior: 'smooth', block: 'start'}); } catch (e) { box.scrollIntoView(true); }
+  }
+
+  /* The element of the part the projector shows: the video's section, the exercise's
+     current question, the task sheet's page (on the reader showing every page). */
   function scrollTo(state) {
     var sel = '[data-usage-resource="' + state.resource + '"]';
     var el = null;
     if (state.kind === 'pdf') { el = document.querySelector(sel + '[data-usage-pdf-page="' + state.page + '"]'); }
+    if (state.kind === 'exercise') {
+      var form = document.querySelector('[data-usage-exercise="' + state.resource + '"]');
+      var qs = form ? form.querySelectorAll('.questions > li') : [];
+      el = qs[(state.page || 1) - 1] || form;
+    }
     el = el || document.querySelector(sel) ||
       document.querySelector('[data-usage-exercise="' + state.resource + '"]');
     if (!el) { return; }
-    var old = document.querySelectorAll('.ketang-followed');
-    for (var i = 0; i < old.length; i++) { old[i].className = old[i].className.replace(/\s*ketang-followed/g, ''); }
-    var box = el.parentNode && el.parentNode.tagName === 'SECTION' ? el.parentNode : el;
-    box.className += ' ketang-followed';
-    try { box.scrollIntoView({behavior: 'smooth', block: 'start'}); } catch (e) { box.scrollIntoView(true); }
+    if (el.tagName !== 'LI') {
+      el = el.parentNode && (el.parentNode.tagName === 'SECTION' || el.parentNode.tagName === 'FIGURE') ?
+        el.parentNode : el;
+    }
+    mark(el);
+  }
+
+  function followParam() { return stored() === '1' ? 'follow=1' : 'follow=on'; }
+
+  /* Where the tablet shows the projector's part: a task sheet's page on the reader (one
+     page at a time), anything else on the lesson page. */
+  function target(state) {
+    var lesson = '/lessons/' + encodeURIComponent(state.channel) + '/' + encodeURIComponent(state.lesson);
+    if (state.kind === 'pdf' && state.resource) {
+      if (reader && reader.resource === state.resource && (reader.all || reader.page === (state.page || 1))) {
+        return null;
+      }
+      return lesson + '/pdf/' + encodeURIComponent(state.resource) + '?page=' + (state.page || 1) +
+        '&' + followParam();
+    }
+    if (reader || !current || current.channel !== state.channel || current.lesson !== state.lesson) {
+      return lesson + '?' + followParam();
+    }
+    return null;
   }
 
   function apply(state) {
@@ -128,13 +170,10 @@
     api.state = state;
     if (!following || !state.lesson || state.seq === lastSeq) { return; }
     lastSeq = state.seq;
-    if (!current || current.channel !== state.channel || current.lesson !== state.lesson) {
-      // ?follow=1 offers following on the next page; sessionStorage says we follow
-      // (?follow=on says it where storage is unavailable).
-      window.location.href = '/lessons/' + encodeURIComponent(state.channel) + '/' +
-        encodeURIComponent(state.lesson) + (stored() === '1' ? '?follow=1' : '?follow=on');
-      return;
-    }
+    // ?follow=1 offers following on the next page; sessionStorage says we follow
+    // (?follow=on says it where storage is unavailable).
+    var go = target(state);
+    if (go) { window.location.href = go; return; }
     if (state.resource) { scrollTo(state); }
   }
 

@@ -123,8 +123,15 @@
       lesson: lessonEl.getAttribute('data-usage-lesson'),
       part: at.part, page: at.page,
       resource: part ? part.getAttribute('data-resource') : '',
-      kind: part ? part.getAttribute('data-kind') : ''
+      kind: part ? part.getAttribute('data-kind') : '',
+      round: lessonEl.getAttribute('data-round') || ''
     }));
+  }
+
+  /* A lesson opened for a class: its parts count as projected for that class. */
+  function forClass() {
+    var k = parseInt(lessonEl.getAttribute('data-class'), 10);
+    return k > 0 ? {'class': k} : {};
   }
 
   function show(part, page, record) {
@@ -158,34 +165,61 @@
       if (total > 1) { no.textContent = ' ' + (t === part ? page : 1) + '/' + total; }
     }
     focusItem(tabs[part]);
+    fitPdf();
     if (window.history && history.replaceState) {
-      var url = window.location.pathname + '?part=' + part + '&page=' + page;
+      var k = lessonEl.getAttribute('data-class');
+      var url = window.location.pathname + '?part=' + part + '&page=' + page + (k ? '&class=' + k : '');
       history.replaceState(null, '', url);
     }
     postFollow();
     if (record && parts[part]) {
       var rid = parts[part].getAttribute('data-resource');
       var kind = parts[part].getAttribute('data-kind');
-      if (changedPart) { usage('record', 'opened', rid, {kind: kind, projected: true}); }
-      if (kind === 'pdf') { usage('record', 'pdf_page', rid, {page: page, projected: true}); }
+      if (changedPart) { usage('record', 'part-projected', rid, forClass()); }
+      if (kind === 'pdf') { usage('record', 'pdf-page-viewed', rid, {page: page}); }
     }
   }
 
-  function step(dir) {
+  /* The next (or previous) page or part; false at the lesson's end (or start). Going
+     back, a task sheet's page is shown from its bottom, where the teacher left it. */
+  function step(dir, fromEnd) {
     var part = at.part;
     var page = at.page + dir;
     if (page > pagesOf(part)) {
-      if (part + 1 >= parts.length) { return; }
+      if (part + 1 >= parts.length) { return false; }
       part += 1; page = 1;
     } else if (page < 1) {
-      if (part === 0) { return; }
+      if (part === 0) { return false; }
       part -= 1; page = pagesOf(part);
     }
     show(part, page, true);
+    var box = pdfBox();
+    if (box) { box.scrollTop = fromEnd ? box.scrollHeight : 0; box.scrollLeft = 0; }
+    return true;
+  }
+
+  /* ---- the video: play, seek, full screen, its time in big type ---- */
+  function videoEl() { return parts[at.part] && parts[at.part].querySelector('video'); }
+
+  function clock(t) {
+    t = Math.max(0, Math.floor(t || 0));
+    var s = t % 60;
+    return Math.floor(t / 60) + ':' + (s < 10 ? '0' : '') + s;
+  }
+
+  var timeHide = null;
+  function showTime() {
+    var v = videoEl();
+    var box = v && parts[at.part].querySelector('.video-time');
+    if (!box) { return; }
+    box.textContent = clock(v.currentTime) + ' / ' + clock(v.duration);
+    box.hidden = false;
+    if (timeHide) { clearTimeout(timeHide); }
+    timeHide = setTimeout(function () { if (!v.paused) { box.hidden = true; } }, 3000);
   }
 
   function playPause() {
-    var v = parts[at.part] && parts[at.part].querySelector('video');
+    var v = videoEl();
     if (!v) { return false; }
     if (v.paused) {
       var p = v.play();
@@ -193,35 +227,160 @@
     } else {
       v.pause();
     }
+    showTime();
     return true;
   }
 
-  function reveal() {
-    var q = parts[at.part] && parts[at.part].querySelector('.question:not([hidden])');
-    if (!q) { return false; }
-    if (q.className.indexOf('revealed') >= 0) {
-      q.className = q.className.replace(/\s*revealed/g, '');
-    } else {
-      q.className += ' revealed';
-    }
+  function seek(seconds) {
+    var v = videoEl();
+    if (!v) { return false; }
+    var end = isFinite(v.duration) ? v.duration : v.currentTime + seconds;
+    v.currentTime = Math.min(Math.max(v.currentTime + seconds, 0), end);
+    showTime();
     return true;
+  }
+
+  function hasClass(el, name) { return (' ' + el.className + ' ').indexOf(' ' + name + ' ') >= 0; }
+  function setClass(el, name, on) {
+    var rest = (' ' + el.className + ' ').replace(' ' + name + ' ', ' ').replace(/^\s+|\s+$/g, '');
+    el.className = on ? (rest ? rest + ' ' : '') + name : rest;
+  }
+
+  function fullScreen(on) {
+    setClass(body, 'stage-full', typeof on === 'boolean' ? on : !hasClass(body, 'stage-full'));
+    fitPdf();
+    showTime();
+  }
+
+  /* ---- the exercise: show or hide the answer of the question on screen ---- */
+  function question() { return parts[at.part] && parts[at.part].querySelector('.question:not([hidden])'); }
+
+  function reveal(on) {
+    var q = question();
+    if (!q) { return false; }
+    setClass(q, 'revealed', typeof on === 'boolean' ? on : !hasClass(q, 'revealed'));
+    return true;
+  }
+
+  /* ---- the task sheet: fit to width, zoom, pan ---- */
+  var zoom = 1;          // 1: the page as wide as the screen; 'page': the whole page
+  function pdfBox() {
+    var p = parts[at.part];
+    return p && p.getAttribute('data-kind') === 'pdf' && p.querySelector('.pdf-page') ? p : null;
+  }
+
+  function fitPdf() {
+    var box = pdfBox();
+    if (!box) { return; }
+    var imgs = box.querySelectorAll('.pdf-page');
+    for (var i = 0; i < imgs.length; i++) {
+      imgs[i].style.width = zoom === 'page' ? '' : (zoom * 100) + '%';
+    }
+    setClass(box, 'pdf-whole', zoom === 'page');
+  }
+
+  function setZoom(z) {
+    var box = pdfBox();
+    if (!box) { return false; }
+    var oldW = box.scrollWidth, oldH = box.scrollHeight;
+    var cx = box.scrollLeft + box.clientWidth / 2, cy = box.scrollTop + box.clientHeight / 2;
+    zoom = z === 'page' ? 'page' : Math.min(Math.max(z, 1), 4);
+    fitPdf();
+    box.scrollLeft = cx * box.scrollWidth / oldW - box.clientWidth / 2;
+    box.scrollTop = cy * box.scrollHeight / oldH - box.clientHeight / 2;
+    return true;
+  }
+
+  /* Pan the page by a share of the screen; false at the edge (the caller then turns the page). */
+  function pan(dx, dy) {
+    var box = pdfBox();
+    if (!box || zoom === 'page') { return false; }
+    var l = box.scrollLeft, t = box.scrollTop;
+    box.scrollLeft = l + dx * box.clientWidth;
+    box.scrollTop = t + dy * box.clientHeight;
+    return box.scrollLeft !== l || box.scrollTop !== t;
+  }
+
+  /* ---- the interactive: the app takes the keys until Tab leaves it ---- */
+  function enterApp() {
+    var f = parts[at.part] && parts[at.part].querySelector('iframe.lesson-app');
+    if (!f) { return false; }
+    f.focus();
+    try { f.contentWindow.focus(); } catch (e) { /* another origin: the frame's focus is enough */ }
+    return true;
+  }
+
+  /* ---- the end of a lesson: the next lesson ---- */
+  var nextLesson = document.querySelector('[data-next-lesson]');
+
+  function forward() {
+    if (document.activeElement === nextLesson) { window.location.href = nextLesson.href; return; }
+    if (pan(0, 0.85)) { return; }
+    if (!step(1) && nextLesson) { focusItem(nextLesson); }
+  }
+
+  function back() {
+    if (document.activeElement === nextLesson) { focusItem(tabs[at.part]); return; }
+    if (pan(0, -0.85)) { return; }
+    step(-1, true);
+  }
+
+  /* F5, Enter or Space: what the shown part does (clickers send F5 for "start slideshow"). */
+  function action() {
+    if (document.activeElement === nextLesson) { window.location.href = nextLesson.href; return; }
+    if (playPause() || reveal()) { return; }
+    if (pdfBox()) { setZoom(zoom === 'page' ? 1 : 'page'); return; }
+    enterApp();
+  }
+
+  /* Esc first undoes what is on screen (a clicker's slideshow button sends F5 and Esc in
+     turn), then goes up. */
+  function undo() {
+    var v = videoEl();
+    var q = question();
+    if (hasClass(body, 'qr-big')) {
+      setClass(body, 'qr-big', false);
+    } else if (hasClass(body, 'stage-full')) {
+      fullScreen(false);
+    } else if (pdfBox() && zoom !== 1) {
+      setZoom(1);
+    } else if (v && !v.paused) {
+      playPause();
+    } else if (q && hasClass(q, 'revealed')) {
+      reveal(false);
+    } else {
+      goUp();
+    }
   }
 
   function lessonKey(e) {
     var k = e.key;
-    if (k === 'ArrowRight' || k === 'PageDown' || k === 'ArrowDown' || k === 'Right' || k === 'Down') {
-      step(1);
-    } else if (k === 'ArrowLeft' || k === 'PageUp' || k === 'ArrowUp' || k === 'Left' || k === 'Up') {
-      step(-1);
-    } else if (k === ' ' || k === 'Spacebar') {
-      if (!playPause()) { reveal(); }
-    } else if (k === 'Enter') {
-      if (!reveal()) { playPause(); }
+    if (k === 'PageDown' || k === 'ArrowDown' || k === 'Down') {
+      forward();
+    } else if (k === 'PageUp' || k === 'ArrowUp' || k === 'Up') {
+      back();
+    } else if (k === 'ArrowRight' || k === 'Right') {
+      if (!pan(0.5, 0)) { forward(); }
+    } else if (k === 'ArrowLeft' || k === 'Left') {
+      if (!pan(-0.5, 0)) { back(); }
+    } else if (k === ' ' || k === 'Spacebar' || k === 'Enter' || k === 'F5') {
+      action();
+    } else if (k === 'j' || k === 'J') {
+      seek(-5);
+    } else if (k === 'l' || k === 'L') {
+      seek(5);
+    } else if (k === 'f' || k === 'F') {
+      fullScreen();
+    } else if (k === '+' || k === '=') {
+      setZoom(zoom === 'page' ? 1 : zoom * 1.25);
+    } else if (k === '-' || k === '_') {
+      setZoom(zoom === 'page' || zoom <= 1 ? 'page' : zoom / 1.25);
+    } else if (k === '0') {
+      setZoom(1);
     } else if (k === 'Home') {
       show(0, 1, true);
     } else if (k === 'q' || k === 'Q') {
-      body.className = body.className.indexOf('qr-big') >= 0 ?
-        body.className.replace(/\s*qr-big/g, '') : body.className + ' qr-big';
+      setClass(body, 'qr-big', !hasClass(body, 'qr-big'));
     } else {
       return false;
     }
@@ -233,16 +392,25 @@
     var k = e.key;
     if (!blank.hidden) {
       // Blanked: any key brings the picture back and does nothing else.
-      if (k !== 'F5') { toggleBlank(false); e.preventDefault(); }
+      toggleBlank(false);
+      e.preventDefault();
       return;
     }
+    var lang = document.querySelector('[data-lang]');
     if (k === 'b' || k === 'B' || k === '.') {
       toggleBlank(true);
+    } else if ((k === 'e' || k === 'E') && lang) {
+      // The other language, back on this very screen (part and page included).
+      window.location.href = lang.pathname + '?next=' +
+        encodeURIComponent(window.location.pathname + window.location.search);
+    } else if (lessonEl && (k === 'Escape' || k === 'Esc' || k === 'Backspace')) {
+      undo();
     } else if (k === 'Escape' || k === 'Esc' || k === 'Backspace') {
-      if (body.className.indexOf('qr-big') >= 0) {
-        body.className = body.className.replace(/\s*qr-big/g, '');
-      } else {
-        goUp();
+      goUp();
+    } else if (!lessonEl && k === 'F5') {
+      // "Start slideshow" on a clicker: open the tile in focus (F5 reloads nothing here).
+      if (document.activeElement && document.activeElement.href) {
+        window.location.href = document.activeElement.href;
       }
     } else if (!(lessonEl ? lessonKey(e) : browseKey(e))) {
       return;
@@ -250,11 +418,31 @@
     e.preventDefault();
   });
 
+  // The interactive has the keyboard: ring it. Tab out of it comes back here, where the
+  // clicker's keys work again.
+  window.addEventListener('blur', function () {
+    setTimeout(function () {
+      var a = document.activeElement;
+      setClass(body, 'app-has-keys', !!a && a.tagName === 'IFRAME');
+    }, 0);
+  });
+  window.addEventListener('focus', function () {
+    setClass(body, 'app-has-keys', false);
+    if (lessonEl && document.activeElement === document.body) { focusItem(tabs[at.part]); }
+  });
+  var videos = document.querySelectorAll('section.part video');
+  for (var vi = 0; vi < videos.length; vi++) {
+    videos[vi].addEventListener('pause', showTime);
+    videos[vi].addEventListener('seeked', showTime);
+  }
+
   /* ---- start ---- */
   if (lessonEl) {
     readPosition();
     show(at.part, at.page, false);
     usage('projectedStart', lessonEl.getAttribute('data-usage-lesson'));
+    // The part on screen when the lesson opens is projected too.
+    if (parts[at.part]) { usage('record', 'part-projected', parts[at.part].getAttribute('data-resource'), forClass()); }
     window.addEventListener('pagehide', function () { usage('projectedEnd'); });
   } else {
     var list = items();
