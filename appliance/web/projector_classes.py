@@ -48,12 +48,13 @@ def lesson_url(channel: str, lesson: str, class_id: int) -> str:
     return url_for("projector.lesson", **args)
 
 
-def join_url(class_id: int) -> str:
-    """What the class's QR code opens on a tablet: the front page with today's lesson."""
+def join_url(class_id: int) -> tuple[str, bool]:
+    """What the class's QR code opens on a tablet (the front page with today's lesson),
+    and whether tablets can reach it (docs/projector.md, "QR code")."""
     from .projector import join_base
 
-    base, _joinable = join_base()
-    return f"{base}/?class={class_id}"
+    base, joinable = join_base()
+    return f"{base}/?class={class_id}", joinable
 
 
 def lesson_class(raw: str) -> tuple[Klass | None, str]:
@@ -90,8 +91,9 @@ def page(class_id: int):
     if k is None:
         abort(404, description=_("There is no such class on this device."))
     p = progress.class_progress(db, library(), k)
-    join = join_url(k.id)
+    join, joinable = join_url(k.id)
     return render("projector/class.html", klass=k, p=p, join_url=join, qr=qr_svg(join),
+                  joinable=joinable,
                   lesson_url=lesson_url, up=url_for("projector.home"),
                   focus=request.args.get("focus", ""), csrf=_csrf(),
                   round=round_of(k.id))
