@@ -82,7 +82,6 @@ def test_a_class_added_with_keys_taught_with_a_clicker_and_its_next_lesson_the_n
         assert re.search(r"/projector/classes/\d+$", page.url)
         assert "一年级(2)班 · 数学 · 人教版" in page.text_content("h1")
         assert focus(page) == L1                     # the next lesson, in focus
-        shoot(page, tmp_path, "class.png", "projector-class.png")
 
         # From here on, the clicker only.
         with page.expect_navigation():
@@ -112,6 +111,14 @@ def test_a_class_added_with_keys_taught_with_a_clicker_and_its_next_lesson_the_n
         with page.expect_navigation():
             clicker(page, "F5")                       # one press
         assert f"/projector/lesson/{CH}/{L2}" in page.url
+        # the class page: lesson 1 ticked, lesson 2 next (in focus)
+        page.goto(f"{base}/projector")
+        page.keyboard.press("ArrowRight")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert re.search(r"/projector/classes/\d+", page.url) and focus(page) == L2
+        assert page.locator(f'[data-lesson="{L1}"]').get_attribute("data-taught") == "1"
+        shoot(page, tmp_path, "class.png", "projector-class.png")
         ctx.close()
 
 
