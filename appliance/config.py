@@ -154,7 +154,7 @@ class SyncSettings:
     uplink_interfaces: list[str] = field(default_factory=list)
     upload_rate_kbps: int = 2000
     download_rate_kbps: int = 0
-    resume_interval: int = 60
+    resume_interval: int = 2
     poll_interval: int = 3600
     status_file: Path = Path("/run/ketang/sync.json")
 

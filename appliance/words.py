@@ -60,7 +60,8 @@ def both(render: Callable[[Gettext], str]) -> str:
 # -- drives (appliance/drives/status.py's file) ---------------------------------------
 
 DRIVE_ERRORS = ("mount", "untrusted", "manifest", "blobs", "older", "space", "pulled",
-                "report", "bundle")
+                "report", "bundle", "data-disk", "no-filesystem", "interrupted", "drives-busy",
+                "internal")
 
 
 def drive_error(code: str, _: Gettext) -> str:
@@ -76,6 +77,15 @@ def drive_error(code: str, _: Gettext) -> str:
         "pulled": _("the drive was removed during the import; insert it again to go on"),
         "report": _("the report could not be written to the drive"),
         "bundle": _("the KETANG folder on the drive holds something that is not allowed"),
+        "data-disk": _("this device's own disk is full or failing (the drive is fine); free "
+                       "space, then insert the drive again"),
+        "no-filesystem": _("the drive is blank or damaged; format it FAT32 on a computer and "
+                           "copy the KETANG folder onto it again"),
+        "interrupted": _("the import was interrupted when Ketang restarted; insert the drive "
+                         "again to go on"),
+        "drives-busy": _("another drive is being read; wait, then insert this one again"),
+        "internal": _("something unexpected went wrong; the drive is unmounted and may be "
+                      "removed"),
     }
     return texts.get(code, "")
 

@@ -11,6 +11,9 @@ it carries both ways. Each round starts from a fresh device. Printed, never asse
 1. bytes the link carried ÷ bytes of the missing blobs (target ≤ 1.02), on a clean link;
 2. the same with the link dropped every 10 s (target ≤ 1.05), at 2 MB/s so a round
    lives through several drops;
+2b. the same with ``ketang sync fetch`` (a process of its own) SIGKILLed three times, at a
+   quarter, half and three quarters of the missing bytes, and run again to the end
+   (target ≤ 1.05), counting store blobs written again (target 0);
 3. the time to sync 20 MB of missing blobs (PDFs and zips) through a 4 Mbit/s link
    with 600 ms round trips, against the ideal (missing bytes ÷ link rate).
 
@@ -25,6 +28,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -134,6 +138,52 @@ def one_round(release, missing: list[str], work: Path, **link) -> dict[str, floa
             "seconds": seconds, "drops": drops, "payload": status.payload_downloaded}
 
 
+def kill_round(release, missing: list[str], work: Path, kills: int = 3) -> dict[str, float]:
+    """``ketang sync fetch`` SIGKILLed ``kills`` times (at even shares of the missing bytes),
+    then run to the end; what the link carried in all, and whether a store blob changed."""
+    out, manifest, _, _, _ = release
+    device = work / "device"
+    shutil.rmtree(device, ignore_errors=True)
+    lib = make_device(out, manifest, missing, device)
+    config = work / "ketang.toml"
+    config.write_text(f'[device]\ndata_dir = "{device}"\n[trust]\nkeys_dir = "{work / "trusted"}"\n'
+                      '[zeroconf]\nenabled = false\n', encoding="utf-8")
+    need = sum(manifest.blobs()[s] for s in missing)
+    store = device / "blobs" / "sha256"
+
+    def stored() -> dict[str, tuple[int, int]]:
+        return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in store.glob("*/*")}
+
+    started = time.monotonic()
+    rewritten = 0
+    with web_seed(out) as (url, _):
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        with LinkEmulator(("127.0.0.1", port), rate=DROP_RATE) as emu:
+            cmd = [sys.executable, "-m", "appliance", "--config", str(config), "sync", "fetch",
+                   str(out), "--web-seed", f"http://127.0.0.1:{emu.port}/", "--timeout", "3600"]
+            for k in range(kills + 1):
+                before = stored()
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        cwd=ROOT, text=True)
+                if k < kills:
+                    target = need * (k + 1) / (kills + 1)
+                    while emu.bytes_down < target and proc.poll() is None:
+                        time.sleep(0.05)
+                    proc.kill()
+                    proc.wait()
+                else:
+                    output, _ = proc.communicate(timeout=3600)
+                    assert proc.returncode == 0, output
+                now = stored()
+                rewritten += sum(1 for sha, was in before.items() if now.get(sha) != was)
+            carried = emu.bytes_down + emu.bytes_up
+            down = emu.bytes_down
+    assert lib.active_version(manifest.channel) == manifest.version
+    shutil.rmtree(device)
+    return {"need": need, "carried": carried, "down": down, "ratio": carried / need,
+            "seconds": time.monotonic() - started, "drops": kills, "rewritten": rewritten}
+
+
 def report(name: str, rounds: list[dict[str, float]], ideal: float | None = None) -> None:
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     line = (f"{name}: missing {med['need'] / 1e6:.1f} MB, link carried "
@@ -142,6 +192,8 @@ def report(name: str, rounds: list[dict[str, float]], ideal: float | None = None
             f"{med['drops']:.0f}")
     if ideal:
         line += f"; ideal {ideal:.1f} s → {med['seconds'] / ideal:.2f}× ideal"
+    if "rewritten" in med:
+        line += f"; store blobs rewritten {max(r['rewritten'] for r in rounds):.0f}"
     print(line + f"  (median of {len(rounds)}; ratios {[round(r['ratio'], 4) for r in rounds]})",
           flush=True)
 
@@ -151,7 +203,7 @@ def main() -> None:
     ap.add_argument("--total-mb", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--only", choices=["clean", "drops", "satellite"], action="append",
+    ap.add_argument("--only", choices=["clean", "drops", "kills", "satellite"], action="append",
                     help="Run only these measurements (repeatable; default: all).")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="Extra libtorrent setting for the device's session (integers).")
@@ -159,7 +211,7 @@ def main() -> None:
     for kv in args.set:
         k, _, v = kv.partition("=")
         SESSION[k] = int(v)
-    only = set(args.only or ["clean", "drops", "satellite"])
+    only = set(args.only or ["clean", "drops", "kills", "satellite"])
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="ketang-bench-sync-") as tmp:
         work = Path(tmp)
@@ -180,6 +232,10 @@ def main() -> None:
                                  rate=DROP_RATE, drop_every=10.0)
                        for _ in range(args.rounds)]
             report("5% missing, link dropped every 10 s at 2 MB/s", dropped)
+        if "kills" in only:
+            killed = [kill_round(release, pick_missing(release[1], 0.05, rng), work)
+                      for _ in range(args.rounds)]
+            report("5% missing, `ketang sync fetch` SIGKILLed 3 times, 2 MB/s", killed)
         if "satellite" in only:
             sat = [one_round(release, pick_missing(release[1], 20_000_000, rng,
                                                    only_small=True),

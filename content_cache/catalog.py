@@ -7,23 +7,29 @@ the old one, and never written again: readers open it immutable.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from peewee import (
+    DatabaseError,
     FloatField,
     IntegerField,
     Model,
+    OperationalError,
     SqliteDatabase,
     TextField,
 )
 
 from .atomic import fsync_dir
+from .errors import KetangError
 from .manifest import Manifest
+from .questionnaire import Questionnaire
 from .search_text import ReadBlob, exercise_text, pinyin_text, syllables
 
 BATCH = 2000
@@ -89,6 +95,54 @@ def shown_part(manifest: Manifest, has_blob: Callable[[str], bool]) -> Manifest:
                    resources=[r for r in manifest.resources if r.lesson in keep])
 
 
+# What a catalog costs on disk, measured (catalogs of short and of 4,000-character random
+# titles, the worst case for the full-text indexes): about 270 bytes per row, the stored
+# text, and 11-26 bytes per character the search indexes cover (a lesson's titles,
+# description and its ancestors' titles; with the pinyin of Chinese text, the most). The
+# figures below are about 1.5-2 times those.
+ROW_BYTES = 512
+STORED_BYTES_PER_CHAR = 6  # UTF-8 takes up to 3 bytes per character; twice that
+INDEXED_BYTES_PER_CHAR = 40
+
+
+def estimate_catalog_bytes(manifest: Manifest) -> int:
+    """An upper estimate of the catalog :func:`build_catalog` makes of ``manifest``.
+
+    From the manifest's own text: long titles cost far more than a fixed size per node,
+    above all in the search indexes, where each lesson also carries its ancestors' titles.
+    """
+    own: dict[str, int] = {}
+    parents: dict[str, str | None] = {}
+    stored = 0
+    for n in manifest.nodes:
+        t = sum(map(len, n.title.values()))
+        own[n.id] = t
+        parents[n.id] = n.parent
+        stored += t + sum(map(len, n.description.values())) + len(n.id) + len(n.parent or "")
+    for r in manifest.resources:
+        stored += (sum(map(len, r.title.values())) + len(r.id) + len(r.lesson) + 64
+                   + len(r.media_type))
+    path_chars: dict[str, int] = {}
+
+    def path_of(node_id: str | None) -> int:
+        """Characters of the titles above and including ``node_id`` (iterative)."""
+        chain: list[str] = []
+        while node_id is not None and node_id not in path_chars and len(chain) <= len(own):
+            chain.append(node_id)
+            node_id = parents.get(node_id)
+        total = path_chars.get(node_id, 0) if node_id is not None else 0
+        for nid in reversed(chain):
+            total += own.get(nid, 0)
+            path_chars[nid] = total
+        return total
+
+    indexed = sum(own[n.id] + sum(map(len, n.description.values())) + path_of(n.parent)
+                  for n in manifest.nodes if n.kind == "lesson")
+    rows = len(manifest.nodes) + len(manifest.resources)
+    return (1024 * 1024 + ROW_BYTES * rows + STORED_BYTES_PER_CHAR * stored
+            + INDEXED_BYTES_PER_CHAR * indexed)
+
+
 def build_catalog(manifest: Manifest, path: Path,
                   has_blob: Callable[[str], bool] | None = None,
                   read_blob: ReadBlob | None = None) -> Path:
@@ -103,6 +157,36 @@ def build_catalog(manifest: Manifest, path: Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".building")
     tmp.unlink(missing_ok=True)
+    try:
+        _build(manifest, tmp, read_blob)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    except (DatabaseError, sqlite3.Error, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        raise CatalogError(f"building the catalog {path} failed: {_first_error(e)}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return path
+
+
+class CatalogError(KetangError):
+    """A catalog could not be built (its disk is full, or SQLite failed)."""
+
+
+def _first_error(e: BaseException) -> BaseException:
+    """The error that started it: a full disk makes SQLite roll back by itself, and then
+    peewee's own rollback fails with "cannot rollback", hiding "database or disk is full"."""
+    first = e
+    seen = 0
+    while first.__context__ is not None and seen < 10:
+        first, seen = first.__context__, seen + 1
+    return first
+
+
+def _build(manifest: Manifest, tmp: Path, read_blob: ReadBlob | None) -> None:
     db = SqliteDatabase(str(tmp), pragmas={"journal_mode": "off", "synchronous": "off"})
     Info, Node, Resource = _models(db)
     try:
@@ -144,13 +228,23 @@ def build_catalog(manifest: Manifest, path: Path,
                       r.sha256, r.size, r.media_type, r.duration)
                      for i, r in enumerate(manifest.resources)))
                 _build_search(db, manifest, read_blob)
+                _build_related(conn, manifest)
+                conn.execute("CREATE TABLE questionnaire (id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+                conn.executemany("INSERT INTO questionnaire VALUES (?, ?)",
+                                 ((q.id, json.dumps(q.doc, ensure_ascii=False))
+                                  for q in manifest.questionnaires))
     finally:
         db.close()
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    return path
+
+
+def _build_related(conn: Any, manifest: Manifest) -> None:
+    """The release's national co-usage table (content_cache.related), lessons shown only."""
+    conn.execute("CREATE TABLE related (lesson TEXT NOT NULL, other TEXT NOT NULL,"
+                 " score REAL NOT NULL, PRIMARY KEY (lesson, other)) WITHOUT ROWID")
+    shown = {n.id for n in manifest.nodes if n.kind == "lesson"}
+    conn.executemany("INSERT INTO related VALUES (?, ?, ?)",
+                     ((lesson, o, sc) for lesson, others in manifest.related.items()
+                      if lesson in shown for o, sc in others if o in shown))
 
 
 def bigrams(text: str) -> str:
@@ -346,6 +440,42 @@ class Catalog:
         """A resource whose blob is ``sha256`` (any one, if several share it)."""
         r = self.Resource.get_or_none(self.Resource.sha256 == sha256)
         return _resource_dict(r) if r else None
+
+    def following(self, lesson_id: str, limit: int = 3) -> list[dict[str, Any]]:
+        """The lessons after ``lesson_id`` in teaching (curriculum) order."""
+        here = self.Node.get_or_none(self.Node.id == lesson_id)
+        if here is None:
+            return []
+        q = (self.Node.select().where((self.Node.kind == "lesson")
+                                      & (self.Node.position > here.position))
+             .order_by(self.Node.position).limit(limit))
+        return [_node_dict(n) for n in q]
+
+    def titles(self, node_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Nodes by id, for the ids that exist (one query)."""
+        if not node_ids:
+            return {}
+        q = self.Node.select().where(self.Node.id.in_(node_ids))
+        return {n.id: _node_dict(n) for n in q}
+
+    def questionnaires(self) -> list[Questionnaire]:
+        """The release's questionnaires (checked when the release was imported)."""
+        try:
+            rows = self.db.execute_sql("SELECT id, doc FROM questionnaire ORDER BY id").fetchall()
+        except OperationalError:
+            return []
+        return [Questionnaire(r[0], json.loads(r[1])) for r in rows]
+
+    def related(self, lesson_id: str, limit: int = 20) -> list[tuple[str, float]]:
+        """The national co-usage of a lesson, best first (empty for catalogs built
+        before the table existed)."""
+        try:
+            rows = self.db.execute_sql(
+                "SELECT other, score FROM related WHERE lesson = ? ORDER BY score DESC, other"
+                " LIMIT ?", (lesson_id, limit)).fetchall()
+        except OperationalError:
+            return []
+        return [(r[0], float(r[1])) for r in rows]
 
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         """Lessons matching ``query`` in title or description, best first.

@@ -27,3 +27,11 @@ class SourceError(KetangError):
 
 class SpaceError(KetangError):
     """The disk cannot hold what an import needs (keeping the configured reserve)."""
+
+
+class BundleReadError(KetangError):
+    """A bundle (a drive) could not be read: it was removed, unmounted or is damaged."""
+
+
+class DataDiskError(KetangError):
+    """The device's own data disk could not be written (full, read-only, failing)."""

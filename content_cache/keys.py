@@ -147,7 +147,8 @@ def verify(data: bytes, signature_file: bytes, trusted: dict[str, Ed25519PublicK
             raise ValueError("unknown format or algorithm")
         if not isinstance(kid, str):
             raise ValueError("key_id is not a string")
-    except (ValueError, KeyError, TypeError, binascii.Error) as e:
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as e:
+        # RecursionError: json.loads recurses once per nesting level ('[' * 4000).
         raise SignatureError(
             f"the signature of {where} is malformed ({e}); the bundle is damaged or "
             "was not made by `ketang publish`."

@@ -14,7 +14,7 @@ Activation builds the new catalog beside the old one and then replaces
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import json
 import threading
 import time
@@ -24,8 +24,9 @@ from pathlib import Path
 
 from .atomic import atomic_write_bytes, atomic_write_json
 from .blobstore import BlobStore
-from .catalog import Catalog, build_catalog
-from .errors import KetangError
+from .catalog import Catalog, CatalogError, build_catalog
+from .errors import DataDiskError, KetangError
+from .filelock import exclusive_lock
 from .manifest import Manifest
 
 ACTIVE_FILE = "active.json"
@@ -54,18 +55,9 @@ class Library:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the device-wide lock that serialises imports and activations."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / ".lock", "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise KetangError(
-                    f"another import is running on {self.data_dir}; wait for it to finish."
-                ) from e
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with exclusive_lock(self.data_dir / ".lock", f"another import is running on "
+                            f"{self.data_dir}; wait for it to finish."):
+            yield
 
     def remove_interrupted(self) -> int:
         """Delete what an import killed part-way left behind; return how many files.
@@ -149,17 +141,76 @@ class Library:
         catalog shows only lessons whose every blob is in the store. Call inside
         :meth:`exclusive`.
         """
-        rdir = self.release_dir(manifest.channel, manifest.version)
-        atomic_write_bytes(rdir / "manifest.json", manifest_bytes)
-        atomic_write_bytes(rdir / "manifest.json.sig", signature)
-        # A new name on every build: a server holding the previous catalog open keeps
-        # reading it, and notices the switch through active.json.
-        rel_catalog = Path("catalogs", manifest.channel,
-                           f"{manifest.version}-{time.time_ns()}.sqlite")
-        build_catalog(manifest, self.data_dir / rel_catalog, has_blob=self.store.has,
-                      read_blob=self.read_small_blob)
-        path = self.data_dir / ACTIVE_FILE
-        doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        doc[manifest.channel] = {"version": manifest.version, "catalog": str(rel_catalog)}
-        atomic_write_json(path, doc)
-        return self.data_dir / rel_catalog
+        return self.activate_all([(manifest, manifest_bytes, signature)])[0]
+
+    def activate_all(self, releases: list[tuple[Manifest, bytes, bytes]]) -> list[Path]:
+        """Activate several verified releases (channels) together: all of them, or none.
+
+        Each release's manifest is kept and its catalog built; then one atomic write of
+        ``active.json`` switches every channel at once. If anything fails first (a full
+        disk, a bug), whatever this call wrote is removed again, the device serves what it
+        served, and the error says so: DataDiskError for a disk that could not be written.
+        """
+        written: list[Path] = []
+        catalogs: list[Path] = []
+        try:
+            for manifest, manifest_bytes, signature in releases:
+                rdir = self.release_dir(manifest.channel, manifest.version)
+                for name, content in (("manifest.json", manifest_bytes),
+                                      ("manifest.json.sig", signature)):
+                    if not (rdir / name).exists():
+                        written.append(rdir / name)
+                    atomic_write_bytes(rdir / name, content)
+                # A new name on every build: a server holding the previous catalog open
+                # keeps reading it, and notices the switch through active.json.
+                rel_catalog = Path("catalogs", manifest.channel,
+                                   f"{manifest.version}-{time.time_ns()}.sqlite")
+                written.append(self.data_dir / rel_catalog)
+                build_catalog(manifest, self.data_dir / rel_catalog, has_blob=self.store.has,
+                              read_blob=self.read_small_blob)
+                catalogs.append(rel_catalog)
+            path = self.data_dir / ACTIVE_FILE
+            doc = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            for (manifest, _, _), rel_catalog in zip(releases, catalogs, strict=True):
+                doc[manifest.channel] = {"version": manifest.version,
+                                         "catalog": str(rel_catalog)}
+            atomic_write_json(path, doc)
+        except BaseException as e:
+            removed = self._remove_written(written)
+            names = ", ".join(f"{m.channel} v{m.version}" for m, _, _ in releases)
+            undone = (f"Nothing was activated ({names}); the {removed} files this activation "
+                      "had written were removed, and the device still serves what it served.")
+            if isinstance(e, OSError | CatalogError):
+                raise DataDiskError(
+                    f"激活失败 / activating failed: {_disk_words(self.data_dir, e)}. {undone} "
+                    "Free space (`ketang gc`, or subscribe to fewer subjects) or check the "
+                    "disk, then import again."
+                ) from e
+            if isinstance(e, KetangError):
+                raise type(e)(f"{e} {undone}") from e
+            raise
+        return [self.data_dir / c for c in catalogs]
+
+    def _remove_written(self, written: list[Path]) -> int:
+        removed = 0
+        for p in written:
+            for q in (p, p.with_name(p.name + ".building")):
+                with contextlib.suppress(FileNotFoundError):
+                    q.unlink()
+                    removed += 1
+        for p in written:  # folders it emptied go too (releases/<ch>/<v>, catalogs/<ch>)
+            d = p.parent
+            while d.parent != self.data_dir and d != self.data_dir:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+                d = d.parent
+        return removed
+
+
+def _disk_words(data_dir: Path, e: BaseException) -> str:
+    err = getattr(e, "errno", None)
+    if err in (errno.ENOSPC, errno.EDQUOT) or "full" in str(e).lower():
+        return f"the data disk ({data_dir}) is full ({e})"
+    return f"writing to the data disk ({data_dir}) failed ({e})"

@@ -33,6 +33,9 @@ from .manifest import (
 )
 from .pdf_fonts import fonts_not_embedded
 from .progress import ByteCount, Progress
+from .questionnaire import Questionnaire, parse_questionnaire
+from .related import load_file as load_related
+from .related import restrict
 from .torrent import write_release_torrent
 
 SOURCE_FORMAT = "ketang-source/1"
@@ -55,6 +58,7 @@ class PublishedRelease:
     nodes: int
     resources: int
     bytes: int
+    related: int = 0
     # things a person should fix in the source, one line each (the release is made anyway)
     warnings: tuple[str, ...] = ()
 
@@ -116,6 +120,21 @@ def _flatten(source: Path, doc: dict[str, Any]) -> tuple[list[Node], list[tuple[
     return nodes, resources
 
 
+def _questionnaires(source: Path, files: Any) -> list[Questionnaire]:
+    """The questionnaires ``source.json`` lists (paths of ketang-questionnaire/1 files)."""
+    if not isinstance(files, list):
+        raise SourceError(f"{SOURCE_FILE}: 'questionnaires' must be a list of file paths.")
+    out = []
+    for rel in files:
+        path = _source_file(source, rel, f"questionnaire {rel!r}")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise SourceError(f"{path} is not valid JSON: {e}") from None
+        out.append(parse_questionnaire(doc, str(path)))
+    return out
+
+
 def publish(
     source: Path,
     channel: str,
@@ -124,11 +143,14 @@ def publish(
     out: Path,
     progress: Progress | None = None,
     web_seeds: Sequence[str] = (),
+    related: Path | None = None,
 ) -> PublishedRelease:
     """Build and sign a release of ``source`` into the bundle folder ``out``.
 
     ``progress(done_bytes, total_bytes)`` is called as blobs are copied.
     ``web_seeds`` are HTTP URLs (BEP 19) embedded in the release's torrent.
+    ``related`` is a ``ketang-related/1`` co-usage file (``ketang recommend build``):
+    its pairs between this release's lessons go into the signed manifest.
     """
     source = Path(source)
     if not CHANNEL_RE.match(channel):
@@ -145,6 +167,7 @@ def publish(
     if doc.get("format") != SOURCE_FORMAT:
         raise SourceError(f"{src_file}: 'format' must be {SOURCE_FORMAT!r}.")
     private = load_private_key(key_path)
+    table = load_related(related) if related is not None else {}
 
     nodes, files = _flatten(source, doc)
     total = sum(p.stat().st_size for _, p in files)
@@ -166,6 +189,9 @@ def publish(
     _remove_if_empty(store.tmp_dir)
     manifest = Manifest(channel, version, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                         doc.get("title") or {}, nodes, resources)
+    if table:
+        manifest.related, _ = restrict(table, {n.id for n in nodes if n.kind == "lesson"})
+    manifest.questionnaires = _questionnaires(source, doc.get("questionnaires", []))
     data = manifest.to_json_bytes()
     parse_manifest(data, where=str(src_file))  # the same rules a device applies
     rdir = release_dir(root, channel, version)
@@ -174,7 +200,8 @@ def publish(
     atomic_write_bytes(manifest_path.with_name("manifest.json.sig"), sign(private, data))
     write_release_torrent(root, manifest, rdir, web_seeds)
     return PublishedRelease(channel, version, manifest_path, key_id(private.public_key()),
-                            len(nodes), len(resources), total, tuple(warnings))
+                            len(nodes), len(resources), total,
+                            related=len(manifest.related), warnings=tuple(warnings))
 
 
 def _pdf_warnings(path: Path, resource_id: Any) -> list[str]:

@@ -26,7 +26,7 @@ from .errors import KetangError
 from .manifest import Manifest
 
 TORRENT_NAME = "release.torrent"
-MIN_PIECE = 16 * 1024
+MIN_PIECE = 1024 * 1024
 MAX_PIECE = 4 * 1024 * 1024
 MAX_PIECES = 65536
 MAX_TORRENT_BYTES = 8 * 1024 * 1024
@@ -37,10 +37,12 @@ class TorrentError(KetangError):
 
 
 def choose_piece_size(total: int) -> int:
-    """Smallest power of two ≥ 16 KiB giving at most 65,536 pieces (capped at 4 MiB).
+    """Smallest power of two ≥ 1 MiB giving at most 65,536 pieces (capped at 4 MiB).
 
-    Small pieces keep the delta tight: without pad files a missing blob drags in at
-    most one partly-foreign piece at each end.
+    Large pieces for stock clients: Transmission asks a web seed for one piece per HTTP
+    request, so 16 KiB pieces left it 4% of a satellite link (bench/sync_clients.py).
+    Devices pay nothing for them: a piece spanning a held blob and a missing one costs
+    only the missing blob's blocks (content_cache/transfer.py, partial copies).
     """
     size = MIN_PIECE
     while size < MAX_PIECE and total > size * MAX_PIECES:
@@ -55,11 +57,22 @@ def _created_stamp(manifest: Manifest) -> int:
         return 0
 
 
+#: Torrent layouts ``build_release_torrent`` can make (docs/formats.md says which is used):
+#: ``v1`` (no pad files: pieces may span blobs), ``v1-pad`` (v1 with BEP 47 pad files, so
+#: every blob starts a piece) and ``hybrid`` (v1 + v2, BEP 52, which pads the same way).
+LAYOUTS = {
+    "v1": lt.create_torrent.v1_only,
+    "v1-pad": lt.create_torrent.v1_only | lt.create_torrent.canonical_files_no_tail_padding,
+    "hybrid": lt.create_torrent.canonical_files_no_tail_padding,
+}
+
+
 def build_release_torrent(
     bundle_root: Path,
     manifest: Manifest,
     web_seeds: Sequence[str] = (),
     piece_size: int | None = None,
+    layout: str = "v1",
 ) -> bytes:
     """Hash the release's blobs under ``bundle_root`` (a ``KETANG/`` folder); return the torrent.
 
@@ -78,8 +91,9 @@ def build_release_torrent(
     entries = [lt.create_file_entry(f"{BUNDLE_DIR}/{blob_relpath(sha).as_posix()}", size)
                for sha, size in sorted(blobs.items())]
     total = sum(blobs.values())
-    ct = lt.create_torrent(entries, piece_size or choose_piece_size(total),
-                           lt.create_torrent.v1_only)
+    if layout not in LAYOUTS:
+        raise TorrentError(f"torrent layout {layout!r} is not one of {', '.join(LAYOUTS)}.")
+    ct = lt.create_torrent(entries, piece_size or choose_piece_size(total), LAYOUTS[layout])
     lt.set_piece_hashes(ct, str(Path(bundle_root).parent))
     for url in web_seeds:
         if not url.startswith(("http://", "https://")):
@@ -132,9 +146,14 @@ def load_release_torrent(data: bytes, manifest: Manifest, where: str) -> Release
     blobs = manifest.blobs()
     index: dict[str, int] = {}
     for i in range(files.num_files()):
-        if files.file_flags(i) & files.flag_pad_file:
-            raise TorrentError(f"{where} has pad files; Ketang torrents have none.")
         path = files.file_path(i)
+        if files.file_flags(i) & files.flag_pad_file:
+            # BEP 47 padding (zeros, never stored): KETANG/.pad/<size>, shorter than a piece.
+            if (Path(path).parts[:2] != (BUNDLE_DIR, ".pad")
+                    or files.file_size(i) >= ti.piece_length()):
+                raise TorrentError(f"{where}: pad file {path!r} is not BEP 47 padding; the "
+                                   "torrent was not made by ketang publish.")
+            continue
         parts = Path(path).parts
         if (len(parts) != 5 or parts[:3] != (BUNDLE_DIR, "blobs", "sha256")
                 or parts[3] != parts[4][:2]):

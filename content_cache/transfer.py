@@ -4,16 +4,19 @@ Given a *verified* manifest, its torrent and a :class:`Library`, a
 :class:`ReleaseTransfer`:
 
 1. works out which of the release's blobs the store lacks;
-2. hard-links the blobs it already holds into the download folder (so libtorrent
-   finds them complete and can seed them to peers) and gives every file but the
-   missing ones priority 0;
+2. gives every file but the missing ones priority 0, and hard-links into the
+   download folder (so libtorrent can seed them) only the held blobs that no
+   downloadable piece touches: libtorrent writes a piece before checking its hash,
+   so nothing it writes may land in a file of the store (:meth:`_prepare_files`);
 3. downloads the missing files from peers and web seeds;
 4. checks each finished file against the manifest's sha256, then links it into the
    blob store (temp name + rename, fsynced) — a blob in the store is verified or absent;
 5. once every blob is present, activates the release through ``Library.activate``.
 
-Resume data is written atomically every ``resume_interval`` seconds and on
-:meth:`close`, so after a power cut the download goes on from what was verified.
+Resume data is saved soon after pieces are verified (at most once every
+``resume_interval`` seconds, only while pieces come in) and on :meth:`close`, written
+atomically after the files it describes are fsynced; so after a power cut the download
+goes on from what was verified, losing at most the last few seconds.
 
 The download folder is ``<data_dir>/sync/<channel>/<version>/`` (same filesystem as
 the store, so links work); it holds ``KETANG/blobs/…``, libtorrent's part file and
@@ -30,6 +33,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 import libtorrent as lt
 
@@ -43,6 +47,11 @@ from .torrent import ReleaseTorrent, load_release_torrent
 
 RESUME_FILE = "resume.dat"
 MAX_HASH_FAILURES = 20
+BLOCK = 16 * 1024  # libtorrent's block: the unit it requests and marks downloaded
+#: Resume data is saved once this much payload arrived since the last save (what a power
+#: cut may cost, besides what is in flight), and at most every MIN_RESUME_GAP seconds.
+RESUME_BYTES = 512 * 1024
+MIN_RESUME_GAP = 0.2
 FLUSH_RETRIES = 5
 
 #: A closed network: no DHT, UPnP, NAT-PMP or LSD unless asked for; TCP only.
@@ -61,6 +70,22 @@ CLOSED_NETWORK = {
 }
 
 
+def _covered(ranges: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    """True if sorted, non-overlapping ``ranges`` cover ``[lo, hi)`` wholly."""
+    for a, b in ranges:
+        if a <= lo < b:
+            lo = b
+            if lo >= hi:
+                return True
+    return lo >= hi
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    """(host, port) a web seed's URL connects to."""
+    u = urlsplit(url)
+    return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
+
+
 class TransferError(KetangError):
     """A download cannot go on: a web seed or peer sends bad data, a disk error, a timeout."""
 
@@ -72,8 +97,11 @@ def make_session(listen_interfaces: str = "127.0.0.1:0", lsd: bool = False,
         **CLOSED_NETWORK,
         "listen_interfaces": listen_interfaces,
         "enable_lsd": lsd,
+        # peer: to hear of peers banned for bad data; piece_progress: to save resume
+        # data soon after pieces are verified.
         "alert_mask": (lt.alert_category.error | lt.alert_category.status
-                       | lt.alert_category.storage | lt.alert_category.file_progress),
+                       | lt.alert_category.storage | lt.alert_category.file_progress
+                       | lt.alert_category.peer | lt.alert_category.piece_progress),
         **(extra or {}),
     }
     return lt.session(cast("lt.settings_pack", settings))
@@ -115,7 +143,7 @@ class ReleaseTransfer:
         signature: bytes,
         torrent: bytes | ReleaseTorrent,
         peers: Iterable[tuple[str, int]] = (),
-        resume_interval: float = 30.0,
+        resume_interval: float = 2.0,
         on_event: Callable[[str], None] | None = None,
         lsd: bool = False,
         wanted: Collection[str] | None = None,
@@ -142,10 +170,15 @@ class ReleaseTransfer:
         self._pending = set(needed)
         self._by_index = {i: sha for sha, i in self.torrent.file_index.items()}
         self.handle: lt.torrent_handle | None = None
-        self._last_resume = time.monotonic()
+        self._last_resume = 0.0
+        self._unsaved_pieces = 0
+        self._saved_bytes = 0
+        self._other_alerts: list[lt.alert] = []
         self._resume_wanted = False
         self._to_check: set[int] = set()
-        self._banned_seeds = 0
+        self._banned_seeds: set[str] = set()
+        self._banned_peers: set[str] = set()
+        self._banned_endpoints: set[tuple[str, int]] = set()  # web seeds are banned as peers
         self._attempts: dict[int, int] = {}
 
     @property
@@ -159,43 +192,122 @@ class ReleaseTransfer:
     def _download_path(self, sha: str) -> Path:
         return self.work_dir / BUNDLE_DIR / blob_relpath(sha)
 
-    def _link_present(self) -> None:
-        """Hard-link blobs the store holds into the download folder, for checking and seeding."""
-        for sha in self.torrent.file_index:
-            if sha in self._pending:
-                continue
-            dst = self._download_path(sha)
-            if dst.exists():
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(self.library.store.path_for(sha), dst)
-            except OSError:
-                pass  # another filesystem: libtorrent will just not seed this one
+    def _store_link_ok(self, sha: str) -> bool:
+        """True if the download folder's copy of held blob ``sha`` is a link to the store."""
+        try:
+            a, b = self._download_path(sha).stat(), self.library.store.path_for(sha).stat()
+        except OSError:
+            return False
+        return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
 
-    def _held_pieces(self) -> list[bool]:
-        """Pieces lying wholly inside blobs the store holds (linked into place).
+    def _prepare_files(self, resume_have: list[bool], resume_blocks: dict[int, list[bool]]
+                       ) -> tuple[list[bool], dict[int, list[bool]]]:
+        """Lay out the download folder so nothing libtorrent writes can reach the store.
 
-        Each such blob was verified by its sha256, so libtorrent need not read it
-        again: a device with a large store starts a new release at once instead of
-        re-hashing every blob it has. A piece that touches a missing blob is not held.
+        libtorrent writes every piece it downloads, before checking its hash, into the
+        files that piece covers, and a priority-0 file that exists is written in place
+        (only an absent one goes to the part file). So a blob of the store may be
+        hard-linked here only if no piece touching it can ever be downloaded: every such
+        piece is already verified or touches no wanted file. This holds for any piece
+        layout, pad files or none.
+
+        A held blob that shares a downloadable piece with a wanted one gets a *partial
+        copy* instead: a sparse file holding only its bytes inside those pieces, copied
+        from the store at every start; the 16 KiB blocks lying wholly inside such bytes
+        are given to libtorrent as already downloaded. So a piece spanning a held blob
+        and a missing one costs only the missing blob's blocks (and the one block that
+        straddles both), whatever the piece size: large pieces for stock clients, a
+        tight delta for devices.
+
+        Returns the pieces to give libtorrent as held (verified before, per the resume
+        data, or lying wholly inside blobs linked from the store) and the blocks of
+        unfinished pieces it already has.
         """
         ti = self.torrent.params.ti
         assert ti is not None, "load_release_torrent checked the torrent"
         files = ti.layout()
-        held_files = [False] * files.num_files()
+        n_pieces = files.num_pieces()
+        plen = files.piece_length()
+        held = [False] * files.num_files()
+        wanted = [False] * files.num_files()
         for sha, i in self.torrent.file_index.items():
-            if sha not in self._pending:
-                dst = self._download_path(sha)
-                held_files[i] = dst.is_file() and dst.stat().st_size == files.file_size(i)
-        return [all(held_files[i] for i in range(files.file_index_at_piece(p),
-                                                 cast(int, files.last_file_index_at_piece(p)) + 1))
-                for p in range(files.num_pieces())]
+            held[i] = sha not in self._pending and self.library.store.has(sha)
+            wanted[i] = sha in self._pending
+        pad = [bool(files.file_flags(i) & files.flag_pad_file) for i in range(files.num_files())]
+        span = [range(files.file_index_at_piece(p),
+                      cast(int, files.last_file_index_at_piece(p)) + 1)
+                for p in range(n_pieces)]
+        downloadable = [not resume_have[p] and any(wanted[i] for i in span[p])
+                        for p in range(n_pieces)]
+        shared: dict[int, list[int]] = {}  # held file → downloadable pieces touching it
+        for p in range(n_pieces):
+            if downloadable[p]:
+                for i in span[p]:
+                    if held[i]:
+                        shared.setdefault(i, []).append(p)
+        linked = [False] * files.num_files()
+        present: list[tuple[int, int]] = []  # torrent byte ranges copied from the store
+        for sha, i in self.torrent.file_index.items():
+            if not held[i]:
+                continue
+            dst = self._download_path(sha)
+            if i not in shared:
+                linked[i] = self._link_from_store(sha, dst)
+                continue
+            start, size = files.file_offset(i), files.file_size(i)
+            ranges = [(max(start, p * plen), min(start + size, p * plen + files.piece_size(p)))
+                      for p in shared[i]]
+            self._partial_copy(sha, dst, [(a - start, b - start) for a, b in ranges])
+            present += ranges
+        for i in range(files.num_files()):
+            if pad[i]:
+                present.append((files.file_offset(i), files.file_offset(i) + files.file_size(i)))
+        have = [resume_have[p] or all(linked[i] or pad[i] for i in span[p])
+                and not all(pad[i] for i in span[p]) for p in range(n_pieces)]
+        blocks = {p: list(v) for p, v in resume_blocks.items() if not have[p]}
+        present.sort()
+        for p in range(n_pieces):
+            if not downloadable[p] or not any(held[i] for i in span[p]):
+                continue
+            size = files.piece_size(p)
+            got = blocks.setdefault(p, [False] * -(-size // BLOCK))
+            for b in range(len(got)):
+                lo = p * plen + b * BLOCK
+                got[b] = got[b] or _covered(present, lo, min(lo + BLOCK, p * plen + size))
+        return have, {p: v for p, v in blocks.items() if any(v)}
+
+    def _link_from_store(self, sha: str, dst: Path) -> bool:
+        if self._store_link_ok(sha):
+            return True
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".link")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(self.library.store.path_for(sha), tmp)
+            os.replace(tmp, dst)
+            return True
+        except OSError:
+            return False  # another filesystem: libtorrent will just not seed this one
+
+    def _partial_copy(self, sha: str, dst: Path, ranges: list[tuple[int, int]]) -> None:
+        """A sparse file the blob's size holding the store's bytes in ``ranges`` only (a new
+        file, never the store's: libtorrent may write into it)."""
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".copy")
+        with open(self.library.store.path_for(sha), "rb") as src, open(tmp, "wb") as out:
+            out.truncate(self.manifest.blobs()[sha])
+            for a, b in ranges:
+                src.seek(a)
+                out.seek(a)
+                out.write(src.read(b - a))
+        os.replace(tmp, dst)
 
     def start(self) -> None:
         """Add the torrent to the session (from resume data when there is some)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._link_present()
+        ti = self.torrent.params.ti
+        assert ti is not None, "load_release_torrent checked the torrent"
+        n_pieces = ti.num_pieces()
         atp = None
         if self.resume_path.is_file():
             try:
@@ -207,17 +319,25 @@ class ReleaseTransfer:
                 atp = None
         if atp is None:
             atp = lt.add_torrent_params()
-            atp.have_pieces = self._held_pieces()
+        resume_have = list(atp.have_pieces)[:n_pieces]
+        resume_have += [False] * (n_pieces - len(resume_have))
+        atp.have_pieces, atp.unfinished_pieces = self._prepare_files(
+            resume_have, {int(p): list(v) for p, v in atp.unfinished_pieces.items()})
         atp.ti = self.torrent.params.ti
         atp.url_seeds = list(self.torrent.params.url_seeds)
         atp.save_path = str(self.work_dir)
-        atp.file_priorities = [4 if self._by_index[i] in self._pending else 0
-                               for i in range(len(self._by_index))]
-        atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
+        atp.file_priorities = [4 if self._by_index.get(i) in self._pending else 0
+                               for i in range(ti.num_files())]
+        # Saved piece priorities would override the file priorities just set (and fetch
+        # blobs the store got since): the files alone say what is wanted.
+        atp.piece_priorities = []
+        atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed
+                       | lt.torrent_flags.seed_mode)
         atp.flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_pex
         if not self.lsd:
             atp.flags |= lt.torrent_flags.disable_lsd
         self.handle = self.session.add_torrent(atp)
+        self._saved_bytes = 0  # payload counters start again with the handle
         for host, port in self.peers:
             self.handle.connect_peer((host, port))
 
@@ -300,42 +420,86 @@ class ReleaseTransfer:
             elif isinstance(a, lt.url_seed_alert):
                 self.status.errors.append(f"web seed {a.server_url()}: {a.error.message()}")
                 if "banned" in a.error.message():
-                    self._banned_seeds += 1
+                    self._banned_seeds.add(a.server_url())
+            elif isinstance(a, lt.peer_ban_alert):
+                ip, port = (str(a.endpoint[0]), int(a.endpoint[1]))
+                self._banned_peers.add(ip)
+                self._banned_endpoints.add((ip, port))
+                self.status.errors.append(f"peer {ip}:{port} was banned: it sent data that "
+                                          "failed the hash check")
             elif isinstance(a, (lt.file_error_alert, lt.torrent_error_alert)):
                 self.status.errors.append(f"disk error: {a.message()}")
+            elif isinstance(a, lt.piece_finished_alert):
+                self._unsaved_pieces += 1
             elif isinstance(a, lt.save_resume_data_alert):
-                atomic_write_bytes(self.resume_path, lt.write_resume_data_buf(a.params))
-                self._resume_wanted = False
+                self._write_resume(a.params)
             elif isinstance(a, lt.save_resume_data_failed_alert):
                 self._resume_wanted = False
         if self.handle is None:
             return
         now = time.monotonic()
-        if now - self._last_resume >= self.resume_interval:
-            # Only when something changed: an idle device writes nothing.
-            self.save_resume(only_if_modified=True)
-            self._last_resume = now
         st = self.handle.status()
         self.status.payload_downloaded = st.total_payload_download
+        unsaved_bytes = st.total_payload_download - self._saved_bytes
+        if not self._resume_wanted and now - self._last_resume >= MIN_RESUME_GAP and (
+                unsaved_bytes >= RESUME_BYTES or (
+                    (self._unsaved_pieces or unsaved_bytes)
+                    and now - self._last_resume >= self.resume_interval)):
+            # What came in since the last save (verified pieces, and blocks of unfinished
+            # ones) must not be fetched again after a power cut: saved once RESUME_BYTES
+            # arrived or resume_interval passed, whichever is first. An idle device
+            # writes nothing.
+            self.save_resume()
+            self._saved_bytes = st.total_payload_download
+            self._last_resume = now
 
     def save_resume(self, only_if_modified: bool = False) -> None:
-        """Ask libtorrent for resume data; it is written when its alert arrives."""
+        """Ask libtorrent for resume data; it is written when its alert arrives.
+
+        Without the info dict (the torrent is kept beside it): a few kB, not the piece
+        hashes, so it can be saved every few seconds on an SD card.
+        """
         if self.handle is None or not self.handle.is_valid():
             return
         if only_if_modified and not self.handle.need_save_resume_data():
             return
-        self.handle.save_resume_data(lt.torrent_handle.save_info_dict)
+        self.handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
+        self._unsaved_pieces = 0
         self._resume_wanted = True
+
+    def _write_resume(self, params: lt.add_torrent_params) -> None:
+        """Write resume data once the pieces it lists are on disk (fsync first), so a
+        power cut can never leave resume data naming pieces that were lost."""
+        for path in [self._download_path(sha) for sha in self._pending] + list(
+                self.work_dir.glob(".*.parts")):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # not started yet
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        atomic_write_bytes(self.resume_path, lt.write_resume_data_buf(params))
+        self._resume_wanted = False
 
     # -- driving ---------------------------------------------------------------
 
     @property
     def bad_data(self) -> bool:
         """True when the sources send bad data: too many pieces failed their hash, or some
-        failed and every web seed was banned with no peer left."""
-        return self.status.hash_failures >= MAX_HASH_FAILURES or bool(
-            self.status.hash_failures and self._banned_seeds and self.handle is not None
-            and self.handle.status().num_peers == 0)
+        failed, a source was banned for it, and no source is left (no peer connected, every
+        web seed and every given peer banned)."""
+        if self.status.hash_failures >= MAX_HASH_FAILURES:
+            return True
+        if not (self.status.hash_failures and (self._banned_seeds or self._banned_peers)):
+            return False
+        if self.handle is None or self.handle.status().num_peers:
+            return False
+        seeds_left = {u for u in self.handle.url_seeds() if u not in self._banned_seeds
+                      and _endpoint(u) not in self._banned_endpoints}
+        peers_left = {host for host, _ in self.peers} - self._banned_peers
+        return not seeds_left and not peers_left
 
     @property
     def done(self) -> bool:
@@ -388,6 +552,16 @@ class ReleaseTransfer:
         self.status.activated = True
         self.on_event(f"activated {self.manifest.channel} v{self.manifest.version}")
 
+    def restart(self) -> None:
+        """Take the torrent out and add it again for what the store holds now.
+
+        After the last blob is stored, nothing is wanted any more, so every blob can be
+        linked from the store and seeded (a blob that shared a piece with a wanted one
+        was left out while that piece could still be downloaded).
+        """
+        self.close()
+        self.start()
+
     def close(self, timeout: float = 10.0) -> None:
         """Save resume data (waiting for it) and take the torrent out of the session."""
         if self.handle is None or not self.handle.is_valid():
@@ -397,6 +571,18 @@ class ReleaseTransfer:
         deadline = time.monotonic() + timeout
         while self._resume_wanted and time.monotonic() < deadline:
             self.session.wait_for_alert(100)
-            self.poll()
+            alerts = self.session.pop_alerts()
+            # Alerts of other torrents in a shared session are kept for their owner
+            # (take_other_alerts), not lost.
+            self._other_alerts += [a for a in alerts
+                                   if (h := getattr(a, "handle", None)) is not None
+                                   and h != self.handle]
+            self.poll(alerts)
         self.session.remove_torrent(self.handle)
         self.handle = None
+
+    def take_other_alerts(self) -> list[lt.alert]:
+        """Alerts of other torrents that :meth:`close` popped while it waited (a session
+        shared by several transfers hands them on)."""
+        taken, self._other_alerts = self._other_alerts, []
+        return taken

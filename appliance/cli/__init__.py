@@ -54,13 +54,14 @@ def _register() -> None:
     from . import admin as cli_admin
     from . import content as cli_content
     from . import drives as cli_drives
+    from . import recommend as cli_recommend
     from . import serve as cli_serve
     from . import status as cli_status
     from . import sync as cli_sync
     from . import usage as cli_usage
 
     for module in (cli_serve, cli_content, cli_drives, cli_status, cli_sync, cli_admin,
-                   cli_usage):
+                   cli_usage, cli_recommend):
         for command in module.COMMANDS:
             main.add_command(command)
     from provisioning.cli import provision  # ketang provision (docs/provisioning.md)

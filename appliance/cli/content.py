@@ -40,16 +40,22 @@ def keys_new(name: str, out: Path) -> None:
               help="Folder to write the KETANG/ bundle into (a drive's root, or a spool folder).")
 @click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
               help="HTTP URL whose root holds KETANG/ (BEP 19 web seed); may be repeated.")
+@click.option("--related", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="National co-usage table (ketang-related/1, from `ketang recommend "
+                   "build`) to sign into the release.")
 def publish(source: Path, channel: str, version: int, key_path: Path, out: Path,
-            web_seeds: tuple[str, ...]) -> None:
+            web_seeds: tuple[str, ...], related: Path | None) -> None:
     """Sign a lesson source tree into a release bundle."""
     from content_cache.publisher import publish as do_publish
 
     with ByteBar("发布 Publishing") as bar:
         rel = do_publish(source, channel, version, key_path, out, progress=bar,
-                         web_seeds=web_seeds)
+                         web_seeds=web_seeds, related=related)
     click.echo(f"Published {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
-               f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
+               f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}"
+               + (f", co-usage of {rel.related} lessons" if rel.related else ""))
+    for warning in rel.warnings:
+        click.secho(f"注意 Warning: {warning}", fg="yellow", err=True)
     click.echo(f"Manifest: {rel.manifest_path}")
     click.echo(f"Torrent:  {rel.manifest_path.with_name('release.torrent')}")
 
@@ -106,7 +112,8 @@ def sample(resources: int, out: Path, key_path: Path | None, channel: str, versi
 
     rel = generate_sample(resources, out, key_path or DEMO_KEY, channel, version, seed)
     click.echo(f"Wrote sample {rel.channel} v{rel.version}: {rel.nodes} nodes, {rel.resources} "
-               f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}")
+               f"resources, {rel.bytes / 1e6:.1f} MB, signed by key {rel.key_id}"
+               + (f", co-usage of {rel.related} lessons" if rel.related else ""))
     click.echo(f"Manifest: {rel.manifest_path}")
 
 

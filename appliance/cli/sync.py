@@ -31,13 +31,17 @@ def sync() -> None:
               help="A peer that has the release (repeatable).")
 @click.option("--listen", default="127.0.0.1:0", show_default=True,
               help="libtorrent listen interfaces.")
-@click.option("--resume-interval", type=float, default=30.0, show_default=True,
-              help="Seconds between saves of resume data.")
+@click.option("--resume-interval", type=float, default=1.0, show_default=True,
+              help="Seconds at most between a verified piece and the save of resume data.")
+@click.option("--web-seed", "web_seeds", multiple=True, metavar="URL",
+              help="An HTTP mirror holding KETANG/ (a BEP 19 web seed; repeatable), "
+                   "besides the torrent's own.")
 @click.option("--timeout", type=float, default=3600.0, show_default=True,
               help="Give up (keeping resume data) after this many seconds.")
 @click.pass_context
 def fetch(ctx: click.Context, path: Path, data_dir: Path | None, peers: tuple[str, ...],
-          listen: str, resume_interval: float, timeout: float) -> None:
+          listen: str, resume_interval: float, web_seeds: tuple[str, ...],
+          timeout: float) -> None:
     """Fetch the newest release in PATH (a KETANG/ folder with manifest, .sig and
     release.torrent; blobs optional) from peers and web seeds, then activate it."""
     from content_cache.bundle import bundle_root, find_releases
@@ -77,6 +81,12 @@ def fetch(ctx: click.Context, path: Path, data_dir: Path | None, peers: tuple[st
         click.echo(f"progress {len(status.fetched)}/{len(status.needed)} blobs, "
                    f"{status.payload_downloaded} bytes downloaded")
 
+    for url in web_seeds:
+        if not url.startswith(("http://", "https://")):
+            raise KetangError(f"--web-seed {url!r} must be an http:// or https:// URL.")
+    transfer.start()
+    for url in web_seeds:
+        transfer.live_handle.add_url_seed(url if url.endswith("/") else url + "/")
     try:
         status = transfer.run(timeout=timeout, progress=show)
     finally:

@@ -12,6 +12,8 @@ the outbox; then it is read-only again.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
 import re
 import shutil
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from content_cache.errors import KetangError
+
+log = logging.getLogger(__name__)
 
 SAFE_OPTIONS = "nosuid,nodev,noexec"
 SUPPORTED = ("vfat", "exfat", "ext4", "ext3", "ext2")
@@ -66,6 +70,22 @@ def filesystem_type(device: str) -> str | None:
                           capture_output=True, text=True)
     value = proc.stdout.strip()
     return value or None
+
+
+def has_partition_table(device: str) -> bool:
+    """True if ``device`` is a whole disk whose partitions carry the filesystems."""
+    proc = subprocess.run(["blkid", "-p", "-o", "value", "-s", "PTTYPE", device],
+                          capture_output=True, text=True)
+    return bool(proc.stdout.strip())
+
+
+def has_media(device: str) -> bool:
+    """False for an empty card reader (a block device of size 0)."""
+    try:
+        with open(device, "rb") as f:
+            return f.seek(0, os.SEEK_END) > 0
+    except OSError:
+        return False
 
 
 def kernel_has(fstype: str) -> bool:
@@ -156,6 +176,64 @@ def is_mounted(path: Path) -> bool:
             if len(fields) > 1 and fields[1].replace("\\040", " ") == target:
                 return True
     return False
+
+
+def _unescape(field: str) -> str:
+    """A path as /proc/self/mountinfo writes it (``\\040`` for a space…), decoded."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounts_under(root: Path) -> list[Path]:
+    """Mount points strictly below ``root``, deepest first."""
+    real = os.path.realpath(root)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4:
+                point = _unescape(fields[4])
+                if point.startswith(real + "/"):
+                    found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+LOCK_NAME = ".ketang-drives.lock"
+
+
+@contextlib.contextmanager
+def mount_root_lock(mount_root: Path) -> Iterator[None]:
+    """Hold the lock that says a Ketang process is handling a drive under ``mount_root``.
+
+    While it is held by us, no other Ketang process uses a mount under the root, so any
+    mount found there was left by a process that died (see :func:`release_stale_mounts`).
+    """
+    root = Path(mount_root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_NAME, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise DriveError(f"another Ketang process is handling a drive under {root}; "
+                             "wait for it to finish, then plug the drive in again.") from e
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def release_stale_mounts(mount_root: Path) -> list[Path]:
+    """Unmount every drive still mounted under Ketang's own ``mount_root``; return them.
+
+    Such a mount was made by a Ketang process that was killed mid-import (the kernel
+    keeps the mount, and a FUSE driver outlives its parent). Call holding
+    :func:`mount_root_lock`; mounts anywhere else are never touched.
+    """
+    released = []
+    for point in mounts_under(mount_root):
+        log.warning("unmounting %s, left mounted by a Ketang process that stopped", point)
+        unmount(Mounted("", "", point, "unknown"))
+        released.append(point)
+    return released
 
 
 def _start_fuse(program: str, device: str, mountpoint: Path, options: str) -> int | None:

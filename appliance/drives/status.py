@@ -62,6 +62,11 @@ def describe(entry: dict[str, Any]) -> str:
     return text
 
 
+TRANSIENT = ("mounting", "importing", "writing-report")
+INTERRUPTED = ("导入被中断（Ketang 重新启动）/ the import was interrupted (Ketang restarted); "
+               "what was verified is kept: plug the drive in again to resume.")
+
+
 class DriveStatus:
     """The status file, shared by the watcher's threads."""
 
@@ -79,9 +84,10 @@ class DriveStatus:
 
     def set(self, device: str, state: str, done: int = 0, total: int = 0,
             error: str = "", throttle: bool = False, error_code: str = "",
-            **extra: Any) -> None:
+            note: str = "", **extra: Any) -> None:
         """Record a drive's state.
 
+        ``note`` (words, Chinese first) goes before the state's message: what was done.
         ``throttle`` skips a write that repeats the drive's last state within MIN_INTERVAL
         (progress); a change of state is always written.
         """
@@ -93,12 +99,23 @@ class DriveStatus:
             drives = self.read()
             drives[device] = {
                 "state": state, "done_bytes": done, "total_bytes": total,
-                "message": message_for(state, done, total, error, error_code),
+                "message": (f"{note}. " if note else "") + message_for(
+                    state, done, total, error, error_code),
                 "error": error, "error_code": error_code,
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"), **extra,
             }
             self._write(drives)
             self._last[device] = (state, now)
+
+    def mark_interrupted(self) -> list[str]:
+        """Drives left mid-way by a process that stopped become errors (code ``interrupted``).
+
+        Without this a killed import would leave the dashboard saying "mounting" forever.
+        """
+        stuck = [d for d, e in self.read().items() if e.get("state") in TRANSIENT]
+        for device in stuck:
+            self.set(device, "error", error=INTERRUPTED, error_code="interrupted")
+        return stuck
 
     def forget(self, device: str) -> None:
         """Drop a drive from the file (it was removed after finishing)."""

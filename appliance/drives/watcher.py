@@ -13,6 +13,7 @@ runs, ``ketang drives insert DEVICE`` calls the same handler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import Settings
-from content_cache.bundle import BUNDLE_DIR
+from content_cache.bundle import BUNDLE_DIR, find_releases
 from content_cache.bundle_check import check_bundle_entries
-from content_cache.errors import BlobError, KetangError
+from content_cache.errors import BlobError, BundleReadError, DataDiskError, KetangError
 from content_cache.importer import ImportResult, import_bundle
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
@@ -35,6 +36,8 @@ from .outbox import encode_json, status_file_name, status_report, write_outbox
 from .status import DriveStatus, error_code
 
 log = logging.getLogger(__name__)
+CARRY_ONLY = ("U 盘上没有课程，报告已写入 / no lessons on this drive (no release in KETANG/); "
+              "reports written to it")
 
 
 
@@ -48,6 +51,7 @@ class DriveOutcome:
     results: list[ImportResult] = field(default_factory=list)
     outbox: list[Path] = field(default_factory=list)
     code: str = ""  # on error: the drive status error_code (appliance.drives.status)
+    params: dict[str, Any] = field(default_factory=dict)  # the error's parameters, if any
 
 
 class DriveWatcher:
@@ -61,8 +65,15 @@ class DriveWatcher:
         self._mounted: dict[str, Mounted] = {}
 
     # pyudev.MonitorObserver(monitor, callback=watcher) calls this with device.action set.
+    # An exception escaping here would end the observer's thread, and with it every
+    # later drive: log it and go on.
     def __call__(self, device: Any) -> DriveOutcome | None:
-        return self.handle_event(device.action or "", device)
+        try:
+            return self.handle_event(device.action or "", device)
+        except Exception:
+            log.exception("handling a udev event for %s failed",
+                          getattr(device, "device_node", "?"))
+            return None
 
     def handle_event(self, action: str, device: Any) -> DriveOutcome | None:
         """Handle one udev event (``add`` or ``remove``) for a ``pyudev.Device``."""
@@ -80,19 +91,68 @@ class DriveWatcher:
         return self.insert(node, fstype)
 
     def insert(self, node: str, fstype: str | None = None) -> DriveOutcome:
-        """Do everything for a drive that just appeared at ``node``."""
+        """Do everything for a drive that just appeared at ``node``.
+
+        Never raises: whatever one drive does, it is reported (status file and outcome),
+        unmounted, and the watcher goes on to the next drive.
+        """
         name = Path(node).name
-        protected = (self.settings.device.data_dir,)
         try:
-            check_not_system(node, protected)
-        except DriveError as e:
-            log.info("ignoring %s: %s", node, e)
-            return DriveOutcome(name, "ignored", str(e))
-        fstype = fstype or filesystem_type(node)
-        if fstype is None:  # a whole disk with a partition table, or an empty one
-            return DriveOutcome(name, "ignored", f"{node} carries no filesystem")
-        with self._lock:
+            return self._insert(node, name, fstype)
+        except Exception as e:
+            log.exception("handling %s failed", node)
+            outcome = _unexpected(name, e)
+            try:
+                self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
+                                **_summary(outcome))
+            except Exception:
+                log.exception("could not record %s's error in the status file", node)
+            return outcome
+
+    def _insert(self, node: str, name: str, fstype: str | None) -> DriveOutcome:
+        protected = (self.settings.device.data_dir,)
+        root = self.settings.drives.mount_root
+        with self._lock, contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(drives.mount_root_lock(root))
+            except DriveError as e:
+                self.status.set(name, "error", error=str(e), error_code="drives-busy")
+                return DriveOutcome(name, "error", str(e), code="drives-busy")
+            # Holding the lock, every mount under our root is one a killed Ketang process
+            # left: release it, or this very drive would look "mounted by someone else".
+            drives.release_stale_mounts(root)
+            try:
+                check_not_system(node, protected)
+            except DriveError as e:
+                log.info("ignoring %s: %s", node, e)
+                return DriveOutcome(name, "ignored", str(e))
+            fstype = fstype or filesystem_type(node)
+            if fstype is None:
+                if drives.has_partition_table(node) or not drives.has_media(node):
+                    # its partitions come as events of their own; an empty card reader
+                    return DriveOutcome(name, "ignored", f"{node} carries no filesystem")
+                return self._no_filesystem(node, name)
             return self._handle(node, name, fstype, protected)
+
+    def _no_filesystem(self, node: str, name: str) -> DriveOutcome:
+        message = (f"U 盘无法识别 / {node} holds no filesystem Ketang can read (no partition "
+                   "table either: its first sector is blank or damaged). Nothing was read from "
+                   "it and nothing changed on this device. Remove it; on a computer, format it "
+                   "FAT32 and copy the KETANG/ folder onto it again (`ketang export` or "
+                   "`ketang publish`).")
+        outcome = DriveOutcome(name, "error", message, code="no-filesystem",
+                               params={"device": node})
+        self.status.set(name, "error", error=message, error_code=outcome.code,
+                        **_summary(outcome))
+        return outcome
+
+    def recover(self) -> list[Path]:
+        """At start: unmount what a killed Ketang process left mounted under the mount root,
+        and mark the drives it was handling as interrupted. Returns the mounts released."""
+        with self._lock, drives.mount_root_lock(self.settings.drives.mount_root):
+            released = drives.release_stale_mounts(self.settings.drives.mount_root)
+            self.status.mark_interrupted()
+        return released
 
     def removed(self, node: str) -> None:
         """A drive went away: detach its mount if still there; forget it once done."""
@@ -115,9 +175,11 @@ class DriveWatcher:
             self.status.set(name, "error", error=str(e), error_code="mount")
             return DriveOutcome(name, "error", str(e), code="mount")
         self._mounted[name] = m
-        outcome = DriveOutcome(name, "done")
         try:
             outcome = self._work(m, name)
+        except Exception as e:  # a bug must not leave the drive mounted or the status stuck
+            log.exception("handling %s failed", node)
+            outcome = _unexpected(name, e)
         finally:
             try:
                 if self._mounted.pop(name, None) is not None:
@@ -125,7 +187,7 @@ class DriveWatcher:
             except DriveError as e:
                 log.warning("%s", e)
         if outcome.state == "done":
-            self.status.set(name, "done", **_summary(outcome))
+            self.status.set(name, "done", note=outcome.message, **_summary(outcome))
         else:
             self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
                             **_summary(outcome))
@@ -133,17 +195,20 @@ class DriveWatcher:
 
     def _work(self, m: Mounted, name: str) -> DriveOutcome:
         bundle = m.mountpoint / BUNDLE_DIR
-        if not bundle.exists() and not bundle.is_symlink():
-            return DriveOutcome(name, "done", "no KETANG/ folder on this drive")
         results: list[ImportResult] = []
         error = note = code = ""
-        try:
-            check_bundle_entries(bundle)
-        except KetangError as e:
-            return DriveOutcome(name, "error", str(e), code=error_code(e))
-        except OSError as e:
-            return DriveOutcome(name, "error", _pulled(e), code="pulled")
+        carry_only = not bundle.exists() and not bundle.is_symlink()
+        if not carry_only:
+            try:
+                check_bundle_entries(bundle)
+                carry_only = not find_releases(bundle)
+            except KetangError as e:
+                return DriveOutcome(name, "error", str(e), code=error_code(e))
+            except OSError as e:
+                return DriveOutcome(name, "error", _pulled(e), code="pulled")
         library = Library(self.settings.device.data_dir)
+        if carry_only:  # a drive brought only to carry the reports out: a normal case
+            return self._reports_only(m, name, library)
 
         def progress(done: int, total: int) -> None:
             self.status.set(name, "importing", done, total, throttle=done < total)
@@ -157,6 +222,13 @@ class DriveWatcher:
                                     reserve_bytes=self.settings.device.reserve_mb * 1_000_000,
                                     subscription=self.settings.subscriptions.subscription(),
                                     keep_partial=self.settings.sync.enabled)
+        except BundleReadError as e:
+            # The drive went away mid-import: blobs already verified stay; no partial one.
+            return DriveOutcome(name, "error", _pulled(e), results, code="pulled",
+                                params={"device": m.device})
+        except DataDiskError as e:
+            # Our own disk, not the drive: say so (the report still goes onto the drive).
+            error, code = str(e), "data-disk"
         except KetangError as e:
             error, code = str(e), error_code(e)
             if isinstance(e, BlobError) and self.settings.sync.enabled:
@@ -164,8 +236,8 @@ class DriveWatcher:
                 if handed:
                     error, note, code = "", "; ".join(handed), ""
         except OSError as e:
-            # The drive went away mid-import: blobs already verified stay; no partial one.
-            return DriveOutcome(name, "error", _pulled(e), results, code="pulled")
+            return DriveOutcome(name, "error", _pulled(e), results, code="pulled",
+                                params={"device": m.device})
         outbox: list[Path] = []
         self.status.set(name, "writing-report")
         try:
@@ -174,7 +246,17 @@ class DriveWatcher:
             error = (error + "; " if error else "") + f"writing the report failed: {e}"
             code = code or "report"
         return DriveOutcome(name, "error" if error else "done", error or note, results, outbox,
-                            code if error else "")
+                            code=code if error else "",
+                            params={"data_dir": str(library.data_dir)} if code == "data-disk"
+                            else {})
+
+    def _reports_only(self, m: Mounted, name: str, library: Library) -> DriveOutcome:
+        self.status.set(name, "writing-report")
+        try:
+            outbox = self._write_reports(m, library, [], "")
+        except (KetangError, OSError) as e:
+            return DriveOutcome(name, "error", f"writing the report failed: {e}")
+        return DriveOutcome(name, "done", CARRY_ONLY, outbox=outbox)
 
     def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
         """A bundle that lacks blobs but carries its torrent: the sync service fetches
@@ -207,6 +289,7 @@ class DriveWatcher:
         """Watch udev for block devices in a background thread; return the observer."""
         import pyudev
 
+        self.recover()
         context = pyudev.Context()
         monitor = pyudev.Monitor.from_netlink(context)
         monitor.filter_by("block")
@@ -215,14 +298,26 @@ class DriveWatcher:
         return observer
 
 
-def _pulled(e: OSError) -> str:
+def _pulled(e: Exception) -> str:
     return (f"读取 U 盘失败（是否被拔出？）/ reading the drive failed (was it pulled out?): "
             f"{e}. The device still serves what it served; plug the drive in again to "
             "resume, files already verified are not copied again.")
 
 
+def _unexpected(name: str, e: BaseException) -> DriveOutcome:
+    what = f"{type(e).__name__}: {e}"[:300]
+    return DriveOutcome(
+        name, "error",
+        f"处理 U 盘时出现意外错误 / unexpected error while handling the drive ({what}). "
+        "Nothing from it was activated, the drive was unmounted and the device still "
+        "serves what it served; you may remove it. Please report this (the log has details).",
+        code="internal", params={"error": what})
+
+
 def _summary(outcome: DriveOutcome) -> dict[str, Any]:
+    extra: dict[str, Any] = {"error_params": outcome.params} if outcome.params else {}
     return {
+        **extra,
         "imported": [r.summary() for r in outcome.results],
         "outbox": [p.name for p in outcome.outbox],
     }

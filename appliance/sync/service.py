@@ -112,6 +112,7 @@ class SyncService:
         self._last_status: dict[str, Any] | None = None
         self._last_status_write = 0.0
         self._next_poll = 0.0
+        self._carried: list = []  # other jobs' alerts popped while a transfer closed
 
     # -- life ----------------------------------------------------------------------
 
@@ -181,7 +182,8 @@ class SyncService:
         while not self._stop.is_set():
             try:
                 self._live_session.wait_for_alert(500)
-                self._dispatch(self._live_session.pop_alerts())
+                alerts, self._carried = self._carried + self._live_session.pop_alerts(), []
+                self._dispatch(alerts)
                 if time.monotonic() - last_tick >= TICK:
                     last_tick = time.monotonic()
                     self._tick()
@@ -217,6 +219,7 @@ class SyncService:
             job.transfer.close()
         except (KetangError, RuntimeError, OSError):
             pass
+        self._carried += job.transfer.take_other_alerts()
 
     def _gate(self) -> str:
         """Why downloads must wait now ('' when they may go on)."""
@@ -334,12 +337,18 @@ class SyncService:
                            (job.transfer.work_dir / TORRENT_NAME).read_bytes())
         job.state = "seeding"
         log.info("sync: activated %s v%s", channel, version)
+        try:
+            job.transfer.restart()  # seed every blob, linked read-only from the store
+        except (KetangError, RuntimeError, OSError) as e:
+            self._error(f"{channel} v{version}: cannot seed it: {e}")
+        self._carried += job.transfer.take_other_alerts()
         for key, other in list(self.jobs.items()):
             if key[0] == channel and key[1] < version:
                 try:
                     other.transfer.close()
                 except (KetangError, RuntimeError, OSError):
                     pass
+                self._carried += other.transfer.take_other_alerts()
                 del self.jobs[key]
                 shutil.rmtree(other.transfer.work_dir, ignore_errors=True)
 

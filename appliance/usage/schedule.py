@@ -5,6 +5,10 @@ Every ``usage.upload_interval`` seconds, when an LRS is configured, the device t
 retries with backoff and advances its cursor only on the LRS's acknowledgement). A
 failed try (no link, an LRS that answers 500) is kept as the last error for
 ``ketang usage status`` and the dashboard, and tried again at the next tick.
+
+At each tick, with or without an LRS, the device's own co-usage table is brought up
+to date from the events stored since (:func:`appliance.usage.cousage.refresh`), so
+recommendations cost no work on the request path.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 from appliance.config import Settings
 from content_cache.errors import KetangError
 
+from . import cousage
 from .upload import upload
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,13 @@ class UsageUploader:
         interval = max(1, self.settings.usage.upload_interval)
         while not self._stop.wait(interval):
             try:
+                cousage.refresh(self.settings)
+            except Exception:  # recommendations are a nicety: never stop the schedule
+                log.exception("co-usage refresh failed")
+            if not self.settings.usage.lrs_url:
+                self.runs += 1
+                continue
+            try:
                 result = upload(self.settings, sleep=self._stop.wait)
             except KetangError as e:
                 log.warning("usage upload: %s", e)
@@ -56,7 +68,8 @@ class UsageUploader:
 
 
 def start_uploader(settings: Settings) -> UsageUploader | None:
-    """Start uploading on a schedule if usage is on and an LRS is configured."""
-    if not (settings.usage.enabled and settings.usage.lrs_url):
+    """Start the usage schedule if usage is on: uploads (when an LRS is configured)
+    and the co-usage table."""
+    if not settings.usage.enabled:
         return None
     return UsageUploader(settings).start()

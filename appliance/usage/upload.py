@@ -20,17 +20,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as dtime
+from pathlib import Path
 from typing import Any
 
 from appliance import identity
 from appliance.config import Settings
 from content_cache.errors import KetangError
+from content_cache.filelock import Busy, exclusive_lock
 
 from . import xapi
 from .db import Row, UsageDB, db_path
 from .events import iso
 
 MAX_BACKOFF = 300.0
+UPLOAD_LOCK = "usage-upload.lock"
+BUSY = "another upload is running on this device (the one in `ketang serve` or another " \
+       "`ketang usage upload`); it sends everything pending"
 
 
 class LrsError(Exception):
@@ -180,9 +185,28 @@ def upload(settings: Settings, force: bool = False, now: datetime | None = None,
         result.skipped = (f"outside the upload windows {', '.join(s.upload_windows)}; use "
                           "--now to upload anyway")
         return result
-    db = _open(settings)
-    if db is None:
+    if not db_path(settings.device.data_dir).exists():
         return result
+    # One uploader at a time per device (`ketang usage upload` and the one in `ketang
+    # serve`): two would read the same cursor, post the same batches and count them twice.
+    try:
+        with exclusive_lock(Path(settings.device.data_dir) / UPLOAD_LOCK, BUSY):
+            db = _open(settings)
+            if db is None:
+                return result
+            try:
+                return _upload_locked(settings, db, result, backoff, sleep, progress)
+            finally:
+                db.close()
+    except Busy:
+        result.skipped = BUSY
+        return result
+
+
+def _upload_locked(settings: Settings, db: UsageDB, result: UploadResult, backoff: float,
+                   sleep: Callable[[float], object],
+                   progress: Callable[[UploadResult], None] | None) -> UploadResult:
+    s = settings.usage
     device = identity.device_id(settings.device.id)
     had_error = bool(db.meta().get("last_error"))
     while True:

@@ -7,6 +7,7 @@ second post as a duplicate, never as a new statement.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "projected": (ADL + "attended", "attended", "课堂投影"),
     "part-projected": (ADL + "experienced", "experienced", "课堂展示"),
     "question-answered": (ADL + "answered", "answered", "课堂作答"),
+    "questionnaire-answered": (ADL + "responded", "responded", "回答问卷"),
 }
 ACTIVITY_TYPES = {
     "lesson": "http://adlnet.gov/expapi/activities/lesson",
@@ -41,6 +43,7 @@ ACTIVITY_TYPES = {
     "exercise": "http://adlnet.gov/expapi/activities/assessment",
     "html5": "http://adlnet.gov/expapi/activities/simulation",
     "question": "http://adlnet.gov/expapi/activities/cmi.interaction",
+    "questionnaire": "http://id.tincanapi.com/activitytype/survey",
 }
 TYPE_KIND = {"lesson-opened": "lesson", "pdf-page-viewed": "pdf", "app-opened": "html5",
              "exercise-attempted": "exercise", "exercise-answered": "exercise"}
@@ -78,6 +81,10 @@ def statement(row: Row, settings: Settings, device_id: str) -> dict[str, Any]:
     for key in ("page", "class", "question"):
         if key in row.extra:
             ext[EXT + key] = row.extra[key]
+    if row.grade:
+        ext[EXT + "grade"] = row.grade
+    if row.subject:
+        ext[EXT + "subject"] = row.subject
     context: dict[str, Any] = {"platform": "Ketang", "extensions": ext}
     if live:
         context["contextActivities"] = {"parent": [{
@@ -107,6 +114,13 @@ def statement(row: Row, settings: Settings, device_id: str) -> dict[str, Any]:
         result["response"] = str(row.extra["choice"])   # the chosen choice, from 0
     if row.type == "video-completed":
         result["completion"] = True
+    if row.type == "questionnaire-answered":
+        ext[EXT + "questionnaire"] = row.resource
+        ext[EXT + "audience"] = row.extra.get("audience", "")
+        answers = row.extra.get("answers", {})
+        result.update(completion=True, response=json.dumps(answers, ensure_ascii=False,
+                                                           sort_keys=True),
+                      extensions={EXT + "answers": answers})
     out: dict[str, Any] = {
         "id": row.id,
         "actor": {"objectType": "Agent",

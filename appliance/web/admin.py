@@ -250,8 +250,15 @@ def _status() -> dict[str, Any]:
 @bp.get("/")
 def dashboard():
     """The dashboard: health, releases, subscriptions, imports, peers, sync and usage."""
+    from appliance.usage.charts import CHARTS, TITLES
+
+    from .questionnaires import open_questionnaires
+
     return render_template("admin/dashboard.html", device=settings().device,
+                           questionnaires=open_questionnaires(),
                            status=_status(), sections=SECTIONS,
+                           chart_names=CHARTS if settings().usage.enabled else (),
+                           chart_titles=TITLES,
                            now=time.strftime("%H:%M:%S"))
 
 

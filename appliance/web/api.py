@@ -169,6 +169,20 @@ def lesson(channel: str, lesson_id: str):
 
 
 @lru_cache(maxsize=SEARCH_CACHE_SIZE)
+@bp.get("/channels/<channel>/lessons/<lesson_id>/recommendations")
+def recommendations(channel: str, lesson_id: str):
+    """What to watch after a lesson: ``next`` (curriculum order) and ``others``
+    ("others went on to", from co-usage); see docs/usage.md."""
+    from .recommend import recommendations as recommend
+
+    cat = catalog_or_404(channel)
+    if cat.node(lesson_id) is None:
+        raise ApiError(404, f"频道 {channel} 中没有课 {lesson_id!r}。No lesson {lesson_id!r} in "
+                            f"channel {channel}.")
+    return jsonify(dict(recommend(channel, cat, lesson_id), lesson=lesson_id,
+                        channel=channel))
+
+
 def _search_body(catalog_paths: tuple[str, ...], host_url: str, q: str, limit: int,
                  chans: tuple[str, ...]) -> bytes:
     """The JSON of one search, kept per set of catalog files (see catalog_cached): a

@@ -38,6 +38,10 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     api.install_error_handlers(app)
     from . import admin
     admin.install(app)
+    from .admin_charts import bp as charts_bp  # the dashboard's usage charts
+    app.register_blueprint(charts_bp)
+    from .questionnaires import bp as questionnaires_bp  # answered on the dashboard
+    app.register_blueprint(questionnaires_bp)
     from .usage_api import bp as usage_bp  # usage events (docs/usage.md)
     app.register_blueprint(usage_bp)
     from .classes_api import bp as classes_bp  # classes, progress, live answers

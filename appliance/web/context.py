@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from appliance.classes.store import ClassesDB
     from appliance.discovery import Discovery
     from appliance.sync.service import SyncService
+    from appliance.usage.cousage import LocalTable
 
     from .usage_api import RateLimits
 
@@ -44,6 +45,7 @@ class AppState:
     admin_sessions: Sessions | None = None
     classes: ClassesDB | None = None   # classes.db, opened on first use (classes_api)
     answers: Tally | None = None       # live class answers (classes_api)
+    cousage: LocalTable | None = None
 
 
 def install(app: Flask, settings: Settings, library: Library) -> AppState:

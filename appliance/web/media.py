@@ -30,9 +30,7 @@ slow tablet and nothing is read whole into memory.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -171,14 +169,6 @@ def open_body(path: str, reply: BlobReply, environ: dict) -> Iterable[bytes]:
     return wrapper(f, BLOCK) if wrapper is not None else _limited(f, reply.length)
 
 
-def blob_size(path: str) -> int | None:
-    """The size of the blob file at ``path``, or None when it is not a file."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
-
 
 def _limited(f: BinaryIO, length: int) -> Iterator[bytes]:
     try:
@@ -205,7 +195,7 @@ def blob(sha256: str):
     lib = library()
     media_type = media_type_of(lib, sha256)
     path = str(lib.store.path_for(sha256))
-    size = blob_size(path) if media_type is not None else None
+    size = lib.store.checked_size(sha256) if media_type is not None else None
     if media_type is None or size is None:
         abort(404)
     h = request.headers

@@ -27,7 +27,7 @@ from content_cache.blobstore import SHA256_RE
 
 from .captive import host_only, is_ip
 from .context import state
-from .media import BLOB_PREFIX, blob_size, media_type_of, open_body, plan_reply
+from .media import BLOB_PREFIX, media_type_of, open_body, plan_reply
 
 TYPES_CACHE_SIZE = 8192
 HOSTS_CACHE_SIZE = 64
@@ -57,7 +57,7 @@ class FastMedia:
             found = self._blob(sha256) if SHA256_RE.fullmatch(sha256) else None
             if found is not None:
                 media_type, fpath = found
-                size = blob_size(fpath)
+                size = self.library.store.checked_size(sha256)  # never serves bit rot
                 if size is not None:
                     reply = plan_reply(sha256, size, media_type,
                                        environ.get("HTTP_IF_NONE_MATCH"),

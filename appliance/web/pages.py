@@ -33,6 +33,7 @@ from .pdf_pages import (
     cached_page_sizes,
     page_image_urls,
 )
+from .recommend import recommendations
 
 bp = Blueprint("pages", __name__)
 MAX_EXERCISE_BYTES = 256 * 1024
@@ -229,7 +230,8 @@ def _lesson_page(channel: str, cat: Catalog, found: dict[str, Any],
     exercises = [(r, exercise_of(r)) for r in by_kind.get("exercise", [])]
     apps = [(r, app_url(r["sha256"])) for r in by_kind.get("html5", [])]
     prev, nxt = siblings(cat, found)
-    return _render("lesson.html", lesson=found, channel=channel, info=cat.info(),
+    return _render("lesson.html", recommend=recommendations(channel, cat, found["id"]),
+                   lesson=found, channel=channel, info=cat.info(),
                    by_kind=by_kind, pdfs=pdfs, exercises=exercises, apps=apps,
                    app_sandbox=IFRAME_SANDBOX, prev=prev, next=nxt, checked=checked,
                    checked_id=checked_id,

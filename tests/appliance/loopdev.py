@@ -77,3 +77,31 @@ def loop(image: Path) -> Iterator[str]:
         yield dev
     finally:
         subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+@contextmanager
+def small_disk(path: Path, size_mb: int = 16, inodes: int | None = None) -> Iterator[Path]:
+    """A real tmpfs of ``size_mb`` (and ``inodes`` files, if given) mounted at ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size_mb}m" + (f",nr_inodes={inodes}" if inodes else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True,
+                   capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_files(folder: Path, leave: int = 1) -> None:
+    """Create empty files in ``folder`` until its disk has no inode left, then free ``leave``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    try:
+        while True:
+            p = folder / f"filler-{len(made)}"
+            p.touch()
+            made.append(p)
+    except OSError:
+        pass
+    for p in made[-leave:]:
+        p.unlink()

@@ -17,7 +17,7 @@ import pytest
 import pyudev
 
 from appliance.config import DeviceSettings, DrivesSettings, Settings, TrustSettings
-from appliance.drives.mount import is_mounted, mount_at, unmount
+from appliance.drives.mount import is_mounted, kernel_has, mount_at, mounts_under, unmount
 from appliance.drives.watcher import DriveWatcher
 from content_cache.blobstore import BlobStore
 from content_cache.importer import import_bundle
@@ -40,6 +40,17 @@ def settings_for(tmp_path: Path, keys_dir: Path) -> Settings:
         drives=DrivesSettings(mount_root=tmp_path / "media", status_file=tmp_path / "run" /
                               "drives.json"),
     )
+
+
+def drive_config(tmp_path: Path, keys_dir: Path) -> Path:
+    """A config file for `ketang drives insert` (device id cli-01) under ``tmp_path``."""
+    cfg = tmp_path / "ketang.toml"
+    cfg.write_text(
+        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[trust]\nkeys_dir = "{keys_dir}"\n'
+        f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
+        f'status_file = "{tmp_path / "drives.json"}"\n')
+    return cfg
 
 
 def udev_device(node: str) -> pyudev.Device:
@@ -232,12 +243,7 @@ def test_ketang_drives_insert_does_the_same_by_hand(tmp_path, sample_bundle, dem
 
     from appliance.cli import main
 
-    cfg = tmp_path / "ketang.toml"
-    cfg.write_text(
-        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[trust]\nkeys_dir = "{demo_keys}"\n'
-        f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
-        f'status_file = "{tmp_path / "drives.json"}"\n')
+    cfg = drive_config(tmp_path, demo_keys)
     img = make_image(tmp_path / "c.img", "vfat", 40, sample_bundle)
     with loop(img) as dev:
         r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "insert", dev])
@@ -295,3 +301,183 @@ def test_a_drive_brings_only_the_subscribed_subjects(tmp_path, sample_bundle, de
     wanted = set(Subscription(subjects=("数学",)).blobs(manifest))
     have = {p.name for p in (s.device.data_dir / "blobs" / "sha256").rglob("*") if p.is_file()}
     assert have == wanted and len(wanted) < len(manifest.blobs())
+
+
+@pytest.mark.parametrize("content", ["empty-ketang", "no-ketang"])
+def test_a_drive_brought_only_to_carry_reports_gets_them(tmp_path, demo_keys, content):
+    """A drive with an empty KETANG/ (or an old outbox only), or none at all: the reports
+    are written, `ketang drives insert` exits 0, and the status says why no lessons came."""
+    from click.testing import CliRunner
+
+    from appliance.cli import main
+
+    cfg = tmp_path / "ketang.toml"
+    cfg.write_text(
+        f'[device]\nid = "cli-01"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[trust]\nkeys_dir = "{demo_keys}"\n'
+        f'[drives]\nmount_root = "{tmp_path / "media"}"\n'
+        f'status_file = "{tmp_path / "drives.json"}"\n')
+    src = tmp_path / "drive-content"
+    (src / "notes").mkdir(parents=True)
+    (src / "notes" / "teacher.txt").write_text("mine")
+    if content == "empty-ketang":
+        (src / "KETANG" / "outbox" / "other-device").mkdir(parents=True)
+    img = make_image(tmp_path / "r.img", "vfat", 40, src)
+    with loop(img) as dev:
+        r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "insert", dev])
+        assert r.exit_code == 0, r.output
+        assert "Report written: status-" in r.output and "no lessons" in r.output
+        r = CliRunner().invoke(main, ["--config", str(cfg), "drives", "status"])
+        assert "no lessons" in r.output and "safe to remove" in r.output, r.output
+        files = read_drive(dev, tmp_path)
+    assert len(outbox_files(files, "cli-01")) == 1
+    assert files["notes/teacher.txt"] == b"mine"
+    assert not (tmp_path / "data" / "blobs").exists() or \
+        not any((tmp_path / "data" / "blobs").rglob("*"))
+
+
+def test_no_drive_stops_the_watcher(tmp_path, sample_bundle, demo_keys, monkeypatch):
+    """Whatever goes wrong with one drive (here an error nobody foresaw, as the RecursionError
+    of a '[' * 4000 signature was), it is reported, the drive is unmounted, the status file
+    never stays at "mounting", and the next drive is imported."""
+    from appliance.drives import watcher as watcher_module
+
+    def broken(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    good = make_image(tmp_path / "good.img", "vfat", 40, sample_bundle)
+    bad = make_image(tmp_path / "bad.img", "vfat", 40, sample_bundle)
+    s = settings_for(tmp_path, demo_keys)
+    watcher = DriveWatcher(s)
+    with loop(bad) as dev_bad, loop(good) as dev_good:
+        monkeypatch.setattr(watcher_module, "import_bundle", broken)
+        assert watcher(udev_device_with_action(dev_bad, "add")) is not None  # no exception
+        entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev_bad).name]
+        assert entry["state"] == "error" and entry["error_code"] == "internal"
+        assert "RecursionError" in entry["message"] and "you may remove it" in entry["message"]
+        assert not is_mounted(s.drives.mount_root / Path(dev_bad).name)
+        monkeypatch.undo()
+        outcome = watcher(udev_device_with_action(dev_good, "add"))
+        assert outcome.state == "done", outcome.message
+        assert Library(s.device.data_dir).active_version("cn-basic-edu-demo") == 1
+
+
+def test_a_drive_with_a_unicode_digit_version_folder_is_refused_in_words(tmp_path,
+                                                                          sample_bundle,
+                                                                          demo_keys):
+    content = tmp_path / "content"
+    shutil.copytree(sample_bundle, content)
+    releases = content / "KETANG" / "releases" / "cn-basic-edu-demo"
+    (releases / "1").rename(releases / "²")
+    img = make_image(tmp_path / "u.img", "ext4", 40, content)  # fusefat cannot write '²'
+
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        outcome = DriveWatcher(s).insert(dev)
+    assert outcome.state == "error" and "holds no release" in outcome.message
+    entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev).name]
+    assert entry["state"] == "error"
+
+
+def udev_device_with_action(node: str, action: str):
+    """A real pyudev device as a MonitorObserver hands it over (``action`` set)."""
+    device = udev_device(node)
+
+    class Event:
+        def __init__(self) -> None:
+            self.action = action
+
+        def __getattr__(self, attr):
+            return getattr(device, attr)
+
+    return Event()
+
+
+def _killed_mid_import(dev: str, s: Settings, fstype: str) -> None:
+    """A Ketang process that mounted ``dev`` under the mount root, said so, and was killed."""
+    import sys
+
+    code = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        "from appliance.drives.mount import mount_readonly\n"
+        "from appliance.drives.status import DriveStatus\n"
+        f"DriveStatus(Path({str(s.drives.status_file)!r})).set({Path(dev).name!r}, 'mounting')\n"
+        f"mount_readonly({dev!r}, Path({str(s.drives.mount_root)!r}), {fstype!r})\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert is_mounted(s.drives.mount_root / Path(dev).name)
+
+
+@pytest.mark.parametrize("fstype", ["ext4", "vfat"])
+def test_a_drive_left_mounted_by_a_killed_import_is_taken_back(tmp_path, sample_bundle,
+                                                               demo_keys, fstype):
+    img = make_image(tmp_path / "k.img", fstype, 40, sample_bundle)
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        try:
+            # Plugged in again: the stale mount is Ketang's own (under its mount root).
+            _killed_mid_import(dev, s, fstype)
+            outcome = DriveWatcher(s).insert(dev)
+            assert outcome.state == "done", outcome.message
+            assert Library(s.device.data_dir).active_version("cn-basic-edu-demo") == 1
+            assert not is_mounted(s.drives.mount_root / Path(dev).name)
+            # Or the watcher starts again first: it unmounts the leftover and the drive's
+            # status no longer says "mounting".
+            _killed_mid_import(dev, s, fstype)
+            released = DriveWatcher(s).recover()
+            assert released == [s.drives.mount_root / Path(dev).name]
+            assert not is_mounted(s.drives.mount_root / Path(dev).name)
+            entry = json.loads(s.drives.status_file.read_text())["drives"][Path(dev).name]
+            assert entry["state"] == "error" and entry["error_code"] == "interrupted"
+            assert "plug the drive in again" in entry["message"]
+        finally:
+            for point in mounts_under(s.drives.mount_root):  # a failed run leaves none behind
+                subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_mount_outside_the_mount_root_is_still_left_alone(tmp_path, demo_keys):
+    img = make_image(tmp_path / "e.img", "ext4", 16)
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        m = mount_at(dev, "ext4", tmp_path / "someone-else", rw=False)
+        try:
+            outcome = DriveWatcher(s).insert(dev)
+            assert outcome.state == "ignored" and "left alone" in outcome.message
+            assert DriveWatcher(s).recover() == []
+            assert is_mounted(tmp_path / "someone-else")
+        finally:
+            unmount(m)
+
+
+def test_a_windows_written_fat_drive_is_read_through_fusefat(tmp_path, sample_bundle,
+                                                             demo_keys):
+    """mtools (like Windows) stores lower-case 8.3 names (releases, blobs, sha256, ab,
+    outbox, and a channel such as cn-math) as capitalised short names with a lower-case
+    flag that fusefat ignores: its listings show RELEASES/CN-MATH."""
+    content = tmp_path / "content"
+    publish(make_source(tmp_path / "src", lessons=2, seed="w"), "cn-math", 1, DEMO_KEY, content)
+    other = content / "KETANG" / "outbox" / "other"
+    other.mkdir(parents=True)
+    (other / "status.json").write_text("{}")
+    img = tmp_path / "win.img"
+    with open(img, "wb") as f:
+        f.truncate(40 * 1024 * 1024)
+    subprocess.run(["mkfs.vfat", "-F", "32", str(img)], check=True, capture_output=True)
+    subprocess.run(["mcopy", "-s", "-i", str(img), str(content / "KETANG"), "::/"], check=True,
+                   capture_output=True)
+    s = settings_for(tmp_path, demo_keys)
+    with loop(img) as dev:
+        seen = read_drive(dev, tmp_path)
+        if not kernel_has("vfat"):  # fusefat shows the short names
+            assert any(k.startswith("KETANG/RELEASES/CN-MATH/1/") for k in seen)
+        outcome = DriveWatcher(s).insert(dev)
+        assert outcome.state == "done", outcome.message
+        assert [(r.channel, r.status) for r in outcome.results] == [("cn-math", "activated")]
+        after = read_drive(dev, tmp_path)
+    outbox = "KETANG/outbox/" if kernel_has("vfat") else "KETANG/OUTBOX/"
+    reports = [k for k in after if k.startswith(outbox + "rs-001/status-")]
+    assert len(reports) == 1, sorted(k for k in after if "OUTBOX" in k.upper())
+    assert len({k.split("/")[1] for k in after}) == 3  # one outbox folder, not a second one

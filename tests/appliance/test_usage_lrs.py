@@ -144,6 +144,29 @@ def test_an_lrs_that_fails_loses_nothing_and_is_tried_again(sample_device, lrs, 
     assert held(lrs, ids) == Counter({i: 1 for i in ids})
 
 
+def test_two_uploads_at_once_send_each_batch_once(sample_device, lrs):
+    """One uploader at a time per device, across processes: two `ketang usage upload`
+    started together neither double-count nor post a batch twice."""
+    proxy = FlakyLrs(lrs.url).start()
+    proxy.mode, proxy.hang_seconds = "slow", 0.2
+    try:
+        s = device(sample_device, proxy.url, lrs.username, lrs.password)
+        ids = add_events(s, 400)
+        cmd = [*KETANG, "--config", str(sample_device), "usage", "upload", "--now"]
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        proxy.stop()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    said = sorted(outs, key=lambda o: "another upload is running" in o[0])
+    assert "Uploaded 400 statements" in said[0][0] and "another upload" in said[1][0], outs
+    assert proxy.posts == 10  # 400 statements in batches of 40, each posted once
+    summary = usage_summary(s)
+    assert summary["sent"] == 400 and summary["pending"] == 0
+    assert held(lrs, ids) == Counter({i: 1 for i in ids})
+
+
 def test_upload_waits_for_its_window(sample_device, lrs):
     now = datetime.now()
     window = f"{(now + timedelta(hours=2)):%H:%M}-{(now + timedelta(hours=3)):%H:%M}"

@@ -81,6 +81,8 @@ def _refused(lib: Library, bundle: Path, trusted, error, match: str, **kw) -> No
      "resource id 'l0-video' appears twice"),
     (lambda d: d["nodes"][1].update(parent="nowhere"), "names parent 'nowhere', which is missing"),
     (lambda d: d["nodes"][1].pop("parent"), "has no parent"),
+    (lambda d: d["nodes"][1].update(parent=d["nodes"][2]["id"]),
+     r"sits under 'g3-math' \(subject\); a node must sit under one of an earlier kind"),
     (lambda d: d["resources"][0].update(lesson="g3"), "not a lesson"),
     (lambda d: d["resources"][0].update(size=10 * 1024**3), "claims size 10737418240"),
     (lambda d: d["resources"][0].update(sha256="../../../etc/passwd"), "no valid sha256"),
@@ -217,3 +219,73 @@ def test_the_reserve_comes_from_the_config(tmp_path, device):
     assert r.exit_code == 1 and "in reserve" in r.output, r.output
     assert snapshot(lib.data_dir) == before
     assert os.path.exists(lib.data_dir / "active.json")
+
+
+def test_a_two_channel_bundle_activates_all_channels_or_none(tmp_path, device):
+    """A bundle with two channels whose second (in import order) has a damaged blob:
+    neither is activated (the first is not left imported beside a reported failure);
+    once the drive is re-copied, both switch together."""
+    lib, trusted, key = device
+    bundle = _bundle(tmp_path, key, 2, seed="b")
+    publish(make_source(tmp_path / "src-other", seed="o"), "other-channel", 5, key, bundle)
+    second = json.loads((_release(bundle, 2) / "manifest.json").read_bytes())
+    blob = bundle / "KETANG" / blob_relpath(second["resources"][-1]["sha256"])
+    good = blob.read_bytes()
+    blob.write_bytes(good[:-1] + b"!")
+    before = lib.active()
+    with pytest.raises(BlobError, match="does not match its sha256"):
+        import_bundle(bundle, lib, trusted)
+    assert lib.active() == before
+    assert not (lib.data_dir / "releases" / CHANNEL / "2").exists()
+    assert not list(lib.data_dir.glob("catalogs/*/2-*")), "a catalog was built for nothing"
+    blob.write_bytes(good)
+    results = import_bundle(bundle, lib, trusted)
+    assert sorted((r.channel, r.version, r.status) for r in results) == [
+        ("other-channel", 5, "activated"), (CHANNEL, 2, "activated")]
+    assert {ch: r.version for ch, r in lib.active().items()} == {CHANNEL: 2, "other-channel": 5}
+
+
+def test_a_replayed_channel_beside_a_new_one_copies_nothing(tmp_path, device):
+    lib, trusted, key = device
+    import_bundle(_bundle(tmp_path, key, 3, seed="c"), lib, trusted)
+    bundle = _bundle(tmp_path, key, 2, seed="b")  # older than the v3 served
+    publish(make_source(tmp_path / "src-other", seed="o"), "other-channel", 5, key, bundle)
+    before = snapshot(lib.data_dir)
+    with pytest.raises(ReplayError):
+        import_bundle(bundle, lib, trusted)
+    assert {k: v for k, v in snapshot(lib.data_dir).items() if k != ".lock"} == {
+        k: v for k, v in before.items() if k != ".lock"}
+
+
+@pytest.mark.slow
+def test_too_many_nodes_are_refused_while_parsing_with_bounded_memory(tmp_path, publisher_key):
+    """A signed manifest of 2,000,000 small valid nodes (90 MB): refused as the 500,001st
+    node is read, long before a document of 2,000,000 dicts exists (that was 1.25 GB)."""
+    pair, trusted = publisher_key
+    bundle = _bundle(tmp_path, pair.private_path)
+    body = ('{"format":"ketang-release/1","channel":"test-channel","version":1,"nodes":['
+            + ",".join(f'{{"id":"{i:x}","kind":"stage","title":{{"zh":"x"}}}}'
+                       for i in range(2_000_000))
+            + '],"resources":[]}').encode()
+    _write_signed(_release(bundle), pair.private_path, body)
+    del body
+    data = tmp_path / "data"
+    code = (
+        "import resource\n"
+        "from content_cache.importer import import_bundle\n"
+        "from content_cache.keys import load_trusted_keys\n"
+        "from content_cache.library import Library\n"
+        "from content_cache.errors import ManifestError\n"
+        "try:\n"
+        f"    import_bundle({str(bundle)!r}, Library({str(data)!r}), "
+        f"load_trusted_keys({str(trusted)!r}))\n"
+        "except ManifestError as e:\n"
+        "    print('REFUSED', e)\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert "REFUSED" in out and "lists 500001 nodes or more" in out, out
+    peak_mb = int(out.split("PEAK_KB")[1]) / 1024
+    assert peak_mb < 700, f"peak memory {peak_mb:.0f} MB"  # it was 1,250 MB; 450-520 now
+    assert not (data / "active.json").exists()

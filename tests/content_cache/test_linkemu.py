@@ -42,13 +42,14 @@ def test_web_seed_download_survives_ten_drops(tmp_path, publisher_key):
     with web_seed(mirror) as (seed_url, _):
         seed_port = int(seed_url.rsplit(":", 1)[1].strip("/"))
         link = LinkEmulator(("127.0.0.1", seed_port), rate=600_000, latency=0.05,
-                            drop_every=1.5, outage=0.2, max_drops=10)
+                            drop_every=1.0, outage=0.2, max_drops=10)
+        # Published before the link starts dropping, so every drop falls in the download.
+        out = publish_big(tmp_path, pair.private_path, lessons=8, size=600_000,
+                          web_seeds=[f"http://127.0.0.1:{link.port}/"])
+        os.rename(out / "KETANG", mirror / "KETANG")
+        manifest, data, sig, torrent = verified(mirror, trusted)
+        lib = Library(tmp_path / "device")
         with link:
-            out = publish_big(tmp_path, pair.private_path, lessons=8, size=600_000,
-                              web_seeds=[f"http://127.0.0.1:{link.port}/"])
-            os.rename(out / "KETANG", mirror / "KETANG")
-            manifest, data, sig, torrent = verified(mirror, trusted)
-            lib = Library(tmp_path / "device")
             ses = make_session(extra={"urlseed_wait_retry": 1})
             status = ReleaseTransfer(ses, lib, manifest, data, sig, torrent).run(timeout=120)
     assert status.activated

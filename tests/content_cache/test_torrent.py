@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -70,8 +71,9 @@ def test_bad_web_seed_url_is_refused(tmp_path, publisher_key):
 
 
 def test_piece_size_rule():
-    assert choose_piece_size(1000) == 16 * 1024
-    assert choose_piece_size(2 * 1024**3) == 32 * 1024
+    assert choose_piece_size(1000) == 1024 * 1024
+    assert choose_piece_size(2 * 1024**3) == 1024 * 1024
+    assert choose_piece_size(100 * 1024**3) == 2 * 1024 * 1024
     assert choose_piece_size(10**13) == 4 * 1024 * 1024
 
 
@@ -139,3 +141,42 @@ def test_aria2c_downloads_a_release_an_appliance_seeds(tmp_path, publisher_key):
     for sha in manifest.blobs():
         got = dl / "KETANG" / blob_relpath(sha)
         assert got.read_bytes() == (out / "KETANG" / blob_relpath(sha)).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["transmission", "qbittorrent"])
+def test_other_stock_clients_download_a_release_from_its_web_seed(tmp_path, publisher_key,
+                                                                  client):
+    """Debian's Transmission and qBittorrent fetch a release from a plain HTTP mirror (its
+    1 MiB pieces are what Transmission needs, bench/sync_clients.py); the folder they fill
+    is the bundle's blob tree."""
+    import shutil
+
+    from ..support.clients import CLIENTS, tree
+
+    command = {"transmission": "transmission-cli", "qbittorrent": "qbittorrent-nox"}[client]
+    if shutil.which(command) is None:
+        if os.environ.get("CI"):
+            raise RuntimeError(f"{command} is missing; tests/system-deps.sh installs it")
+        pytest.skip(f"{command} is not installed (tests/system-deps.sh installs it)")
+    pair, _ = publisher_key
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with web_seed(mirror) as (url, requests):
+        src = make_source(tmp_path / "src", lessons=4)
+        for i in range(4):  # blobs larger than a piece, and not a multiple of it
+            (src / "media" / f"l{i}.mp4").write_bytes(os.urandom(1_300_000 + 4099 * i))
+        out = tmp_path / "out"
+        publish(src, "c", 1, pair.private_path, out, web_seeds=[url])
+        shutil.copytree(out / "KETANG", mirror / "KETANG")
+        torrent = mirror / "KETANG/releases/c/1/release.torrent"
+        manifest = parse_manifest(torrent.with_name("manifest.json").read_bytes(), where="t")
+        assert lt.load_torrent_buffer(torrent.read_bytes()).ti.piece_length() == 1024 * 1024
+        dl = tmp_path / "download"
+        dl.mkdir()
+        CLIENTS[client](torrent, dl, tmp_path / "work", timeout=120)
+        assert requests, f"{client} never asked the web seed"
+    for sha in manifest.blobs():
+        got = dl / "KETANG" / blob_relpath(sha)
+        assert got.read_bytes() == (mirror / "KETANG" / blob_relpath(sha)).read_bytes()
+    assert tree(dl) == {f"KETANG/{blob_relpath(sha)}" for sha in manifest.blobs()}

@@ -14,6 +14,7 @@ from content_cache.importer import verify_release
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
 from content_cache.publisher import publish
+from content_cache.torrent import build_release_torrent
 from content_cache.transfer import ReleaseTransfer, TransferError, make_session
 
 from ..helpers import make_source, snapshot
@@ -109,3 +110,98 @@ def test_corrupt_web_seed_stores_nothing_and_says_why(tmp_path, publisher_key):
     assert snapshot(lib.data_dir / "blobs") == before
     assert lib.active_version("test-channel") is None
     assert any("failed its hash check" in e for e in transfer.status.errors)
+
+
+def publish_two_versions(tmp_path: Path, key: Path, old: int = 3, new: int = 6,
+                         size: int = 200_000):
+    """v1 with ``old`` lessons and v2 with ``new`` (the first ``old`` the same bytes).
+
+    Blobs are sorted by sha256 in the torrent, so v2's new blobs sit between v1's,
+    and with sizes that are no multiple of the piece size, pieces straddle them.
+    """
+    videos = [os.urandom(size + 777 * i) for i in range(new)]
+    outs = []
+    for version, lessons in ((1, old), (2, new)):
+        src = make_source(tmp_path / f"src{version}", lessons=lessons)
+        for i in range(lessons):
+            (src / "media" / f"l{i}.mp4").write_bytes(videos[i])
+        out = tmp_path / f"out{version}"
+        publish(src, "test-channel", version, key, out)
+        outs.append(out)
+    return outs
+
+
+def fetch_from_a_corrupting_mirror(lib: Library, out: Path, mirror: Path, release) -> None:
+    """Fetch ``release`` (published in ``out``) from a web seed that flips every byte:
+    the fetch fails saying so, and the device's blob folder is exactly as it was."""
+    manifest, data, sig, torrent = release
+    before = snapshot(lib.data_dir / "blobs")
+    os.rename(out, mirror)
+    with web_seed(mirror, corrupt=True) as (url, _):
+        transfer = ReleaseTransfer(make_session(), lib, manifest, data, sig, torrent)
+        transfer.start()
+        transfer.handle.add_url_seed(url)
+        with pytest.raises(TransferError, match="failed their hash check"):
+            transfer.run(timeout=60)
+    assert snapshot(lib.data_dir / "blobs") == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout,piece", [("v1", 0), ("v1", 16384), ("v1-pad", 65536),
+                                          ("hybrid", 65536)])
+def test_a_corrupt_web_seed_never_touches_the_store_whatever_the_layout(
+        tmp_path, publisher_key, layout, piece):
+    """Invariant 1: a v1 device fetching v2 from a mirror that corrupts every byte keeps
+    every store blob intact, also those sharing a piece with a new blob, whatever the
+    torrent's layout (publish's own; small pieces; BEP 47 pad files; hybrid v1+v2)."""
+    pair, trusted = publisher_key
+    out1, out2 = publish_two_versions(tmp_path, pair.private_path)
+    m1, _, _, _ = verified(out1, trusted)
+    m2, data, sig, torrent = verified(out2, trusted)
+    if piece:
+        torrent = build_release_torrent(out2 / "KETANG", m2, [], piece, layout)
+    lib = Library(tmp_path / "device")
+    for sha in m1.blobs():
+        lib.store.add_file(out1 / "KETANG" / blob_relpath(sha), sha)
+    rt = lt.load_torrent_buffer(torrent).ti
+    files = rt.layout()
+    held = {i for sha, i in ReleaseTransfer(make_session(), lib, m2, data, sig, torrent)
+            .torrent.file_index.items() if lib.store.has(sha)}
+    straddling = [p for p in range(files.num_pieces())
+                  if {files.file_index_at_piece(p), files.last_file_index_at_piece(p)} & held
+                  and not set(range(files.file_index_at_piece(p),
+                                    files.last_file_index_at_piece(p) + 1)) <= held]
+    if piece == 16384:
+        assert straddling, "pieces must span a held blob and a new one"
+    fetch_from_a_corrupting_mirror(lib, out2, tmp_path / "mirror", (m2, data, sig, torrent))
+    for sha in m1.blobs():
+        assert sha256_file(lib.store.path_for(sha)) == sha
+    assert lib.active_version("test-channel") is None
+
+
+def test_a_fetch_whose_only_peer_is_banned_stops_with_the_bad_data_error(tmp_path,
+                                                                         publisher_key):
+    """Item 5: a peer that sends bad data is banned; with no source left the fetch stops
+    saying so, instead of waiting out its timeout."""
+    pair, trusted = publisher_key
+    out = publish_big(tmp_path, pair.private_path, lessons=3)
+    manifest, data, sig, torrent = verified(out, trusted)
+    for sha in manifest.blobs():  # the liar's copy: same sizes, other bytes
+        p = out / "KETANG" / blob_relpath(sha)
+        os.chmod(p, 0o644)
+        p.write_bytes(bytes(b ^ 0x5A for b in p.read_bytes()))
+    seeder = make_session()
+    atp = lt.load_torrent_buffer(torrent)
+    atp.url_seeds = []
+    atp.save_path = str(out)
+    atp.have_pieces = [True] * atp.ti.num_pieces()  # claims them without checking
+    seeder.add_torrent(atp)
+    lib = Library(tmp_path / "device")
+    transfer = ReleaseTransfer(make_session(), lib, manifest, data, sig, torrent,
+                               peers=[("127.0.0.1", seeder.listen_port())])
+    with pytest.raises(TransferError, match="failed their hash check") as err:
+        transfer.run(timeout=40)
+    assert "still missing" not in str(err.value)
+    assert "banned" in str(err.value)
+    assert not (lib.data_dir / "blobs" / "sha256").exists() or \
+        not any((lib.data_dir / "blobs" / "sha256").rglob("*"))

@@ -1,8 +1,9 @@
 """A tiny HTTP server between the device and the LRS that misbehaves on demand.
 
-Modes: ``pass`` (forward), ``error`` (answer 500, forward nothing), ``hang`` (answer
-nothing for ``hang_seconds``), ``lose-ack`` (forward, so the LRS stores the batch, then
-drop the connection: the device never hears the acknowledgement). ``lose_after`` lets
+Modes: ``pass`` (forward), ``slow`` (forward after ``hang_seconds``), ``error`` (answer
+500, forward nothing), ``hang`` (answer nothing for ``hang_seconds``), ``lose-ack``
+(forward, so the LRS stores the batch, then drop the connection: the device never hears
+the acknowledgement). ``lose_after`` lets
 that many requests pass before the mode applies.
 """
 
@@ -43,6 +44,8 @@ class FlakyLrs:
                     time.sleep(proxy.hang_seconds)
                     self.close_connection = True
                     return
+                if mode == "slow":
+                    time.sleep(proxy.hang_seconds)
                 status, data = proxy.forward(self, body)
                 if mode == "lose-ack":
                     self.close_connection = True
