@@ -9,7 +9,7 @@ APPS_PORT ?= 8081
 HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint system-deps translations sample-pack clean
+.PHONY: demo image-deps test test-image test-quick lint system-deps translations sample-pack clean image test-image-arm64
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 system-deps:
 	@bash tests/system-deps.sh
 
+## image-deps: the Debian packages the image build and its QEMU boot need
+image-deps: system-deps
+	@bash tests/system-deps.sh image-packages.txt
+
 ## ralph: the xAPI LRS the usage tests post to (Ralph, in a virtualenv of its own; pinned)
 RALPH_VENV := .venv-ralph
 RALPH_STAMP := $(RALPH_VENV)/.installed
@@ -38,11 +42,25 @@ $(RALPH_STAMP): Makefile
 
 ## test: set everything up, lint, and run the whole suite, slow end-to-end tests included
 test: lint system-deps $(RALPH_STAMP)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not image" $(PYTEST_ARGS)
+
+## test-image: build the amd64 image (cached by inputs) and boot it in QEMU under TCG (about
+## 15 minutes cold; tests/image/); kept out of make test until it is proven on CI
+test-image: $(STAMP) image-deps
+	$(BIN)/python -m pytest -m "image" tests/image $(PYTEST_ARGS)
 
 ## test-quick: the fast subset while editing (no slow end-to-end tests, no lint, no installs)
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+
+## image: build the flashable image (ARCH=amd64 or arm64) into dist/ (image-build/README.md)
+ARCH ?= amd64
+image: $(STAMP) image-deps
+	bash image-build/build.sh $(ARCH)
+
+## test-image-arm64: build the Raspberry Pi 4 image (slow: emulated) and boot it on qemu -M virt
+test-image-arm64: $(STAMP) image-deps
+	KETANG_TEST_ARM64=1 $(BIN)/python -m pytest tests/image/test_image_arm64.py -s $(PYTEST_ARGS)
 
 ## translations: collect user-facing strings, update the catalogs, compile them (docs/translations.md)
 translations: $(STAMP)

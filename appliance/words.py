@@ -103,6 +103,9 @@ def drive_text(entry: Mapping[str, Any], _: Gettext, banner: bool = False) -> st
     if state == "writing-report":
         return _("Writing the reports, don't remove the drive")
     if state == "done":
+        if entry.get("note_code") == "reports-only":
+            return _("Done: no lessons on this drive, the reports were written; safe to "
+                     "remove the drive")
         if banner:
             return _("Import finished, you can safely remove the USB drive")
         return _("Done, safe to remove the drive")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only where they are missing.
-# Each line of tests/system-packages.txt is "command package": if the command is
+# Each line of tests/system-packages.txt (or the list given as $1) is "command package": if the command is
 # not on PATH (or, for a command starting with "/", that file is missing), the
 # package is installed with apt-get (as root).
 set -euo pipefail
@@ -13,7 +13,7 @@ while read -r cmd pkg; do
   else
     command -v "${cmd}" >/dev/null 2>&1 || missing+=("${pkg}")
   fi
-done < system-packages.txt
+done < "${1:-system-packages.txt}"
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 if [[ $(id -u) -ne 0 ]]; then
   echo "The test suite needs these Debian packages: ${missing[*]}" >&2

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import Settings
-from content_cache.bundle import BUNDLE_DIR, find_releases
+from content_cache.bundle import BUNDLE_DIR, NoCase, find_releases
 from content_cache.bundle_check import check_bundle_entries
 from content_cache.errors import BlobError, BundleReadError, DataDiskError, KetangError
 from content_cache.importer import ImportResult, import_bundle
@@ -187,7 +187,9 @@ class DriveWatcher:
             except DriveError as e:
                 log.warning("%s", e)
         if outcome.state == "done":
-            self.status.set(name, "done", note=outcome.message, **_summary(outcome))
+            self.status.set(name, "done", note=outcome.message,
+                            note_code="reports-only" if outcome.message == CARRY_ONLY else "",
+                            **_summary(outcome))
         else:
             self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
                             **_summary(outcome))
@@ -201,7 +203,9 @@ class DriveWatcher:
         if not carry_only:
             try:
                 check_bundle_entries(bundle)
-                carry_only = not find_releases(bundle)
+                # Only a drive with nothing under KETANG/releases/ is one brought to carry
+                # reports; release folders that are all unreadable are a broken drive.
+                carry_only = not find_releases(bundle) and not _release_entries(bundle)
             except KetangError as e:
                 return DriveOutcome(name, "error", str(e), code=error_code(e))
             except OSError as e:
@@ -296,6 +300,12 @@ class DriveWatcher:
         observer = pyudev.MonitorObserver(monitor, callback=self, name="ketang-drives")
         observer.start()
         return observer
+
+
+def _release_entries(bundle: Path) -> bool:
+    """Whether ``KETANG/releases/`` holds anything at all (names matched ignoring case)."""
+    releases = NoCase(bundle).path("releases")
+    return releases.is_dir() and not releases.is_symlink() and any(releases.iterdir())
 
 
 def _pulled(e: Exception) -> str:

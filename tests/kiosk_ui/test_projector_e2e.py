@@ -307,7 +307,11 @@ def test_usage_calls_follow_the_contract(served, browser):
     try:
         page.goto(f"{base}/projector/lesson/{CH}/{L1}")
         page.wait_for_function("window.usageCalls && usageCalls.length >= 1")
-        press(page, "ArrowRight", "ArrowRight")
+        for part in ("pdf", "html5"):   # each key, then its part, before the next key
+            press(page, "ArrowRight")
+            page.wait_for_function(
+                "p => usageCalls.some(c => c[1] === 'part-projected' && c[2].endsWith('-' + p))",
+                arg=part)
         with page.expect_navigation():
             press(page, "Escape")
         calls = page.evaluate("usageCalls")

@@ -1,0 +1,182 @@
+"""Build the Ketang disk image and boot it in QEMU (TCG) for tests.
+
+The guest can reach nothing outside: user-mode networking with ``restrict=on``, and one
+host forward on 127.0.0.1 to its port 80. Commands run in the guest through a virtio
+serial port named ``ketang.selftest`` (the image starts a shell there only in a virtual
+machine that has that port; see image-build/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+BUILD_TOOLS = ("mmdebstrap", "mksquashfs", "mcopy", "sfdisk", "bmaptool", "zstd",
+               "qemu-system-x86_64", "qemu-img")
+
+
+def version() -> str:
+    """Ketang's version, as setup.cfg says (the image's file names carry it)."""
+    for line in (REPO / "setup.cfg").read_text().splitlines():
+        if line.replace(" ", "").startswith("version="):
+            return line.split("=", 1)[1].strip()
+    raise AssertionError("no version in setup.cfg")
+
+
+def require_image_tools() -> None:
+    """Skip (or, with CI=true, fail) when the image cannot be built or booted here."""
+    missing = [t for t in BUILD_TOOLS if shutil.which(t) is None]
+    missing += [str(p) for p in (OVMF_CODE, OVMF_VARS) if not p.exists()]
+    why = ""
+    if missing:
+        why = f"image tools missing: {', '.join(missing)} (make system-deps installs them)"
+    elif os.geteuid() != 0:
+        why = "building the image needs root (mmdebstrap, chroot): run make test as root"
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """The files of one built image (in the build cache, shared: never write to them)."""
+
+    cache: Path
+    dist: Path
+    name: str
+
+    @property
+    def raw(self) -> Path:
+        return self.cache / f"{self.name}.img"
+
+    def dist_file(self, suffix: str) -> Path:
+        return self.dist / f"{self.name}{suffix}"
+
+
+def build_image(arch: str, dist: Path, log: Path) -> BuiltImage:
+    """Run ``image-build/build.sh`` (which reuses the cached image when inputs are unchanged)."""
+    env = dict(os.environ, KETANG_IMAGE_DIST=str(dist))
+    with log.open("w") as out:
+        proc = subprocess.run(["bash", str(REPO / "image-build" / "build.sh"), arch], cwd=REPO,
+                              env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise AssertionError(f"make image failed (exit {proc.returncode}); log {log}:\n{tail}")
+    name = f"ketang-{version()}-{arch}"
+    cache = Path((dist / f"{name}.cache-path").read_text().strip())
+    return BuiltImage(cache=cache, dist=dist, name=name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GuestVM:
+    """One QEMU guest booted from a copy-on-write overlay of a built image."""
+
+    def __init__(self, image: Path, workdir: Path, disk_gib: int = 8, memory_mib: int = 2048,
+                 direct_boot: tuple[Path, Path, str] | None = None):
+        """Boot ``image`` as amd64 (OVMF, the image's own boot loader) or, given
+        ``direct_boot`` (kernel, initramfs, command line), as arm64 on ``-M virt``."""
+        self.workdir = workdir
+        self.port = free_port()
+        self.serial_log = workdir / "serial.log"
+        self.socket_path = workdir / "selftest.sock"
+        disk = workdir / "disk.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image), "-F", "raw",
+                        str(disk), f"{disk_gib}G"], check=True)
+        if direct_boot is None:
+            vars_fd = workdir / "OVMF_VARS.fd"
+            shutil.copyfile(OVMF_VARS, vars_fd)
+            machine = ["qemu-system-x86_64", "-machine", "q35",
+                       "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                       "-drive", f"if=pflash,format=raw,file={vars_fd}", "-vga", "none"]
+        else:
+            kernel, initrd, append = direct_boot
+            machine = ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a72",
+                       "-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+        self.cmd = [
+            *machine, "-accel", "tcg,thread=multi", "-smp", "2", "-m", str(memory_mib),
+            "-drive", f"if=virtio,format=qcow2,file={disk}",
+            "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:80",
+            "-display", "none", "-monitor", "none",
+            "-serial", f"file:{self.serial_log}",
+            "-device", "virtio-serial-pci",
+            "-chardev", f"socket,id=selftest,path={self.socket_path},server=on,wait=off",
+            "-device", "virtserialport,chardev=selftest,name=ketang.selftest",
+        ]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, stdout=(workdir / "qemu.log").open("w"),
+                                     stderr=subprocess.STDOUT)
+        self._sock: socket.socket | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def serial_tail(self, lines: int = 40) -> str:
+        """The end of the guest's serial console, for failure messages."""
+        if not self.serial_log.exists():
+            return "(no serial output)"
+        return "\n".join(self.serial_log.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_for_page(self, path: str = "/", timeout: float = 1200) -> float:
+        """Wait until ``path`` answers 200; return seconds since QEMU started."""
+        deadline = self.started + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"QEMU exited ({self.proc.returncode}):\n{self.serial_tail()}")
+            try:
+                with urllib.request.urlopen(self.url(path), timeout=5) as r:
+                    if r.status == 200:
+                        return time.monotonic() - self.started
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(1)
+        raise AssertionError(f"{path} not served within {timeout:.0f} s; serial console:\n"
+                             f"{self.serial_tail()}")
+
+    def shell(self, command: str, timeout: float = 180) -> str:
+        """Run ``command`` in the guest (as root, /bin/sh); return its output. Fails on non-zero."""
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_UNIX)
+            self._sock.connect(str(self.socket_path))
+        mark = uuid.uuid4().hex
+        self._sock.settimeout(timeout)
+        self._sock.sendall(f"{command}\necho {mark} $?\n".encode())
+        buf = b""
+        while (end := buf.find(mark.encode())) < 0 or b"\n" not in buf[end:]:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise AssertionError("the guest's test shell closed its port")
+            buf += chunk
+        out, status = buf[:end].decode(errors="replace"), buf[end:].split()[1].decode()
+        if status != "0":
+            raise AssertionError(f"guest command failed ({status}): {command}\n{out}")
+        return out
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
