@@ -78,8 +78,9 @@ def test_the_page_contract_becomes_events_in_the_database(served, playwright, tm
         page.evaluate("ketangUsage.projectedEnd()")
         page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
         assert "app-opened" not in [r.type for r in events_in(data)]  # nobody used it
-        page.click("iframe")   # now someone does
-        page.wait_for_function("ketangUsage.pending() === 0", timeout=20_000)
+        page.click("iframe")   # now someone does: recorded once focus has moved, then sent
+        wait_for(lambda: "app-opened" in [r.type for r in events_in(data)],
+                 what="app-opened stored after the interactive was used")
     finally:
         browser.close()
 
