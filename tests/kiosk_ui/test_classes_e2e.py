@@ -49,6 +49,14 @@ def focus(page) -> str:
                          "'data-next-lesson') ? 'next-lesson' : e.tagName); }")
 
 
+def settled(page) -> None:
+    """Wait until following has scrolled the tablet to the projector's part (a smooth
+    scroll: a tap while it moves lands on another question, as a finger would)."""
+    page.wait_for_selector(".ketang-followed")
+    page.wait_for_function("() => { const y = window.scrollY, same = window.__y === y;"
+                           " window.__y = y; return same; }", polling=250, timeout=8000)
+
+
 def clicker(page, key: str) -> None:
     assert key in CLICKER
     page.keyboard.press(key)
@@ -137,6 +145,7 @@ def test_two_tablets_answer_the_projected_question_and_the_bars_show_1_and_1(
             t.locator("[data-follow-start]").first.click()
             t.wait_for_function("window.ketangFollow.state && ketangFollow.state.round "
                                 "&& ketangFollow.state.kind === 'exercise'", timeout=8000)
+            settled(t)
             tablets.append((ctx, t))
         a, b = tablets[0][1], tablets[1][1]
         a.locator('input[name="q0"][value="1"]').click()
@@ -147,6 +156,7 @@ def test_two_tablets_answer_the_projected_question_and_the_bars_show_1_and_1(
         a.reload()
         a.wait_for_function("window.ketangFollow.state && ketangFollow.state.round",
                             timeout=8000)
+        settled(a)
         a.locator('input[name="q0"][value="0"]').click()
         a.wait_for_selector(".live-answer", timeout=8000)
         assert "B" in a.text_content(".live-answer")
