@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.register_blueprint(admin_classes_bp)
     from .projector_classes import bp as projector_classes_bp  # the class screens
     app.register_blueprint(projector_classes_bp)
+    from .projector_questionnaires import bp as projector_questionnaires_bp  # keys only
+    app.register_blueprint(projector_questionnaires_bp)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
     _install_not_found(app)

@@ -124,7 +124,7 @@ def qr_svg(url: str) -> str:
 
 @bp.route("")
 def home():
-    """The first screen: recent lessons, then every grade."""
+    """The first screen: classes, recent lessons, open questionnaires, then every grade."""
     token = settings().projector.token
     given = request.args.get("token")
     if given is not None:
@@ -151,9 +151,11 @@ def home():
                            "grades": [_descend(cat, g) for g in cat.children(stage["id"])]})
         channels.append({"info": cat.info(), "groups": groups})
     from .projector_classes import class_tiles  # the teacher's classes (docs/projector.md)
+    from .projector_questionnaires import open_unanswered  # open, not answered yet
 
     return _render("projector/home.html", recent=recent, channels=channels,
-                   classes=class_tiles(), focus=request.args.get("focus", ""))
+                   classes=class_tiles(), questionnaires=open_unanswered(),
+                   focus=request.args.get("focus", ""))
 
 
 def _screen(cat: Any, node_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -95,11 +95,12 @@ def page(class_id: int):
     return render("projector/class.html", klass=k, p=p, join_url=join, qr=qr_svg(join),
                   joinable=joinable,
                   lesson_url=lesson_url, up=url_for("projector.home"),
-                  focus=request.args.get("focus", ""), csrf=_csrf(),
+                  focus=request.args.get("focus", ""), csrf=csrf(),
                   round=round_of(k.id))
 
 
-def _csrf() -> str:
+def csrf() -> str:
+    """The session's CSRF token for the projector's forms ("" without a session key)."""
     from flask_wtf.csrf import generate_csrf
     try:
         return generate_csrf()
@@ -114,7 +115,7 @@ def new():
     everything = all_curricula()
     pick = next((c for c in everything if f"{c['channel']}/{c['node']}" == chosen), None)
     return render("projector/class_new.html", curricula=everything, pick=pick,
-                  chosen=chosen, names=NAMES, csrf=_csrf(), message="",
+                  chosen=chosen, names=NAMES, csrf=csrf(), message="",
                   up=url_for(".new") if pick else url_for("projector.home"))
 
 
@@ -132,7 +133,7 @@ def create():
         everything = all_curricula()
         pick = next((c for c in everything if f"{c['channel']}/{c['node']}" == chosen), None)
         return render("projector/class_new.html", status=400, curricula=everything,
-                      pick=pick, chosen=chosen, names=NAMES, csrf=_csrf(),
+                      pick=pick, chosen=chosen, names=NAMES, csrf=csrf(),
                       message=class_error_words(e), up=url_for(".new"))
     return redirect(url_for(".page", class_id=k.id))
 
