@@ -89,6 +89,25 @@ def class_progress(db: ClassesDB, library: Catalogs, klass: Klass) -> dict[str, 
             "missing": not tree}
 
 
+def begun(db: ClassesDB, library: Catalogs, klass: Klass) -> list[dict[str, Any]]:
+    """The lessons a class began and did not finish, the one projected last first, each
+    with the part to go on from: ``{"lesson": node, "part": index of its first part not
+    projected}`` (lessons no longer in the catalog are left out)."""
+    cat = library.catalog(klass.channel)
+    if cat is None:
+        return []
+    out = []
+    for channel, lesson_id, projected in db.started(klass.id):
+        found = cat.lesson(lesson_id) if channel == klass.channel else None
+        if found is None:
+            continue
+        ids = [r["id"] for r in found["resources"]]
+        part = next((i for i, r in enumerate(ids) if r not in projected), 0)
+        node = {k: found[k] for k in ("id", "kind", "title") if k in found}
+        out.append({"lesson": node, "part": part})
+    return out
+
+
 def _parts_of(library: Catalogs, channel: str, lesson: str,
               cache: dict[tuple[str, str], list[str]]) -> list[str]:
     key = (channel, lesson)

@@ -175,6 +175,16 @@ class ClassesDB:
                                    " WHERE klass = ?", (class_id,)).fetchall()
         return {(c, lesson): (bool(t), s, at) for c, lesson, t, s, at in rows}
 
+    def started(self, class_id: int) -> list[tuple[str, str, set[str]]]:
+        """Lessons begun for a class and not taught: ``(channel, lesson, parts projected)``,
+        the one projected last first."""
+        rows = self.db.execute_sql(
+            "SELECT p.channel, p.lesson, max(p.at), group_concat(p.resource, char(31))"
+            " FROM part p LEFT JOIN taught t ON t.klass = p.klass AND t.channel = p.channel"
+            " AND t.lesson = p.lesson WHERE p.klass = ? AND coalesce(t.taught, 0) = 0"
+            " GROUP BY p.channel, p.lesson ORDER BY 3 DESC, 2", (class_id,)).fetchall()
+        return [(c, lesson, set(parts.split("\x1f"))) for c, lesson, _at, parts in rows]
+
     def mark(self, class_id: int, channel: str, lesson: str, taught: bool) -> None:
         """The teacher marks a lesson taught, or not taught (which also forgets the parts
         projected so far, so projecting it whole again counts it again)."""

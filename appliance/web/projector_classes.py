@@ -34,6 +34,7 @@ from .context import library, settings
 
 bp = Blueprint("projector_classes", __name__, url_prefix="/projector/classes")
 NAMES = [f"({n})班" for n in range(1, 13)]
+OTHERS = 3      # "others went on to" tiles on a class screen
 
 
 def render(template: str, status: int = 200, **kw: Any) -> Response:
@@ -75,10 +76,57 @@ def class_tiles() -> list[dict[str, Any]]:
     for k in db.all():
         p = progress.class_progress(db, library(), k)
         nxt = p["next"]
+        part = next((b["part"] for b in progress.begun(db, library(), k)
+                     if nxt and b["lesson"]["id"] == nxt["id"]), 0)
         out.append({"klass": k, "next": nxt, "taught": p["taught"], "total": p["total"],
-                    "next_url": lesson_url(k.channel, nxt["id"], k.id) if nxt else None,
+                    "next_url": part_url(k, nxt["id"], part) if nxt else None,
                     "url": url_for("projector_classes.page", class_id=k.id)})
     return out
+
+
+def class_recommendations(db: Any, k: Klass, p: dict[str, Any]) -> dict[str, Any]:
+    """What the class screen offers first, each one press away (docs/projector.md,
+    "Classes"): ``next`` (curriculum order) with ``next_url``, going on from the part
+    where the class stopped when it was begun; ``continue``: the other lesson begun for
+    the class and not finished that was projected last, opened at its first part not
+    shown; ``others``: where others
+    went on to from the class's last taught lessons (the last first, up to three; the
+    lesson begun when none is taught), from the blended co-usage tables the tablet's
+    lesson page uses, leaving out what the class was taught and what is offered above."""
+    from .recommend import others_after
+
+    nxt = p["next"]
+    out: dict[str, Any] = {"next": nxt, "next_part": 0, "continue": None, "others": [],
+                           "next_url": lesson_url(k.channel, nxt["id"], k.id) if nxt else ""}
+    begun = progress.begun(db, library(), k)
+    at_next = next((b for b in begun if nxt and b["lesson"]["id"] == nxt["id"]), None)
+    if at_next and nxt:
+        out["next_part"] = at_next["part"]
+        out["next_url"] = part_url(k, nxt["id"], at_next["part"])
+    started = next((b for b in begun if b is not at_next), None)
+    if started:
+        out["continue"] = dict(started, url=part_url(k, started["lesson"]["id"],
+                                                      started["part"]))
+    order = [lesson for u in p["units"] for lesson in u["lessons"]]
+    taught = [lesson["id"] for lesson in order if lesson.get("taught")]
+    anchors = taught[::-1][:3] or [b["lesson"]["id"] for b in begun[:1]]
+    cat = library().catalog(k.channel)
+    shown = set(taught) | {nxt["id"] if nxt else ""} | {b["lesson"]["id"] for b in begun}
+    for anchor in anchors:
+        if cat is None:
+            break
+        for n in others_after(cat, anchor, shown, OTHERS - len(out["others"])):
+            out["others"].append(dict(n, url=lesson_url(k.channel, n["id"], k.id)))
+            shown.add(n["id"])
+        if len(out["others"]) >= OTHERS:
+            break
+    return out
+
+
+def part_url(k: Klass, lesson: str, part: int) -> str:
+    """A lesson opened for a class at a part (from 0)."""
+    url = lesson_url(k.channel, lesson, k.id)
+    return f"{url}&part={part}" if part else url
 
 
 @bp.get("/<int:class_id>")
@@ -93,7 +141,7 @@ def page(class_id: int):
     p = progress.class_progress(db, library(), k)
     join, joinable = join_url(k.id)
     return render("projector/class.html", klass=k, p=p, join_url=join, qr=qr_svg(join),
-                  joinable=joinable,
+                  joinable=joinable, rec=class_recommendations(db, k, p),
                   lesson_url=lesson_url, up=url_for("projector.home"),
                   focus=request.args.get("focus", ""), csrf=csrf(),
                   round=round_of(k.id))

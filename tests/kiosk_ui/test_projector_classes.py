@@ -127,3 +127,78 @@ def test_the_follow_state_carries_the_round_of_live_answers(client):
         r = post({"channel": CH, "lesson": L1, "round": bad})
         assert r.status_code == 400 and "round" in r.get_json()["error"]
     assert client.get("/projector/follow/state").get_json()["state"]["round"] == "20261130-c1"
+
+
+# ---- what the class screen offers first: next, continue, others went on to ----------------
+
+SCIENCE = "primary-g1-science-jiaoke-v1-u1-l1"
+
+
+def parts(lesson: str) -> list[str]:
+    return [f"{lesson}-{k}" for k in ("video", "pdf", "html5", "exercise")]
+
+
+def usage(client, *events) -> None:
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    body = {"events": [dict({"id": str(uuid.uuid4()), "time": datetime.now(UTC).isoformat(),
+                             "actor": "projector-0001", "view": "projector", "channel": CH},
+                            **e) for e in events]}
+    r = client.post("/api/v1/usage", data=json.dumps(body), content_type="application/json")
+    assert r.status_code == 200, r.get_json()
+
+
+def projected(client, k: int, lesson: str, which: list[int]) -> None:
+    usage(client, *[{"type": "part-projected", "resource": parts(lesson)[i], "lesson": lesson,
+                     "extra": {"class": k}} for i in which])
+
+
+def rec_tiles(page: str) -> dict[str, list[str]]:
+    out = {}
+    for name in ("next", "continue", "others"):
+        box = re.search(rf'<div class="rec rec-{name}">(.*?)</div>(?=\s*(?:<div class="rec|'
+                        r'</div>\s*</section>))', page, re.S)
+        out[name] = re.findall(r'<a class="tile[^"]*" href="([^"]+)"', box.group(1)) if box \
+            else []
+    return out
+
+
+def test_the_class_screen_offers_next_continue_and_others_each_one_press_away(
+        client, sample_device):
+    from appliance.usage import cousage
+
+    loc = add(client).headers["Location"]
+    k = int(loc.rsplit("/", 1)[1])
+    page = text(client.get(loc))
+    assert rec_tiles(page) == {"next": [f"/projector/lesson/{CH}/{L1}?class={k}"],
+                               "continue": [], "others": []}   # nothing begun, no anchor
+
+    projected(client, k, L2, [0, 1])      # lesson 2 begun (two parts of four), not 1
+    page = text(client.get(loc))
+    tiles = rec_tiles(page)
+    assert tiles["next"] == [f"/projector/lesson/{CH}/{L1}?class={k}"]
+    assert tiles["continue"] == [f"/projector/lesson/{CH}/{L2}?class={k}&part=2"]
+    assert "从第 3 部分继续" in page
+
+    projected(client, k, L1, [0, 1, 2, 3])    # lesson 1 taught: next is 2, where it stopped
+    for n in range(4):                        # tablets went from lesson 1 to science
+        usage(client, *[{"type": "lesson-opened", "resource": lesson, "actor": f"tablet-{n:04d}",
+                         "view": "tablet"} for lesson in (L1, SCIENCE)])
+    assert cousage.refresh(load_settings(sample_device)) > 0
+    page = text(client.get(loc))
+    tiles = rec_tiles(page)
+    assert tiles["next"] == [f"/projector/lesson/{CH}/{L2}?class={k}&part=2"]
+    assert tiles["continue"] == []            # it is the next lesson: one tile, not two
+    assert tiles["others"] == [f"/projector/lesson/{CH}/{SCIENCE}?class={k}"]
+    assert "我们知道的植物" in page
+    home = text(client.get("/projector"))     # the first screen's class tile goes on too
+    assert f'href="/projector/lesson/{CH}/{L2}?class={k}&amp;part=2"' in \
+        client.get("/projector").get_data(as_text=True) and "5以内的减法" in home
+
+    # the rest of the curriculum taught: nothing to go on with, others still offered
+    projected(client, k, L2, [2, 3])
+    tiles = rec_tiles(text(client.get(loc)))
+    assert tiles["next"] == [] and tiles["continue"] == []
+    assert tiles["others"] == [f"/projector/lesson/{CH}/{SCIENCE}?class={k}"]
