@@ -68,7 +68,7 @@ def test_a_teacher_answers_on_the_dashboard(served, browser):
         page.goto(f"{base}/admin/")
         assert "已回答" in page.locator("#section-questionnaires").inner_text()
         charts = page.locator("#section-charts img")
-        assert charts.count() == 4
+        assert charts.count() == 5
         page.wait_for_function("[...document.querySelectorAll('#section-charts img')]"
                                ".every(i => i.complete && i.naturalWidth > 0)")
     finally:
