@@ -153,9 +153,14 @@ def home():
     from .projector_classes import class_tiles  # the teacher's classes (docs/projector.md)
     from .projector_questionnaires import open_unanswered  # open, not answered yet
 
+    classes, questionnaires = class_tiles(), open_unanswered()
+    focus = request.args.get("focus", "")
+    if not focus and questionnaires and not classes and not recent:
+        # a questionnaire never takes the first press: the first grade does
+        focus = next((g["id"] for ch in channels for grp in ch["groups"]
+                      for g in grp["grades"]), "")
     return _render("projector/home.html", recent=recent, channels=channels,
-                   classes=class_tiles(), questionnaires=open_unanswered(),
-                   focus=request.args.get("focus", ""))
+                   classes=classes, questionnaires=questionnaires, focus=focus)
 
 
 def _screen(cat: Any, node_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -106,11 +106,20 @@ def test_a_teacher_answers_on_the_projector_with_the_clicker_keys_only(served, b
         page.goto(f"{base}/projector")
         tile = f"questionnaire-{CHANNEL}/q-autumn"
         assert "秋季教师问卷" in page.locator(f'[data-node="{tile}"]').inner_text()
-        key_to(page, tile)
+        assert focus(page) != tile                       # it does not take the first press
+        shoot(page, tmp_path, "home.png")
+        key_to(page, tile, "PageUp")
         with page.expect_navigation():
             clicker(page, "F5")
         assert "/projector/questionnaires/" in page.url
         assert focus(page) == "use-0"
+        clicker(page, "F5")                              # chosen, then Esc: nothing kept
+        with page.expect_navigation():
+            clicker(page, "Escape")
+        assert page.url.endswith("/projector") and answer_rows(data) == []
+        key_to(page, tile, "PageUp")
+        with page.expect_navigation():
+            clicker(page, "F5")
         shoot(page, tmp_path, "questionnaire-empty.png")
 
         def chosen() -> list[str]:
