@@ -266,3 +266,40 @@ def test_a_closed_or_future_questionnaire_is_not_on_the_projector(tmp_path, publ
         assert client.get(url).status_code == 404
         assert client.post(url, data={"use": "1"}).status_code in (400, 404)
     assert not (data / "usage.db").exists()
+
+
+KILLED_AFTER_SAVING = """
+import json, os, signal, sys
+from appliance.config import Settings
+from appliance.usage import answers
+from content_cache.questionnaire import parse_questionnaire
+s = Settings().with_overrides("device", data_dir=sys.argv[1])
+q = parse_questionnaire(json.loads(sys.argv[2]), "test")
+print(answers.store(s, "test-channel", 1, q, {"useful": 5}, view="projector"), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)      # the power goes right after "saved"
+"""
+
+
+def test_an_answer_acknowledged_survives_a_kill_right_after_and_is_not_stored_again(
+        device):
+    import sqlite3
+    import subprocess
+    import sys
+
+    _app, data = device
+    doc = json.dumps(questionnaire())
+    runs = [subprocess.run([sys.executable, "-c", KILLED_AFTER_SAVING, str(data), doc],
+                           capture_output=True, text=True, timeout=60) for _ in range(2)]
+    assert [r.returncode for r in runs] == [-9, -9]
+    first, second = (r.stdout.strip() for r in runs)
+    assert first != "None" and second == "None"      # the second: already answered
+    raw = sqlite3.connect(data / "usage.db")
+    assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    raw.close()
+    (row,) = answers_in(data)
+    assert row["answers"] == {"useful": 5} and row["view"] == "projector"
+    db = UsageDB(data)
+    try:
+        assert db.has(first)
+    finally:
+        db.close()
