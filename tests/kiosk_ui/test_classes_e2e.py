@@ -130,6 +130,26 @@ def test_a_class_added_with_keys_taught_with_a_clicker_and_its_next_lesson_the_n
         ctx.close()
 
 
+def test_typing_another_class_name_is_text_not_the_projector_keys(device, browser):
+    with running_server(device) as base:
+        ctx = browser.new_context(viewport=HD, locale="zh-CN")
+        page = ctx.new_page()
+        page.goto(f"{base}/projector/classes/new?curriculum={CURRICULUM}")
+        url = page.url
+        field = page.locator('input[name="other"]')
+        field.focus()
+        page.keyboard.type("(3)be班q")
+        page.keyboard.press("Backspace")
+        assert field.input_value() == "(3)be班"
+        assert page.url == url                               # E did not switch language
+        assert page.locator("#blank").is_hidden()             # B did not blank the screen
+        page.keyboard.press("Escape")                         # leaves the field, stays here
+        assert focus(page) != "INPUT" and page.url == url
+        page.keyboard.press("b")                              # the keys work again
+        assert page.locator("#blank").is_visible()
+        ctx.close()
+
+
 def test_two_tablets_answer_the_projected_question_and_the_bars_show_1_and_1(
         device, browser, tmp_path):
     with running_server(device) as base:

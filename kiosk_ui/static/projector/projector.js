@@ -387,9 +387,23 @@
     return true;
   }
 
+  /* A text field (a class's other name, a questionnaire's short answer) takes letters
+     as text: B, E, Q and Backspace are typing there, not the projector's keys. */
+  function typing(el) {
+    if (!el || !el.tagName) { return false; }
+    if (el.tagName === 'TEXTAREA' || el.isContentEditable) { return true; }
+    return el.tagName === 'INPUT' &&
+      !/^(hidden|radio|checkbox|submit|button|reset|image)$/i.test(el.type || 'text');
+  }
+
   document.addEventListener('keydown', function (e) {
     if (e.ctrlKey || e.altKey || e.metaKey) { return; }
     var k = e.key;
+    if (typing(e.target)) {
+      // Esc leaves the field (the keys work again); everything else is the field's.
+      if (k === 'Escape' || k === 'Esc') { e.target.blur(); e.preventDefault(); }
+      return;
+    }
     if (!blank.hidden) {
       // Blanked: any key brings the picture back and does nothing else.
       toggleBlank(false);
