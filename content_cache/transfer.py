@@ -147,6 +147,7 @@ class ReleaseTransfer:
         on_event: Callable[[str], None] | None = None,
         lsd: bool = False,
         wanted: Collection[str] | None = None,
+        hold_web_seeds: bool = False,
     ) -> None:
         self.session = session
         self.library = library
@@ -159,6 +160,11 @@ class ReleaseTransfer:
         self.resume_interval = resume_interval
         self.on_event = on_event or (lambda _msg: None)
         self.lsd = lsd
+        #: The torrent's own web seeds are not added at start; the caller adds them
+        #: (``handle.add_url_seed``) when it wants them (a LAN-first sync service).
+        self.hold_web_seeds = hold_web_seeds
+        #: Web seeds the caller holds back for now: still a source ``bad_data`` counts on.
+        self.held_seeds: set[str] = set()
         self.work_dir = library.data_dir / "sync" / manifest.channel / str(manifest.version)
         self.resume_path = self.work_dir / RESUME_FILE
         blobs = manifest.blobs()
@@ -324,7 +330,7 @@ class ReleaseTransfer:
         atp.have_pieces, atp.unfinished_pieces = self._prepare_files(
             resume_have, {int(p): list(v) for p, v in atp.unfinished_pieces.items()})
         atp.ti = self.torrent.params.ti
-        atp.url_seeds = list(self.torrent.params.url_seeds)
+        atp.url_seeds = [] if self.hold_web_seeds else list(self.torrent.params.url_seeds)
         atp.save_path = str(self.work_dir)
         atp.file_priorities = [4 if self._by_index.get(i) in self._pending else 0
                                for i in range(ti.num_files())]
@@ -496,7 +502,8 @@ class ReleaseTransfer:
             return False
         if self.handle is None or self.handle.status().num_peers:
             return False
-        seeds_left = {u for u in self.handle.url_seeds() if u not in self._banned_seeds
+        seeds_left = {u for u in set(self.handle.url_seeds()) | self.held_seeds
+                      if u not in self._banned_seeds
                       and _endpoint(u) not in self._banned_endpoints}
         peers_left = {host for host, _ in self.peers} - self._banned_peers
         return not seeds_left and not peers_left
