@@ -41,7 +41,7 @@ from content_cache.errors import KetangError
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
 from content_cache.torrent import TORRENT_NAME
-from content_cache.transfer import ReleaseTransfer, make_session
+from content_cache.transfer import BLOCK, ReleaseTransfer, make_session
 
 from .feed import (
     DeviceFeed,
@@ -63,6 +63,7 @@ from .township import (
     in_networks,
     lan_supply,
     network_range,
+    url_endpoint,
     web_seed_wanted,
 )
 
@@ -177,6 +178,7 @@ class SyncService:
         self._last_status_write = 0.0
         self._next_poll = 0.0
         self._carried: list = []  # other jobs' alerts popped while a transfer closed
+        self._started = time.monotonic()
 
     # -- life ----------------------------------------------------------------------
 
@@ -189,6 +191,10 @@ class SyncService:
             "urlseed_max_request_bytes": URLSEED_REQUEST_BYTES,
             **self._session_settings})
         self._set_peer_classes()
+        # block_progress: to count where each block came from (LAN or mirror).
+        mask = int(self.session.get_settings()["alert_mask"])
+        self.session.apply_settings({"alert_mask": mask | int(lt.alert_category.block_progress)})
+        self._started = time.monotonic()
         for target, name in ((self._session_loop, "ketang-sync"),
                              (self._feed_loop, "ketang-sync-feeds")):
             t = threading.Thread(target=target, name=name, daemon=True)
@@ -285,6 +291,8 @@ class SyncService:
             if isinstance(a, lt.listen_failed_alert):
                 self._error(f"cannot listen on {self.cfg.listen_interfaces}: {a.message()}; "
                             "check sync.listen_interfaces")
+            elif isinstance(a, lt.block_finished_alert):
+                self._count_block(a)
             elif isinstance(a, lt.url_seed_alert):
                 for job in self.jobs.values():
                     if job.transfer.handle is not None and a.handle == job.transfer.handle:
@@ -297,6 +305,24 @@ class SyncService:
                 job.transfer.poll(alerts)
             except KetangError as e:
                 self._fail(job, str(e))
+
+    def _count_block(self, a: lt.block_finished_alert) -> None:
+        """Count a finished block as the LAN's or the mirror's (a web seed's endpoint)."""
+        for job in self.jobs.values():
+            h = job.transfer.handle
+            if h is None or a.handle != h:
+                continue
+            ti = h.torrent_file()
+            size = BLOCK
+            if ti is not None:
+                piece = int(a.piece_index)
+                size = max(0, min(BLOCK, ti.piece_size(piece) - int(a.block_index) * BLOCK))
+            endpoint = (str(a.endpoint[0]), int(a.endpoint[1]))
+            web = endpoint in {url_endpoint(u) for u in job.web_seeds}
+            job.sources.add(web, size)
+            if not web:
+                job.lan_seen = time.monotonic()
+            return
 
     def _fail(self, job: _Job, msg: str) -> None:
         channel, version = job.key
@@ -351,8 +377,17 @@ class SyncService:
     @property
     def uses_uplink(self) -> bool:
         """This device fetches from the feeds over its uplink: it is the hub, or no hub
-        answers (a school with no neighbours behaves as it always did)."""
+        answers (a school with no neighbours behaves as it always did). Just after start,
+        while zeroconf may still be finding neighbours, a device that looks alone waits."""
+        if self.hub.how == "alone" and self.peer_source is not None \
+                and time.monotonic() - self._started < self.discovery_grace:
+            return False
         return self.hub.is_self or not self.hub.id
+
+    @property
+    def discovery_grace(self) -> float:
+        """Seconds after start before a device that sees no neighbour counts as alone."""
+        return 2 * self.probe_interval + 2.0
 
     def _lan_first(self, job: _Job, uplink_open: bool) -> None:
         """Add or remove the job's web seeds: LAN peers first (appliance.sync.township)."""
@@ -361,13 +396,7 @@ class SyncService:
             return
         infos = h.get_peer_info()
         web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
-        conns = [(str(p.ip[0]), int(p.ip[1]), p.connection_type in web, p.total_download)
-                 for p in infos]
-        before = job.sources.lan
-        job.sources.update(conns)
         now = time.monotonic()
-        if job.sources.lan > before:
-            job.lan_seen = now
         st = h.status()
         wanted = [p > 0 for p in h.get_piece_priorities()]
         job.lan_supply = lan_supply(list(st.pieces), wanted,

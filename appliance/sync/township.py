@@ -15,15 +15,16 @@ what zeroconf and the neighbours' feeds say, and what libtorrent sees.
   no neighbour has (on the hub, or on a device with no hub), or on any device once its
   LAN transfer has stalled for ``sync.lan_stall_seconds``. Outside the uplink windows or
   over the daily quota they stay off; LAN transfers go on.
-- **Where bytes came from** (:class:`ByteSources`): LAN peers or web seeds, summed from
-  libtorrent's per-connection counters.
+- **Where bytes came from** (:class:`ByteSources`): LAN peers or web seeds, counted
+  from libtorrent's block-finished alerts.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 AUTO = "auto"
 NEVER = "never"
@@ -121,31 +122,21 @@ def network_range(net: str) -> tuple[str, str]:
 
 @dataclass
 class ByteSources:
-    """Payload bytes a transfer received from LAN peers and from web seeds.
-
-    libtorrent counts per connection and forgets a connection when it closes; this keeps
-    the last count of each and adds it to the total when the connection goes (or starts
-    counting again from zero).
-    """
+    """Payload bytes a transfer received from LAN peers and from web seeds (the mirror),
+    counted block by block as libtorrent reports them."""
 
     lan: int = 0
     mirror: int = 0
-    _live: dict[tuple[str, int, bool], int] = field(default_factory=dict)
 
-    def update(self, connections: Iterable[tuple[str, int, bool, int]]) -> None:
-        """``connections``: (ip, port, is_web_seed, payload bytes downloaded) now."""
-        seen: dict[tuple[str, int, bool], int] = {}
-        for ip, port, web, total in connections:
-            seen[(ip, port, web)] = total
-        for key, total in seen.items():
-            before = self._live.get(key, 0)
-            if total < before:  # a new connection from the same address: counts anew
-                before = 0
-            self._add(key[2], total - before)
-        self._live = seen
-
-    def _add(self, web: bool, n: int) -> None:
-        if web:
+    def add(self, from_web_seed: bool, n: int) -> None:
+        """Count ``n`` bytes from a web seed or from a LAN peer."""
+        if from_web_seed:
             self.mirror += n
         else:
             self.lan += n
+
+
+def url_endpoint(url: str) -> tuple[str, int]:
+    """(host, port) a web seed's URL connects to."""
+    u = urllib.parse.urlsplit(url)
+    return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
