@@ -8,6 +8,7 @@ windows). docs/sync.md describes the shape.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from datetime import datetime
@@ -123,7 +124,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"↓{human_bytes(r['download_rate'])}/s ↑{human_bytes(r['upload_rate'])}/s  "
             f"peers {r['peers']}  web seeds "
             + (", ".join(f"{s['url']} {s['state']}" for s in r["web_seeds"]) or "-"))
-        lines.append("  " + words.both(lambda _, r=r: words.sources_text(r, _)))
+        lines.append("  " + words.both(functools.partial(words.sources_text, r)))
         lines += [f"  ! {e}" for e in r.get("errors", [])[-3:]]
     lines += [f"! {e}" for e in summary["errors"][-5:]]
     return "\n".join(lines)

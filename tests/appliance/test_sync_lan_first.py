@@ -223,7 +223,7 @@ def _seeder(tmp_path: Path, url: str, trusted: Path, requests: list[str]) -> Syn
     return a
 
 
-def test_the_lan_goes_first_and_outside_the_window(tmp_path, feed):
+def test_the_lan_goes_first_and_outside_the_window(tmp_path, feed):  # noqa: F811
     """B's uplink window is closed, yet it takes the release from neighbour A over the
     LAN; its web seed (the feed) is never asked for a blob."""
     url, out, trusted, requests = feed
@@ -254,7 +254,7 @@ def test_the_lan_goes_first_and_outside_the_window(tmp_path, feed):
         a.close()
 
 
-def test_a_device_that_is_not_the_hub_uses_its_web_seed_after_a_lan_stall(tmp_path, feed):
+def test_a_device_that_is_not_the_hub_uses_its_web_seed_after_a_lan_stall(tmp_path, feed):  # noqa: F811, E501
     """A hub (a lower id) answers but has nothing to give: after sync.lan_stall_seconds
     the device's web seed runs and the release completes."""
     url, out, trusted, requests = feed

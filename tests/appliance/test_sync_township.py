@@ -11,6 +11,7 @@ timeout and fetches v3 for the others.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import pytest
@@ -19,7 +20,7 @@ from appliance.sync.feed import write_feed_index
 from content_cache.library import Library
 from content_cache.publisher import publish
 
-from ..helpers import make_source, wait_for
+from ..helpers import KETANG, make_source, wait_for
 from ..support import needs
 from ..support.township import Township, give_release, missing_tools
 
@@ -80,6 +81,11 @@ def test_township_takes_the_delta_from_its_hub_and_survives_the_hub(tmp_path, pu
             assert rel["bytes_lan"] >= delta * 0.9, rel
             assert rel["bytes_mirror"] < delta * 0.2, rel
             assert "/sync/feed/" in rel["source"]  # metadata from a neighbour too
+        cli = subprocess.run([*KETANG, "--config", str(t.work / "school01/ketang.toml"),
+                              "sync", "status"], capture_output=True, text=True, check=True)
+        assert "枢纽：Ketang school 00（school-00）" in cli.stdout, cli.stdout
+        assert "Hub: Ketang school 00 (school-00)" in cli.stdout
+        assert "来自局域网" in cli.stdout and "From the LAN" in cli.stdout
         hub_rel = next(r for r in t.status(0)["releases"] if r["version"] == 2)
         assert hub_rel["bytes_mirror"] >= delta * 0.5, hub_rel
 
@@ -98,5 +104,7 @@ def test_township_takes_the_delta_from_its_hub_and_survives_the_hub(tmp_path, pu
                              for i in range(1, N)), 120, "the others to activate v3")
         egress = t.mirror_egress() - before
         assert egress < 1.6 * delta, (egress, delta)
+        wait_for(lambda: any(r["version"] == 3 and r["state"] == "seeding"
+                             for r in t.status(2).get("releases", [])), 20, "the status file")
         rel = next(r for r in t.status(2)["releases"] if r["version"] == 3)
         assert rel["bytes_lan"] >= delta * 0.9, rel
