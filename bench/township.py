@@ -173,6 +173,9 @@ def main() -> None:
     ap.add_argument("--total-mb", type=int, default=200)
     ap.add_argument("--seed", type=int, default=21)
     args = ap.parse_args()
+    # Stopped with SIGTERM or SIGINT (even in the background), the township is taken down.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(1))
     why = missing_tools("nginx")
     if why:
         raise SystemExit(why)

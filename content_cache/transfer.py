@@ -90,6 +90,13 @@ class TransferError(KetangError):
     """A download cannot go on: a web seed or peer sends bad data, a disk error, a timeout."""
 
 
+#: peer: to hear of peers banned for bad data; piece_progress: to save resume data soon
+#: after pieces are verified.
+ALERT_MASK = (lt.alert_category.error | lt.alert_category.status | lt.alert_category.storage
+              | lt.alert_category.file_progress | lt.alert_category.peer
+              | lt.alert_category.piece_progress)
+
+
 def make_session(listen_interfaces: str = "127.0.0.1:0", lsd: bool = False,
                  extra: dict | None = None) -> lt.session:
     """A libtorrent session for a closed network, listening on ``listen_interfaces``."""
@@ -97,11 +104,7 @@ def make_session(listen_interfaces: str = "127.0.0.1:0", lsd: bool = False,
         **CLOSED_NETWORK,
         "listen_interfaces": listen_interfaces,
         "enable_lsd": lsd,
-        # peer: to hear of peers banned for bad data; piece_progress: to save resume
-        # data soon after pieces are verified.
-        "alert_mask": (lt.alert_category.error | lt.alert_category.status
-                       | lt.alert_category.storage | lt.alert_category.file_progress
-                       | lt.alert_category.peer | lt.alert_category.piece_progress),
+        "alert_mask": ALERT_MASK,
         **(extra or {}),
     }
     return lt.session(cast("lt.settings_pack", settings))
@@ -437,6 +440,7 @@ class ReleaseTransfer:
                 self.status.errors.append(f"disk error: {a.message()}")
             elif isinstance(a, lt.piece_finished_alert):
                 self._unsaved_pieces += 1
+
             elif isinstance(a, lt.save_resume_data_alert):
                 self._write_resume(a.params)
             elif isinstance(a, lt.save_resume_data_failed_alert):

@@ -41,7 +41,7 @@ from content_cache.errors import KetangError
 from content_cache.keys import load_trusted_keys
 from content_cache.library import Library
 from content_cache.torrent import TORRENT_NAME
-from content_cache.transfer import BLOCK, ReleaseTransfer, make_session
+from content_cache.transfer import ReleaseTransfer, make_session
 
 from .feed import (
     DeviceFeed,
@@ -63,7 +63,6 @@ from .township import (
     in_networks,
     lan_supply,
     network_range,
-    url_endpoint,
     web_seed_wanted,
 )
 
@@ -76,6 +75,8 @@ MAX_ERRORS = 20
 #: a whole video), so holding a web seed back for the LAN acts within seconds, mid-file.
 URLSEED_REQUEST_BYTES = 2 * 1024 * 1024
 PROBE_TIMEOUT = 3.0     # seconds a neighbour's feed index may take to answer
+LAN_HEAD_START = 5.0    # seconds a new transfer waits for neighbours known to have it
+NEIGHBOUR_RETRY = 60.0  # seconds before a release a neighbour failed to give is asked again
 
 
 def _now_iso() -> str:
@@ -115,9 +116,11 @@ class _Job:
     seed_errors: dict[str, tuple[float, str]] = field(default_factory=dict)
     failed_at: float = 0.0
     seeds_on: bool = False      # the web seeds are in the torrent now (LAN first)
-    sources: ByteSources = field(default_factory=ByteSources)
     lan_seen: float = field(default_factory=time.monotonic)  # LAN payload last arrived
+    sources: ByteSources = field(default_factory=ByteSources)
     lan_supply: int = 0         # wanted pieces a connected LAN peer has
+    started: float = field(default_factory=time.monotonic)
+    payload_before: int = 0     # payload of this job's earlier torrent handles
 
     @property
     def key(self) -> tuple[str, int]:
@@ -191,9 +194,6 @@ class SyncService:
             "urlseed_max_request_bytes": URLSEED_REQUEST_BYTES,
             **self._session_settings})
         self._set_peer_classes()
-        # block_progress: to count where each block came from (LAN or mirror).
-        mask = int(self.session.get_settings()["alert_mask"])
-        self.session.apply_settings({"alert_mask": mask | int(lt.alert_category.block_progress)})
         self._started = time.monotonic()
         for target, name in ((self._session_loop, "ketang-sync"),
                              (self._feed_loop, "ketang-sync-feeds")):
@@ -291,8 +291,6 @@ class SyncService:
             if isinstance(a, lt.listen_failed_alert):
                 self._error(f"cannot listen on {self.cfg.listen_interfaces}: {a.message()}; "
                             "check sync.listen_interfaces")
-            elif isinstance(a, lt.block_finished_alert):
-                self._count_block(a)
             elif isinstance(a, lt.url_seed_alert):
                 for job in self.jobs.values():
                     if job.transfer.handle is not None and a.handle == job.transfer.handle:
@@ -305,24 +303,6 @@ class SyncService:
                 job.transfer.poll(alerts)
             except KetangError as e:
                 self._fail(job, str(e))
-
-    def _count_block(self, a: lt.block_finished_alert) -> None:
-        """Count a finished block as the LAN's or the mirror's (a web seed's endpoint)."""
-        for job in self.jobs.values():
-            h = job.transfer.handle
-            if h is None or a.handle != h:
-                continue
-            ti = h.torrent_file()
-            size = BLOCK
-            if ti is not None:
-                piece = int(a.piece_index)
-                size = max(0, min(BLOCK, ti.piece_size(piece) - int(a.block_index) * BLOCK))
-            endpoint = (str(a.endpoint[0]), int(a.endpoint[1]))
-            web = endpoint in {url_endpoint(u) for u in job.web_seeds}
-            job.sources.add(web, size)
-            if not web:
-                job.lan_seen = time.monotonic()
-            return
 
     def _fail(self, job: _Job, msg: str) -> None:
         channel, version = job.key
@@ -394,6 +374,7 @@ class SyncService:
         h = job.transfer.handle
         if h is None or not h.is_valid() or job.state not in ("downloading", "waiting"):
             return
+        self._count_sources(job)
         infos = h.get_peer_info()
         web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
         now = time.monotonic()
@@ -402,10 +383,11 @@ class SyncService:
         job.lan_supply = lan_supply(list(st.pieces), wanted,
                                     (list(p.pieces) for p in infos
                                      if p.connection_type not in web))
+        expected = now - job.started < LAN_HEAD_START and self._neighbour_has(*job.key)
         want = bool(job.web_seeds) and web_seed_wanted(
             uplink_open=uplink_open, uses_uplink=self.uses_uplink,
             lan_can_supply=job.lan_supply > 0, lan_idle=now - job.lan_seen,
-            stall=self.cfg.lan_stall_seconds)
+            stall=self.cfg.lan_stall_seconds, lan_expected=expected)
         if want and not job.seeds_on:
             for url in job.web_seeds:
                 h.add_url_seed(url)
@@ -420,6 +402,27 @@ class SyncService:
             log.info("sync %s v%s: web seeds held back (%s)", *job.key,
                      "LAN peers have pieces" if uplink_open else "uplink closed")
         job.seeds_on = want
+
+    def _count_sources(self, job: _Job, final: bool = False) -> None:
+        """Where the job's payload came from: LAN peers or web seeds (the mirror)."""
+        h = job.transfer.handle
+        if job.state == "seeding" or h is None or not h.is_valid():
+            return  # a seeding torrent downloads nothing more
+        web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
+        conns = [] if final else [
+            (str(p.ip[0]), int(p.ip[1]), p.connection_type in web, p.total_download)
+            for p in h.get_peer_info()]
+        total = job.payload_before + job.transfer.status.payload_downloaded
+        lan = job.sources.lan
+        job.sources.update(conns, total, job.seeds_on)
+        if job.sources.lan > lan:
+            job.lan_seen = time.monotonic()
+
+    def _neighbour_has(self, channel: str, version: int) -> bool:
+        """True if a live neighbour holds this release (or newer) or is fetching it."""
+        return any(n.feed is not None and not n.error and (
+            n.feed.active.get(channel, 0) >= version or n.feed.fetching.get(channel) == version)
+            for n in self.neighbours.values())
 
     def _pick_up_staged(self) -> None:
         active = {ch: r.version for ch, r in self.library.active().items()}
@@ -495,6 +498,8 @@ class SyncService:
         # Kept beside the manifest, so LAN peers can fetch it from this device's feed.
         atomic_write_bytes(self.library.release_dir(channel, version) / TORRENT_NAME,
                            (job.transfer.work_dir / TORRENT_NAME).read_bytes())
+        self._count_sources(job, final=True)
+        job.payload_before += job.transfer.status.payload_downloaded  # the handle goes
         job.state = "seeding"
         log.info("sync: activated %s v%s", channel, version)
         try:
@@ -667,7 +672,8 @@ class SyncService:
                 if version <= known.get(channel, 0) or \
                         time.monotonic() < self._peer_tries.get(key, 0.0):
                     continue
-                self._peer_tries[key] = time.monotonic() + self.cfg.poll_interval
+                self._peer_tries[key] = time.monotonic() + min(NEIGHBOUR_RETRY,
+                                                               self.cfg.poll_interval)
                 peers = [(a, int(n.bt_port)) for a in n.addresses[:2]] if n.bt_port else []
                 seeds = self._own_web_seeds() if n.feed.upstream_web_seed else []
                 try:

@@ -10,21 +10,19 @@ what zeroconf and the neighbours' feeds say, and what libtorrent sees.
   ``sync.hub_timeout`` seconds. ``"never"`` keeps a device out of the election. Every
   device computes the same answer from the same neighbours, so no vote is needed; when
   the hub stops answering, the next lowest takes over once ``sync.hub_timeout`` passed.
+- **Where bytes came from** (:class:`ByteSources`): LAN peers or web seeds.
 - **LAN first** (:func:`web_seed_wanted`): a transfer's web seeds (the mirror, over the
   uplink) are held back while LAN peers can supply a piece it lacks, and used for pieces
   no neighbour has (on the hub, or on a device with no hub), or on any device once its
   LAN transfer has stalled for ``sync.lan_stall_seconds``. Outside the uplink windows or
   over the daily quota they stay off; LAN transfers go on.
-- **Where bytes came from** (:class:`ByteSources`): LAN peers or web seeds, counted
-  from libtorrent's block-finished alerts.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 AUTO = "auto"
 NEVER = "never"
@@ -69,19 +67,21 @@ def elect_hub(self_id: str, hub_setting: str, candidates: Iterable[str],
 
 
 def web_seed_wanted(*, uplink_open: bool, uses_uplink: bool, lan_can_supply: bool,
-                    lan_idle: float, stall: float) -> bool:
+                    lan_idle: float, stall: float, lan_expected: bool = False) -> bool:
     """Whether a transfer's web seeds (the mirror, over the uplink) should run now.
 
     ``uplink_open``: a window is open and quota is left. ``uses_uplink``: this device is
     the hub, or no hub answers (a school alone behaves as before). ``lan_can_supply``: a
     connected LAN peer has a wanted piece this device lacks. ``lan_idle``: seconds since
     LAN peers last sent payload (or since the transfer started). ``stall``:
-    ``sync.lan_stall_seconds``.
+    ``sync.lan_stall_seconds``. ``lan_expected``: the transfer has just started and a
+    neighbour holds or fetches the release, but its pieces are not known yet (the
+    connection is being made): wait for them rather than ask the mirror first.
     """
     if not uplink_open:
         return False
     stalled = lan_idle >= stall
-    if lan_can_supply and not stalled:
+    if (lan_can_supply or lan_expected) and not stalled:
         return False
     return uses_uplink or stalled
 
@@ -122,21 +122,45 @@ def network_range(net: str) -> tuple[str, str]:
 
 @dataclass
 class ByteSources:
-    """Payload bytes a transfer received from LAN peers and from web seeds (the mirror),
-    counted block by block as libtorrent reports them."""
+    """Payload a transfer received from LAN peers and from web seeds (the mirror).
+
+    libtorrent counts payload per connection and per torrent, and reports no reliable
+    per-block source (its block alerts miss blocks). So every second the connections'
+    counters are sampled; what the torrent's total grew by beyond them came over
+    connections that closed in between, and is given to the LAN when the web seeds were
+    off the whole time, to the mirror when no LAN peer was seen, else shared in the
+    proportion of the sampled bytes.
+    """
 
     lan: int = 0
     mirror: int = 0
+    _total: int = 0
+    _live: dict[tuple[str, int, bool], int] = field(default_factory=dict)
 
-    def add(self, from_web_seed: bool, n: int) -> None:
-        """Count ``n`` bytes from a web seed or from a LAN peer."""
-        if from_web_seed:
-            self.mirror += n
-        else:
-            self.lan += n
-
-
-def url_endpoint(url: str) -> tuple[str, int]:
-    """(host, port) a web seed's URL connects to."""
-    u = urllib.parse.urlsplit(url)
-    return (u.hostname or "", u.port or (443 if u.scheme == "https" else 80))
+    def update(self, connections: Iterable[tuple[str, int, bool, int]], total: int,
+               web_seeds_on: bool) -> None:
+        """``connections``: (ip, port, is_web_seed, payload from it) now; ``total``: the
+        transfer's payload so far; ``web_seeds_on``: web seeds ran since the last look."""
+        now = {(ip, port, web): n for ip, port, web, n in connections}
+        d_lan = d_web = 0
+        for key, n in now.items():
+            got = n - self._live.get(key, 0) if n >= self._live.get(key, 0) else n
+            if key[2]:
+                d_web += got
+            else:
+                d_lan += got
+        rest = max(0, total - self._total - d_lan - d_web)
+        if rest:
+            lan_seen = d_lan > 0 or any(not k[2] for k in (*now, *self._live))
+            if not web_seeds_on:
+                d_lan += rest
+            elif not lan_seen:
+                d_web += rest
+            else:
+                share = d_lan / (d_lan + d_web) if d_lan + d_web else 0.5
+                d_lan += round(rest * share)
+                d_web += rest - round(rest * share)
+        self.lan += d_lan
+        self.mirror += d_web
+        self._total = max(self._total, total)
+        self._live = now

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..helpers import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR_PORT = 8080       # each school's uplink (a link emulator) to the mirror
 FILES_PORT = 8081        # the mirror's file server, on the mirror's own loopback
@@ -143,25 +145,20 @@ class Township:
         """The mirror as school i reaches it, over its own uplink."""
         return f"http://198.19.{i}.1:{MIRROR_PORT}/"
 
+    def _counters(self, ns: str, prefix: str, stat: str) -> int:
+        """The sum of ``stat`` over the interfaces ``<prefix>0…<prefix>N-1`` in ``ns``."""
+        paths = [f"/sys/class/net/{prefix}{i}/statistics/{stat}" for i in range(self.n)]
+        out = subprocess.run(["ip", "netns", "exec", ns, "cat", *paths],
+                             capture_output=True, text=True, check=True, timeout=10)
+        return sum(int(x) for x in out.stdout.split())
+
     def mirror_egress(self) -> int:
         """Bytes the mirror sent to all schools (its veths' transmit counters)."""
-        total = 0
-        for i in range(self.n):
-            out = subprocess.run(["ip", "netns", "exec", self.mirror_ns, "cat",
-                                  f"/sys/class/net/w{i}/statistics/tx_bytes"],
-                                 capture_output=True, text=True, check=True, timeout=10)
-            total += int(out.stdout.strip())
-        return total
+        return self._counters(self.mirror_ns, "w", "tx_bytes")
 
     def lan_bytes(self) -> int:
         """Bytes carried on the township LAN (what the bridge's ports received)."""
-        total = 0
-        for i in range(self.n):
-            out = subprocess.run(["ip", "netns", "exec", self.lan_ns, "cat",
-                                  f"/sys/class/net/l{i}/statistics/rx_bytes"],
-                                 capture_output=True, text=True, check=True, timeout=10)
-            total += int(out.stdout.strip())
-        return total
+        return self._counters(self.lan_ns, "l", "rx_bytes")
 
     # -- the mirror ----------------------------------------------------------------------
 
@@ -258,28 +255,16 @@ http {{
     def kill_school(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Stop school i's `ketang serve` (SIGKILL: no goodbye on zeroconf)."""
         proc = self.procs.pop(i, None)
-        if proc is None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, sig, timeout=20)
 
     def close(self) -> None:
         """Stop every process started here and remove every namespace made here."""
         for i in list(self.procs):
             self.kill_school(i, signal.SIGTERM)
         for proc in (self._uplinks, self._mirror):
-            if proc is None:
-                continue
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            if proc is not None:
+                stop_process(proc)
         self._mirror = self._uplinks = None
         for ns in reversed(self._made):
             _ip("netns", "del", ns, check=False)
