@@ -140,6 +140,11 @@ class TabletSettings:
     pdf_cache_mb: int = 512
 
 
+#: Address ranges of a school's or township's own network (RFC 1918, link-local, ULA).
+LAN_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                "fc00::/7", "fe80::/10")
+
+
 @dataclass(frozen=True)
 class SyncSettings:
     """[sync]: the long-running BitTorrent sync service (docs/sync.md)."""
@@ -157,6 +162,11 @@ class SyncSettings:
     resume_interval: int = 2
     poll_interval: int = 3600
     status_file: Path = Path("/run/ketang/sync.json")
+    hub: str = "auto"
+    hub_timeout: int = 20
+    lan_stall_seconds: int = 60
+    lan_rate_kbps: int = 200000
+    lan_networks: list[str] = field(default_factory=lambda: list(LAN_NETWORKS))
 
 
 @dataclass(frozen=True)

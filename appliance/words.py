@@ -155,6 +155,27 @@ def sync_text(summary: Mapping[str, Any], _: Gettext) -> str:
     return str(summary.get("message") or state or "")
 
 
+def hub_text(township: Mapping[str, Any], _: Gettext) -> str:
+    """Which device fetches over the uplink for the township (the sync hub)."""
+    how = township.get("hub_how")
+    if township.get("hub_is_self"):
+        if how == "alone":
+            return _("No neighbour answers: this device syncs over its own uplink")
+        return _("This device is the hub: it fetches over its uplink for its neighbours")
+    hub = township.get("hub")
+    if not hub:
+        return _("No hub: this device syncs over its own uplink")
+    return _("Hub: %(name)s (%(id)s); this device takes releases from it and its "
+             "neighbours over the LAN") % {"name": township.get("hub_name") or hub, "id": hub}
+
+
+def sources_text(release: Mapping[str, Any], _: Gettext) -> str:
+    """Where a release's bytes came from: LAN neighbours, the mirror (web seeds)."""
+    return _("From the LAN %(lan)s, from the mirror %(mirror)s") % {
+        "lan": human_bytes(int(release.get("bytes_lan") or 0)),
+        "mirror": human_bytes(int(release.get("bytes_mirror") or 0))}
+
+
 def sync_release_state(state: str, _: Gettext) -> str:
     """A release's sync state (downloading, waiting, activating, seeding, error)."""
     return {"downloading": _("downloading"), "waiting": _("waiting"),
@@ -164,7 +185,7 @@ def sync_release_state(state: str, _: Gettext) -> str:
 
 def web_seed_state(state: str, _: Gettext) -> str:
     """A web seed's state (connected, idle, error)."""
-    return {"connected": _("connected"), "idle": _("idle"),
+    return {"connected": _("connected"), "idle": _("idle"), "held": _("held back for the LAN"),
             "error": _("failed")}.get(state, state)
 
 

@@ -90,6 +90,13 @@ class TransferError(KetangError):
     """A download cannot go on: a web seed or peer sends bad data, a disk error, a timeout."""
 
 
+#: peer: to hear of peers banned for bad data; piece_progress: to save resume data soon
+#: after pieces are verified.
+ALERT_MASK = (lt.alert_category.error | lt.alert_category.status | lt.alert_category.storage
+              | lt.alert_category.file_progress | lt.alert_category.peer
+              | lt.alert_category.piece_progress)
+
+
 def make_session(listen_interfaces: str = "127.0.0.1:0", lsd: bool = False,
                  extra: dict | None = None) -> lt.session:
     """A libtorrent session for a closed network, listening on ``listen_interfaces``."""
@@ -97,11 +104,7 @@ def make_session(listen_interfaces: str = "127.0.0.1:0", lsd: bool = False,
         **CLOSED_NETWORK,
         "listen_interfaces": listen_interfaces,
         "enable_lsd": lsd,
-        # peer: to hear of peers banned for bad data; piece_progress: to save resume
-        # data soon after pieces are verified.
-        "alert_mask": (lt.alert_category.error | lt.alert_category.status
-                       | lt.alert_category.storage | lt.alert_category.file_progress
-                       | lt.alert_category.peer | lt.alert_category.piece_progress),
+        "alert_mask": ALERT_MASK,
         **(extra or {}),
     }
     return lt.session(cast("lt.settings_pack", settings))
@@ -147,6 +150,7 @@ class ReleaseTransfer:
         on_event: Callable[[str], None] | None = None,
         lsd: bool = False,
         wanted: Collection[str] | None = None,
+        hold_web_seeds: bool = False,
     ) -> None:
         self.session = session
         self.library = library
@@ -159,6 +163,11 @@ class ReleaseTransfer:
         self.resume_interval = resume_interval
         self.on_event = on_event or (lambda _msg: None)
         self.lsd = lsd
+        #: The torrent's own web seeds are not added at start; the caller adds them
+        #: (``handle.add_url_seed``) when it wants them (a LAN-first sync service).
+        self.hold_web_seeds = hold_web_seeds
+        #: Web seeds the caller holds back for now: still a source ``bad_data`` counts on.
+        self.held_seeds: set[str] = set()
         self.work_dir = library.data_dir / "sync" / manifest.channel / str(manifest.version)
         self.resume_path = self.work_dir / RESUME_FILE
         blobs = manifest.blobs()
@@ -324,7 +333,7 @@ class ReleaseTransfer:
         atp.have_pieces, atp.unfinished_pieces = self._prepare_files(
             resume_have, {int(p): list(v) for p, v in atp.unfinished_pieces.items()})
         atp.ti = self.torrent.params.ti
-        atp.url_seeds = list(self.torrent.params.url_seeds)
+        atp.url_seeds = [] if self.hold_web_seeds else list(self.torrent.params.url_seeds)
         atp.save_path = str(self.work_dir)
         atp.file_priorities = [4 if self._by_index.get(i) in self._pending else 0
                                for i in range(ti.num_files())]
@@ -431,6 +440,7 @@ class ReleaseTransfer:
                 self.status.errors.append(f"disk error: {a.message()}")
             elif isinstance(a, lt.piece_finished_alert):
                 self._unsaved_pieces += 1
+
             elif isinstance(a, lt.save_resume_data_alert):
                 self._write_resume(a.params)
             elif isinstance(a, lt.save_resume_data_failed_alert):
@@ -496,7 +506,8 @@ class ReleaseTransfer:
             return False
         if self.handle is None or self.handle.status().num_peers:
             return False
-        seeds_left = {u for u in self.handle.url_seeds() if u not in self._banned_seeds
+        seeds_left = {u for u in set(self.handle.url_seeds()) | self.held_seeds
+                      if u not in self._banned_seeds
                       and _endpoint(u) not in self._banned_endpoints}
         peers_left = {host for host, _ in self.peers} - self._banned_peers
         return not seeds_left and not peers_left

@@ -99,8 +99,9 @@ def fetch(ctx: click.Context, path: Path, data_dir: Path | None, peers: tuple[st
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def sync_status(ctx: click.Context, as_json: bool) -> None:
-    """What the sync service in `ketang serve` is doing: per release, bytes needed and
-    done, rates, peers, web seeds; the time window, the quota and errors in words."""
+    """What the sync service in `ketang serve` is doing: the township's hub; per release,
+    bytes needed and done (from the LAN, from the mirror), rates, peers, web seeds; the
+    time window, the quota and errors in words."""
     import json
 
     from appliance.sync.status import format_summary, sync_summary

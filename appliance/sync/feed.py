@@ -104,20 +104,67 @@ def read_feed_index(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[dict[str, 
         doc = json.loads(data)
         if doc.get("format") != FEED_FORMAT:
             raise ValueError(f"format is {doc.get('format')!r}, not {FEED_FORMAT!r}")
-        channels = doc["channels"]
-        if not isinstance(channels, dict):
-            raise ValueError("channels is not an object")
-        out = {}
-        for ch, v in channels.items():
-            if not isinstance(ch, str) or not CHANNEL_RE.match(ch):
-                raise ValueError(f"{ch!r} is not a channel name")
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"version of {ch} is {v!r}, not a positive whole number")
-            out[ch] = v
+        if "channels" not in doc:
+            raise KeyError("channels")
+        out = _versions(doc, "channels")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise FeedError(f"{where} is not a Ketang feed index ({e}); write it with "
                         "`ketang sync index`.") from e
     return out, bool(doc.get("web_seed"))
+
+
+def _versions(doc: dict, key: str) -> dict[str, int]:
+    """``doc[key]`` as {channel: version}, each checked (ValueError otherwise)."""
+    channels = doc.get(key, {})
+    if not isinstance(channels, dict):
+        raise ValueError(f"{key} is not an object")
+    out = {}
+    for ch, v in channels.items():
+        if not isinstance(ch, str) or not CHANNEL_RE.match(ch):
+            raise ValueError(f"{ch!r} is not a channel name")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"version of {ch} is {v!r}, not a positive whole number")
+        out[ch] = v
+    return out
+
+
+@dataclass
+class DeviceFeed:
+    """What a LAN neighbour's own feed (``/sync/feed/KETANG/feed.json``) says about it."""
+
+    id: str
+    hub_candidate: bool
+    hub: str                        # the hub as the neighbour sees it ('' when none)
+    active: dict[str, int]          # releases it holds and shares
+    fetching: dict[str, int]        # releases it is downloading now (staged, verified)
+    upstream_web_seed: bool         # its releases came from a feed that is a web seed
+
+
+DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def read_device_feed(url: str, timeout: float = 3.0) -> DeviceFeed:
+    """A neighbour's feed index with its township fields (FeedError when it is not one)."""
+    where = feed_root(url) + FEED_INDEX
+    data = _get(where, MAX_FEED_INDEX, timeout)
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict) or doc.get("format") != FEED_FORMAT:
+            raise ValueError("not a ketang-feed/1 document")
+        dev = doc.get("device")
+        if not isinstance(dev, dict):
+            raise ValueError("it names no device")
+        dev_id, hub = dev.get("id"), dev.get("hub", "")
+        if not isinstance(dev_id, str) or not DEVICE_ID_RE.match(dev_id):
+            raise ValueError(f"device id {dev_id!r} is not a device id")
+        if not isinstance(hub, str) or (hub and not DEVICE_ID_RE.match(hub)):
+            raise ValueError(f"hub {hub!r} is not a device id")
+        return DeviceFeed(dev_id, dev.get("hub_candidate") is True, hub,
+                          _versions(doc, "channels"), _versions(doc, "fetching"),
+                          doc.get("upstream_web_seed") is True)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise FeedError(f"{where} is not a Ketang device's feed ({e}); the neighbour "
+                        "is ignored.") from e
 
 
 def fetch_release(url: str, channel: str, version: int,

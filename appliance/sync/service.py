@@ -25,6 +25,7 @@ import os
 import shutil
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,19 +43,65 @@ from content_cache.library import Library
 from content_cache.torrent import TORRENT_NAME
 from content_cache.transfer import ReleaseTransfer, make_session
 
-from .feed import feed_root, fetch_release, load_staged, read_feed_index, stage, staged_folders
+from .feed import (
+    DeviceFeed,
+    FeedError,
+    feed_root,
+    fetch_release,
+    load_staged,
+    read_device_feed,
+    read_feed_index,
+    stage,
+    staged_folders,
+)
 from .schedule import Quota, in_window, parse_windows, uplink_counter
+from .township import (
+    ByteSources,
+    Hub,
+    elect_hub,
+    hub_candidate,
+    in_networks,
+    lan_supply,
+    network_range,
+    web_seed_wanted,
+)
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0              # seconds between housekeeping rounds of the session thread
 STATUS_MIN_INTERVAL = 2.0
-PEER_INTERVAL = 10.0    # seconds between looks at zeroconf peers
 MAX_ERRORS = 20
+#: Web seeds are asked for at most this much per request (libtorrent's default is 16 MiB,
+#: a whole video), so holding a web seed back for the LAN acts within seconds, mid-file.
+URLSEED_REQUEST_BYTES = 2 * 1024 * 1024
+PROBE_TIMEOUT = 3.0     # seconds a neighbour's feed index may take to answer
+LAN_HEAD_START = 5.0    # seconds a new transfer waits for neighbours known to have it
+NEIGHBOUR_RETRY = 60.0  # seconds before a release a neighbour failed to give is asked again
 
 
 def _now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class _Neighbour:
+    """A Ketang device on the LAN (zeroconf) and what its own feed last said."""
+
+    id: str
+    name: str
+    addresses: list[str]
+    port: int
+    bt_port: int | None
+    feed: DeviceFeed | None = None
+    ok_at: float = 0.0          # when its feed last answered (monotonic)
+    error: str = ""
+
+    @property
+    def url(self) -> str:
+        """Its own feed (``/sync/feed/``), see appliance/web/sync_api.py."""
+        host = self.addresses[0] if self.addresses else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/sync/feed/"
 
 
 @dataclass
@@ -68,6 +115,12 @@ class _Job:
     errors: deque = field(default_factory=lambda: deque(maxlen=10))
     seed_errors: dict[str, tuple[float, str]] = field(default_factory=dict)
     failed_at: float = 0.0
+    seeds_on: bool = False      # the web seeds are in the torrent now (LAN first)
+    lan_seen: float = field(default_factory=time.monotonic)  # LAN payload last arrived
+    sources: ByteSources = field(default_factory=ByteSources)
+    lan_supply: int = 0         # wanted pieces a connected LAN peer has
+    started: float = field(default_factory=time.monotonic)
+    payload_before: int = 0     # payload of this job's earlier torrent handles
 
     @property
     def key(self) -> tuple[str, int]:
@@ -81,8 +134,11 @@ class SyncService:
     def __init__(self, settings: Settings, library: Library, *,
                  clock: Callable[[], datetime] = datetime.now,
                  counter: Callable[[], int] | None = None,
-                 session_settings: dict | None = None) -> None:
+                 session_settings: dict | None = None, dev_id: str | None = None) -> None:
+        from appliance.identity import device_id
+
         self.settings = settings
+        self.dev_id = dev_id or device_id(settings.device.id)
         self.cfg = settings.sync
         self.library = library
         self.windows = parse_windows(self.cfg.windows)
@@ -91,6 +147,15 @@ class SyncService:
         if self.cfg.resume_interval < 1 or self.cfg.poll_interval < 1:
             raise KetangError("sync.resume_interval and sync.poll_interval must be at least "
                               "1 second.")
+        if self.cfg.hub_timeout < 2 or self.cfg.lan_stall_seconds < 1:
+            raise KetangError("sync.hub_timeout must be at least 2 seconds and "
+                              "sync.lan_stall_seconds at least 1.")
+        for net in self.cfg.lan_networks:
+            try:
+                network_range(net)
+            except ValueError as e:
+                raise KetangError(f"sync.lan_networks: {net!r} is not a network such as "
+                                  f"\"10.0.0.0/8\" ({e}).") from e
         self.clock = clock
         self.quota = Quota(self.cfg.daily_quota_mb * 1_000_000,
                            counter or uplink_counter(self.cfg.uplink_interfaces),
@@ -104,6 +169,9 @@ class SyncService:
             u: {"url": u, "polled": None, "ok": None, "error": "", "offers": {}}
             for u in self.cfg.feeds}
         self._peer_tries: dict[tuple[str, str, int], float] = {}
+        self.neighbours: dict[str, _Neighbour] = {}   # by device id; replaced, not edited
+        self.hub = Hub(self.dev_id if hub_candidate(self.cfg.hub) else "", "alone",
+                       hub_candidate(self.cfg.hub))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poll_now = threading.Event()
@@ -113,6 +181,7 @@ class SyncService:
         self._last_status_write = 0.0
         self._next_poll = 0.0
         self._carried: list = []  # other jobs' alerts popped while a transfer closed
+        self._started = time.monotonic()
 
     # -- life ----------------------------------------------------------------------
 
@@ -122,20 +191,45 @@ class SyncService:
         self.session = make_session(self.cfg.listen_interfaces, lsd=self.cfg.lsd, extra={
             "upload_rate_limit": self.cfg.upload_rate_kbps * kbps,
             "download_rate_limit": self.cfg.download_rate_kbps * kbps,
+            "urlseed_max_request_bytes": URLSEED_REQUEST_BYTES,
             **self._session_settings})
-        # libtorrent exempts LAN peers from the rate limits by default; a device seeding
-        # its neighbours must not starve the classroom's Wi-Fi, so they count too.
-        f = lt.ip_filter()
-        f.add_rule("0.0.0.0", "255.255.255.255", 1 << self.session.global_peer_class_id)
-        f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-                   1 << self.session.global_peer_class_id)
-        self.session.set_peer_class_filter(f)
+        self._set_peer_classes()
+        self._started = time.monotonic()
         for target, name in ((self._session_loop, "ketang-sync"),
                              (self._feed_loop, "ketang-sync-feeds")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
         log.info("sync: listening on port %s", self.listen_port)
+
+    def _set_peer_classes(self) -> None:
+        """Uplink limits for the world, the LAN's own limit for ``sync.lan_networks``.
+
+        The session's rate limits (``sync.upload_rate_kbps``, ``download_rate_kbps``)
+        belong to libtorrent's global peer class; every address is put in it, then the
+        LAN's ranges in a class of their own whose limit is ``sync.lan_rate_kbps`` both
+        ways (libtorrent's default would exempt them entirely, and a device seeding its
+        neighbours must not starve the classroom's Wi-Fi). A feed whose address is a LAN
+        address (a township mirror) stays in the uplink's class.
+        """
+        ses = self._live_session
+        lan = ses.create_peer_class("lan")
+        info = ses.get_peer_class(lan)
+        rate = self.cfg.lan_rate_kbps * 1000 // 8
+        info["label"], info["upload_limit"], info["download_limit"] = "lan", rate, rate
+        ses.set_peer_class(lan, info)
+        f = lt.ip_filter()
+        world = 1 << ses.global_peer_class_id
+        f.add_rule("0.0.0.0", "255.255.255.255", world)
+        f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", world)
+        for net in self.cfg.lan_networks:
+            first, last = network_range(net)
+            f.add_rule(first, last, 1 << lan)
+        for url in self.cfg.feeds:
+            host = (urllib.parse.urlsplit(url).hostname or "").strip("[]")
+            if in_networks(host, self.cfg.lan_networks):
+                f.add_rule(host, host, world)
+        ses.set_peer_class_filter(f)
 
     @property
     def listen_port(self) -> int:
@@ -251,14 +345,84 @@ class SyncService:
                                 f"again in {self.cfg.poll_interval} s. "
                            + "; ".join(st.errors[-2:]))
                 continue
-            if gate and job.state == "downloading":
-                t.live_handle.pause()
-                job.state = "waiting"
-            elif not gate and job.state == "waiting":
-                t.live_handle.resume()
+            self._lan_first(job, uplink_open=not gate)
+            lan_busy = time.monotonic() - job.lan_seen < 5.0
+            if gate and job.state == "downloading" and not lan_busy:
+                job.state = "waiting"  # LAN peers go on; only the web seeds wait
+            elif (not gate or lan_busy) and job.state == "waiting":
                 job.state = "downloading"
         self._connect_peers()
         self._write_status()
+
+    @property
+    def uses_uplink(self) -> bool:
+        """This device fetches from the feeds over its uplink: it is the hub, or no hub
+        answers (a school with no neighbours behaves as it always did). Just after start,
+        while zeroconf may still be finding neighbours, a device that looks alone waits."""
+        if self.hub.how == "alone" and self.peer_source is not None \
+                and time.monotonic() - self._started < self.discovery_grace:
+            return False
+        return self.hub.is_self or not self.hub.id
+
+    @property
+    def discovery_grace(self) -> float:
+        """Seconds after start before a device that sees no neighbour counts as alone."""
+        return 2 * self.probe_interval + 2.0
+
+    def _lan_first(self, job: _Job, uplink_open: bool) -> None:
+        """Add or remove the job's web seeds: LAN peers first (appliance.sync.township)."""
+        h = job.transfer.handle
+        if h is None or not h.is_valid() or job.state not in ("downloading", "waiting"):
+            return
+        self._count_sources(job)
+        infos = h.get_peer_info()
+        web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
+        now = time.monotonic()
+        st = h.status()
+        wanted = [p > 0 for p in h.get_piece_priorities()]
+        job.lan_supply = lan_supply(list(st.pieces), wanted,
+                                    (list(p.pieces) for p in infos
+                                     if p.connection_type not in web))
+        expected = now - job.started < LAN_HEAD_START and self._neighbour_has(*job.key)
+        want = bool(job.web_seeds) and web_seed_wanted(
+            uplink_open=uplink_open, uses_uplink=self.uses_uplink,
+            lan_can_supply=job.lan_supply > 0, lan_idle=now - job.lan_seen,
+            stall=self.cfg.lan_stall_seconds, lan_expected=expected)
+        if want and not job.seeds_on:
+            for url in job.web_seeds:
+                h.add_url_seed(url)
+            job.transfer.held_seeds.clear()
+            log.info("sync %s v%s: web seeds on (%s)", *job.key,
+                     "LAN stalled" if now - job.lan_seen >= self.cfg.lan_stall_seconds
+                     else "no LAN peer has the pieces left")
+        elif not want and job.seeds_on:
+            for url in job.web_seeds:
+                h.remove_url_seed(url)
+            job.transfer.held_seeds.update(job.web_seeds)
+            log.info("sync %s v%s: web seeds held back (%s)", *job.key,
+                     "LAN peers have pieces" if uplink_open else "uplink closed")
+        job.seeds_on = want
+
+    def _count_sources(self, job: _Job, final: bool = False) -> None:
+        """Where the job's payload came from: LAN peers or web seeds (the mirror)."""
+        h = job.transfer.handle
+        if job.state == "seeding" or h is None or not h.is_valid():
+            return  # a seeding torrent downloads nothing more
+        web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
+        conns = [] if final else [
+            (str(p.ip[0]), int(p.ip[1]), p.connection_type in web, p.total_download)
+            for p in h.get_peer_info()]
+        total = job.payload_before + job.transfer.status.payload_downloaded
+        lan = job.sources.lan
+        job.sources.update(conns, total, job.seeds_on)
+        if job.sources.lan > lan:
+            job.lan_seen = time.monotonic()
+
+    def _neighbour_has(self, channel: str, version: int) -> bool:
+        """True if a live neighbour holds this release (or newer) or is fetching it."""
+        return any(n.feed is not None and not n.error and (
+            n.feed.active.get(channel, 0) >= version or n.feed.fetching.get(channel) == version)
+            for n in self.neighbours.values())
 
     def _pick_up_staged(self) -> None:
         active = {ch: r.version for ch, r in self.library.active().items()}
@@ -292,10 +456,12 @@ class SyncService:
         t = ReleaseTransfer(self._live_session, self.library, m, rel.manifest_bytes, rel.signature,
                             rel.torrent, peers=rel.peers,
                             resume_interval=self.cfg.resume_interval, lsd=self.cfg.lsd,
-                            wanted=wanted,
+                            wanted=wanted, hold_web_seeds=True,
                             on_event=lambda msg: log.info("sync %s v%s: %s", m.channel,
                                                           m.version, msg))
-        job = _Job(t, rel.source, list(rel.web_seeds))
+        seeds = list(dict.fromkeys([*rel.web_seeds, *t.torrent.params.url_seeds]))
+        job = _Job(t, rel.source, seeds)
+        t.held_seeds.update(seeds)
         self.jobs[(m.channel, m.version)] = job
         free = shutil.disk_usage(self.library.data_dir).free
         reserve = self.settings.device.reserve_mb * 1_000_000
@@ -305,9 +471,7 @@ class SyncService:
                             f"{self.library.data_dir} has {human_bytes(free)} free. Nothing "
                             "was changed; free space (`ketang gc`) or subscribe to less.")
             return
-        t.start()
-        for url in rel.web_seeds:
-            t.live_handle.add_url_seed(url)
+        t.start()  # web seeds held back: _lan_first adds them when the LAN cannot help
         for h, p in rel.peers:
             t.live_handle.connect_peer((h, p))
         if current == m.version:
@@ -315,7 +479,6 @@ class SyncService:
         elif t.done:
             job.state = "activating"
         elif self._gate_reason:
-            t.live_handle.pause()
             job.state = "waiting"
         log.info("sync: %s v%s from %s: needs %d blobs (%d bytes)", m.channel, m.version,
                  rel.source or "staged", len(t.status.needed), t.status.needed_bytes)
@@ -335,6 +498,8 @@ class SyncService:
         # Kept beside the manifest, so LAN peers can fetch it from this device's feed.
         atomic_write_bytes(self.library.release_dir(channel, version) / TORRENT_NAME,
                            (job.transfer.work_dir / TORRENT_NAME).read_bytes())
+        self._count_sources(job, final=True)
+        job.payload_before += job.transfer.status.payload_downloaded  # the handle goes
         job.state = "seeding"
         log.info("sync: activated %s v%s", channel, version)
         try:
@@ -353,15 +518,25 @@ class SyncService:
                 shutil.rmtree(other.transfer.work_dir, ignore_errors=True)
 
     def _connect_peers(self) -> None:
-        """Make LAN peers advertising a release (or newer) libtorrent peers of it."""
+        """Make LAN neighbours that hold a release (or a newer one), or are fetching it
+        now, libtorrent peers of it: in-progress neighbours are found at once, not by
+        local service discovery minutes later."""
+        neighbours = self.neighbours
         for peer in self._peers():
             port = peer.get("bt_port")
             if not port:
                 continue
+            n = neighbours.get(peer.get("id", ""))
+            feed = n.feed if n is not None else None
             for job in self.jobs.values():
                 channel, version = job.key
                 h = job.transfer.handle
-                if h is None or peer["channels"].get(channel, 0) < version:
+                if h is None:
+                    continue
+                has = max(peer["channels"].get(channel, 0),
+                          feed.active.get(channel, 0) if feed else 0)
+                fetching = feed is not None and feed.fetching.get(channel) == version
+                if has < version and not fetching:
                     continue
                 for addr in peer.get("addresses", [])[:2]:
                     h.connect_peer((addr, int(port)))
@@ -377,21 +552,66 @@ class SyncService:
 
     # -- the feed thread ---------------------------------------------------------------
 
+    @property
+    def probe_interval(self) -> float:
+        """Seconds between asks of the neighbours' feeds (a quarter of the hub timeout)."""
+        return max(1.0, min(5.0, self.cfg.hub_timeout / 4))
+
     def _feed_loop(self) -> None:
-        last_peers = 0.0
+        last_probe = 0.0
         while not self._stop.is_set():
             try:
-                if not self._gate() and time.monotonic() >= self._next_poll:
+                if time.monotonic() - last_probe >= self.probe_interval:
+                    last_probe = time.monotonic()
+                    self._probe_neighbours()
+                    self._ask_neighbours()
+                if self.uses_uplink and not self._gate() \
+                        and time.monotonic() >= self._next_poll:
                     self._next_poll = time.monotonic() + self.cfg.poll_interval
                     self._poll_feeds()
-                if time.monotonic() - last_peers >= PEER_INTERVAL:
-                    last_peers = time.monotonic()
-                    self._ask_peers()
             except Exception as e:
                 log.exception("sync: feed thread")
                 self._error(f"internal error polling feeds: {e!r}")
-            self._poll_now.wait(min(5.0, self.cfg.poll_interval))
+            self._poll_now.wait(min(self.probe_interval, self.cfg.poll_interval))
             self._poll_now.clear()
+
+    def _probe_neighbours(self) -> None:
+        """Ask each neighbour zeroconf shows for its feed index; elect the hub."""
+        now = time.monotonic()
+        old = self.neighbours
+        fresh: dict[str, _Neighbour] = {}
+        for peer in self._peers():
+            pid, addrs, port = peer.get("id", ""), peer.get("addresses") or [], peer.get("port")
+            if not pid or pid == self.dev_id or not addrs or not port:
+                continue
+            n = _Neighbour(pid, str(peer.get("name", "")), list(addrs), int(port),
+                           peer.get("bt_port"))
+            prev = old.get(pid)
+            if prev is not None:
+                n.feed, n.ok_at = prev.feed, prev.ok_at
+            try:
+                feed = read_device_feed(n.url, PROBE_TIMEOUT)
+                if feed.id != pid:
+                    raise FeedError(f"{n.url} says it is device {feed.id!r}, but zeroconf "
+                                    f"announced {pid!r}; the neighbour is ignored.")
+                n.feed, n.ok_at, n.error = feed, time.monotonic(), ""
+            except FeedError as e:
+                n.error = str(e)
+                if prev is None or not prev.error:
+                    self._error(f"neighbour {n.name or pid}: {e}")
+            fresh[pid] = n
+        self.neighbours = fresh
+        alive = [n for n in fresh.values()
+                 if n.feed is not None and now - n.ok_at < self.cfg.hub_timeout]
+        was = self.hub
+        self.hub = elect_hub(self.dev_id, self.cfg.hub,
+                             [n.id for n in alive if n.feed and n.feed.hub_candidate],
+                             [n.id for n in alive])
+        if self.hub != was:
+            log.info("sync: hub is now %s (%s)%s", self.hub.id or "nobody", self.hub.how,
+                     ": this device" if self.hub.is_self else "")
+            if self.uses_uplink and not (was.is_self or not was.id):
+                self._next_poll = 0.0  # taking over: poll the feeds at once
 
     def _known_versions(self) -> dict[str, int]:
         """Per channel, the newest version active or staged (nothing older is fetched)."""
@@ -400,12 +620,11 @@ class SyncService:
             known[d.parent.name] = max(known.get(d.parent.name, 0), int(d.name))
         return known
 
-    def _take(self, url: str, channel: str, version: int, web_seed: str | None,
+    def _take(self, url: str, channel: str, version: int, web_seeds: Iterable[str],
               peers: Iterable[tuple[str, int]] = ()) -> None:
         rel = fetch_release(url, channel, version,
                             load_trusted_keys(self.settings.trust.keys_dir))
-        if web_seed:
-            rel.web_seeds.append(web_seed)
+        rel.web_seeds.extend(web_seeds)
         rel.peers = list(peers)
         stage(self.library.data_dir, rel)
         log.info("sync: staged %s v%s from %s", channel, version, url)
@@ -423,34 +642,56 @@ class SyncService:
                         continue
                     if version > known.get(channel, 0):
                         seed = feed_root(url).removesuffix("KETANG/") if is_seed else None
-                        self._take(url, channel, version, seed)
+                        self._take(url, channel, version, [seed] if seed else [])
                 info["ok"], info["error"] = True, ""
             except KetangError as e:
                 info["ok"], info["error"] = False, str(e)
                 self._error(f"feed {url}: {e}")
 
-    def _ask_peers(self) -> None:
-        """Fetch from a LAN peer the signed release it advertises when it is newer."""
-        for peer in self._peers():
-            port, addrs = peer.get("bt_port"), peer.get("addresses") or []
-            if not port or not addrs:
-                continue
+    def _own_web_seeds(self) -> list[str]:
+        """This device's own feeds as web seeds, for a release a neighbour says came
+        from a web-seeding feed (each school reaches the mirror over its own uplink)."""
+        return [feed_root(u).removesuffix("KETANG/") for u in self.cfg.feeds]
+
+    def _ask_neighbours(self) -> None:
+        """Fetch from a LAN neighbour the signed release it holds or is fetching when it
+        is newer than this device's: the hub first, then the others by id. Signature
+        first, as from any feed; a bad answer is reported and nothing is staged."""
+        neighbours = sorted((n for n in self.neighbours.values() if n.feed and not n.error),
+                            key=lambda n: (n.id != self.hub.id, n.id))
+        for n in neighbours:
+            assert n.feed is not None
+            offers = dict(n.feed.fetching)
+            for ch, v in n.feed.active.items():
+                offers[ch] = max(v, offers.get(ch, 0))
             known = self._known_versions()
-            for channel, version in sorted(peer.get("channels", {}).items()):
+            for channel, version in sorted(offers.items()):
                 if self.cfg.channels and channel not in self.cfg.channels:
                     continue
-                key = (peer.get("id", ""), channel, version)
+                key = (n.id, channel, version)
                 if version <= known.get(channel, 0) or \
                         time.monotonic() < self._peer_tries.get(key, 0.0):
                     continue
-                self._peer_tries[key] = time.monotonic() + self.cfg.poll_interval
-                host = f"[{addrs[0]}]" if ":" in addrs[0] else addrs[0]
-                url = f"http://{host}:{peer['port']}/sync/feed/"
+                self._peer_tries[key] = time.monotonic() + min(NEIGHBOUR_RETRY,
+                                                               self.cfg.poll_interval)
+                peers = [(a, int(n.bt_port)) for a in n.addresses[:2]] if n.bt_port else []
+                seeds = self._own_web_seeds() if n.feed.upstream_web_seed else []
                 try:
-                    self._take(url, channel, version, None,
-                               [(a, int(port)) for a in addrs[:2]])
+                    self._take(n.url, channel, version, seeds, peers)
+                    known[channel] = version
                 except KetangError as e:
-                    self._error(f"peer {peer.get('name')} ({url}): {e}")
+                    self._error(f"neighbour {n.name or n.id} ({n.url}): {e}")
+
+    def feed_extras(self) -> dict[str, Any]:
+        """What this device's own feed index adds for its neighbours (township fields)."""
+        fetching = {ch: v for (ch, v), j in sorted(self.jobs.items())
+                    if j.state not in ("seeding", "error")}
+        return {
+            "device": {"id": self.dev_id, "hub_candidate": hub_candidate(self.cfg.hub),
+                       "hub": self.hub.id},
+            "fetching": fetching,
+            "upstream_web_seed": any(j.web_seeds for j in self.jobs.values()),
+        }
 
     # -- status ------------------------------------------------------------------------
 
@@ -464,6 +705,8 @@ class SyncService:
             "done_blobs": len(st.fetched), "needed_bytes": st.needed_bytes,
             "done_bytes": 0, "download_rate": 0, "upload_rate": 0, "peers": 0,
             "web_seeds": [], "errors": list(job.errors) + st.errors[-3:],
+            "bytes_lan": job.sources.lan, "bytes_mirror": job.sources.mirror,
+            "web_seeds_on": job.seeds_on, "lan_pieces": job.lan_supply,
         }
         if job.state == "seeding":
             out["done_bytes"] = st.needed_bytes
@@ -480,10 +723,12 @@ class SyncService:
         out["peers"] = s.num_peers
         web_conns = sum(1 for p in h.get_peer_info()
                         if p.connection_type in (lt.peer_info.web_seed, lt.peer_info.http_seed))
-        for url in sorted(h.url_seeds()):
+        for url in sorted(set(h.url_seeds()) | set(job.web_seeds)):
             when, err = job.seed_errors.get(url, (0.0, ""))
             if err and time.monotonic() - when < 60:
                 state = "error"
+            elif not job.seeds_on:
+                state = "held"
             elif web_conns:
                 state = "connected"
             else:
@@ -509,6 +754,15 @@ class SyncService:
         with self._lock:
             errors = list(self._errors)
         feeds = [{k: v for k, v in f.items()} for f in self._feeds.values()]
+        now = time.monotonic()
+        neighbours = [{
+            "id": n.id, "name": n.name, "url": n.url,
+            "ok": n.feed is not None and now - n.ok_at < self.cfg.hub_timeout,
+            "hub_candidate": bool(n.feed and n.feed.hub_candidate),
+            "active": dict(n.feed.active) if n.feed else {},
+            "fetching": dict(n.feed.fetching) if n.feed else {},
+            "error": n.error} for n in sorted(self.neighbours.values(), key=lambda n: n.id)]
+        hub_name = next((n.name for n in self.neighbours.values() if n.id == self.hub.id), "")
         return {
             "pid": os.getpid(),
             "state": state,
@@ -516,6 +770,9 @@ class SyncService:
             "quota": {"daily_bytes": self.quota.daily_bytes, "used_bytes": self.quota.used,
                       "remaining_bytes": self.quota.remaining, "day": self.quota.day},
             "feeds": feeds,
+            "township": {"device_id": self.dev_id, "hub": self.hub.id, "hub_name": hub_name,
+                         "hub_how": self.hub.how, "hub_is_self": self.hub.is_self,
+                         "uses_uplink": self.uses_uplink, "neighbours": neighbours},
             "releases": releases,
             "errors": errors,
         }

@@ -8,6 +8,7 @@ windows). docs/sync.md describes the shape.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from datetime import datetime
@@ -80,8 +81,12 @@ def sync_summary(settings: Settings, now: datetime | None = None) -> dict[str, A
         "quota": doc.get("quota") or {"daily_bytes": settings.sync.daily_quota_mb * 1_000_000,
                                       "used_bytes": 0, "remaining_bytes": None, "day": None},
         "limits": {"upload_kbps": settings.sync.upload_rate_kbps,
-                   "download_kbps": settings.sync.download_rate_kbps},
+                   "download_kbps": settings.sync.download_rate_kbps,
+                   "lan_kbps": settings.sync.lan_rate_kbps},
         "feeds": doc.get("feeds", []),
+        "township": (doc.get("township") if running else None) or {
+            "device_id": "", "hub": "", "hub_name": "", "hub_how": "", "hub_is_self": False,
+            "uses_uplink": False, "neighbours": []},
         "releases": doc.get("releases", []),
         "errors": doc.get("errors", []),
     }
@@ -107,6 +112,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if q.get("daily_bytes"):
         lines.append(f"今日流量 / Today's uplink: {human_bytes(q.get('used_bytes', 0))} of "
                      f"{human_bytes(q['daily_bytes'])}")
+    town = summary.get("township") or {}
+    if town.get("hub_how"):
+        lines.append(words.both(lambda _: words.hub_text(town, _)))
     for f in summary["feeds"]:
         lines.append(f"feed {f['url']}: {f.get('error') or 'ok'} (polled {f.get('polled')})")
     for r in summary["releases"]:
@@ -116,6 +124,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"↓{human_bytes(r['download_rate'])}/s ↑{human_bytes(r['upload_rate'])}/s  "
             f"peers {r['peers']}  web seeds "
             + (", ".join(f"{s['url']} {s['state']}" for s in r["web_seeds"]) or "-"))
+        lines.append("  " + words.both(functools.partial(words.sources_text, r)))
         lines += [f"  ! {e}" for e in r.get("errors", [])[-3:]]
     lines += [f"! {e}" for e in summary["errors"][-5:]]
     return "\n".join(lines)

@@ -72,6 +72,8 @@ def init_app(app: Flask) -> None:
         "sync_text": lambda summary: words.sync_text(summary, gettext),
         "sync_state": lambda state: words.sync_release_state(state, gettext),
         "seed_state": lambda state: words.web_seed_state(state, gettext),
+        "hub_text": lambda township: words.hub_text(township, gettext),
+        "sources_text": lambda release: words.sources_text(release, gettext),
         "health_problem": lambda problem: words.health_problem(problem, gettext),
     })
     app.register_blueprint(bp)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, jsonify
 
-from appliance.sync.feed import FEED_FORMAT, MANIFEST, SIGNATURE
+from appliance.identity import device_id
+from appliance.sync.feed import FEED_FORMAT, MANIFEST, SIGNATURE, staging_dir
 from content_cache.blobstore import SHA256_RE
 from content_cache.manifest import CHANNEL_RE
 from content_cache.torrent import TORRENT_NAME
 
 from . import media
-from .context import library
+from .context import library, settings, state
 
 bp = Blueprint("sync_feed", __name__, url_prefix="/sync/feed/KETANG")
 FILES = {MANIFEST: "application/json", SIGNATURE: "application/json",
@@ -28,21 +29,32 @@ FILES = {MANIFEST: "application/json", SIGNATURE: "application/json",
 
 @bp.route("/feed.json")
 def feed_index():
-    """The newest active release of each channel this device can share."""
+    """The newest active release of each channel this device can share; with the sync
+    service on, also what it is fetching now and who it takes for the hub (docs/sync.md)."""
     lib = library()
     channels = {ch: rel.version for ch, rel in sorted(lib.active().items())
                 if (lib.release_dir(ch, rel.version) / TORRENT_NAME).is_file()}
-    return jsonify({"format": FEED_FORMAT, "channels": channels, "web_seed": True})
+    sync = state().sync
+    extras = sync.feed_extras() if sync is not None else {
+        "device": {"id": device_id(settings().device.id), "hub_candidate": False, "hub": ""},
+        "fetching": {}, "upstream_web_seed": False}
+    return jsonify({"format": FEED_FORMAT, "channels": channels, "web_seed": True, **extras})
 
 
 @bp.route("/releases/<channel>/<int:version>/<name>")
 def release_file(channel: str, version: int, name: str):
-    """A kept release's manifest, signature or torrent (active releases only)."""
+    """A kept release's manifest, signature or torrent: the active release, or one the
+    sync service is fetching (staged, its signature checked)."""
     lib = library()
-    if not CHANNEL_RE.match(channel) or name not in FILES \
-            or lib.active_version(channel) != version:
+    if not CHANNEL_RE.match(channel) or name not in FILES:
         abort(404)
-    path = lib.release_dir(channel, version) / name
+    if lib.active_version(channel) == version:
+        path = lib.release_dir(channel, version) / name
+    else:
+        staged = staging_dir(lib.data_dir, channel, version)
+        if not (staged / SIGNATURE).is_file():  # written last: the folder is complete
+            abort(404)
+        path = staged / name
     if not path.is_file():
         abort(404)
     return Response(path.read_bytes(), mimetype=FILES[name],

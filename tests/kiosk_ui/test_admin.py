@@ -523,8 +523,12 @@ def busy(app, tmp_path, monkeypatch):
         "window": {"windows": ["01:00-06:00"], "open": False,
                    "next_start": "2026-11-24T01:00"},
         "quota": {}, "feeds": [], "errors": [],
+        "township": {"hub": "school-00", "hub_name": "Ketang Hongxing", "hub_how": "elected",
+                     "hub_is_self": False, "uses_uplink": False,
+                     "neighbours": [{"id": "school-00"}, {"id": "school-02"}]},
         "releases": [{"channel": "cn", "version": 2, "state": "waiting", "peers": 0,
                       "needed_bytes": 0, "done_bytes": 0, "download_rate": 0,
+                      "bytes_lan": 20_000_000, "bytes_mirror": 1_500_000,
                       "web_seeds": [{"url": "http://seed.lan/", "state": "idle", "error": ""}],
                       "errors": []}]})
     real = admin_status.health_report
@@ -543,6 +547,8 @@ def test_the_dashboard_reads_fully_in_chinese_in_zh_mode(busy):
     assert "U盘导入失败：签名缺失、有误，或不是本机信任的密钥所签" in drives
     assert "详情" in drives and "bad signature" in drives      # the detail, for the technician
     assert "等待同步时间窗口（01:00 开放）" in sync and "等待中" in sync and "空闲" in sync
+    assert "枢纽：Ketang Hongxing（school-00）" in sync and "2 个邻校设备" in sync
+    assert "来自局域网 20.0 MB，来自镜像站 1.5 MB" in sync
     assert "数据盘空间不足：仅剩 512 MiB" in health and "没有可用的课程" in health
     for english in ("Importing", "remove", "could not", "Waiting", "waiting", "idle",
                     "Only 512", "No release", "Details"):
@@ -557,6 +563,8 @@ def test_the_dashboard_reads_fully_in_english_in_en_mode(busy):
     assert ("The USB drive could not be imported: its signature is missing, wrong, or by a "
             "key this device does not trust") in drives
     assert "Waiting for the sync window (opens at 01:00)" in sync and "idle" in sync
+    assert "Hub: Ketang Hongxing (school-00)" in sync and "2 neighbours" in sync
+    assert "From the LAN 20.0 MB, from the mirror 1.5 MB" in sync
     assert "Only 512 MiB free on the data volume" in health and "No release is active" in health
     for name, text in (("drives", drives), ("sync", sync), ("health", health)):
         assert not CJK.search(text), (name, CJK.findall(text))

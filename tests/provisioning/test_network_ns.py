@@ -25,7 +25,7 @@ from provisioning.layout import Layout
 from provisioning.render import captive_portal_uri
 from provisioning.status import active_leases
 
-from ..helpers import KETANG
+from ..helpers import KETANG, stop_process
 from ..support import needs
 from .tools import require
 
@@ -126,12 +126,7 @@ def process(args: list[str], log: Path, ready: str, timeout: float = 30.0) -> It
         else:
             raise AssertionError(f"{args[0]} did not get ready:\n{log.read_text()}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_lease_dns_and_captive_portal_between_namespaces(tmp_path, sample_device):

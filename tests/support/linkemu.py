@@ -47,7 +47,8 @@ class LinkEmulator:
 
     def __init__(self, target: tuple[str, int], rate: float | None = None,
                  latency: float = 0.0, drop_every: float | None = None,
-                 outage: float = 0.0, max_drops: int | None = None) -> None:
+                 outage: float = 0.0, max_drops: int | None = None,
+                 listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         if target[0] not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the link emulator only forwards to loopback")
         self.target = target
@@ -64,7 +65,8 @@ class LinkEmulator:
         self._socks: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        # ``listen``: 127.0.0.1 unless a test runs it inside a network namespace it made.
+        self._listener = socket.create_server(listen)
         self.port = self._listener.getsockname()[1]
         self._threads: list[threading.Thread] = []
 

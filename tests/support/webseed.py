@@ -78,3 +78,15 @@ def web_seed(root: Path, corrupt: bool = False) -> Iterator[tuple[str, list[str]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def serve_forever(root: Path, host: str, port: int) -> None:
+    """Serve ``root`` on ``host:port`` until killed (a mirror in a network namespace)."""
+    handler = type("Handler", (_RangeHandler,), {"corrupt": False, "requests": []})
+    server = _QuietServer((host, port), functools.partial(handler, directory=str(root)))
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":  # python -m tests.support.webseed ROOT HOST PORT
+    serve_forever(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
