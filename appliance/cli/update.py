@@ -51,11 +51,9 @@ def status_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path | Non
                as_json: bool) -> None:
     """Both slots' versions, the slot booted, the next boot, the last update and its
     outcome (also in /var/lib/ketang/updates/status.json for the dashboard)."""
-    from provisioning.bootentries import BootEntries
-    from provisioning.update import record, summary
+    from provisioning.update import record
     dev = _device(ctx, rauc_conf, image_env)
-    boot = BootEntries(esp).states() if (esp / "loader").is_dir() else None
-    doc = summary(dev, boot)
+    doc = _summary(dev, esp)
     record(dev, slots=doc["slots"], booted_slot=doc["booted_slot"],
            booted_version=doc["booted_version"], next_boot=doc["next_boot"])
     if as_json:
@@ -80,6 +78,13 @@ def status_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path | Non
         verdict = "passed 通过" if health.get("ok") else f"FAILED 未通过: {health.get('reason')}"
         click.echo(f"健康检查 Health gate ({health.get('at', '?')}, slot {health.get('slot')}): "
                    f"{verdict}")
+
+
+def _summary(dev, esp: Path) -> dict:
+    """provisioning.update.summary with the boot loader's view of the slots (amd64)."""
+    from provisioning.bootentries import BootEntries
+    from provisioning.update import summary
+    return summary(dev, BootEntries(esp).states() if (esp / "loader").is_dir() else None)
 
 
 @update.command("install")
@@ -144,6 +149,12 @@ def health_check_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path
     if last.get("slot") == slot and last.get("outcome") in ("installed", "trial-failed"):
         changes["last_update"] = ({"outcome": "good", "reason": ""} if verdict.ok else
                                   {"outcome": "trial-failed", "reason": verdict.reason})
+    try:          # the slots as this boot sees them, for the dashboard (docs/updates.md)
+        doc = _summary(dev, Path("/boot/efi"))
+        changes.update(slots=doc["slots"], booted_slot=doc["booted_slot"],
+                       booted_version=doc["booted_version"], next_boot=doc["next_boot"])
+    except Exception:  # noqa: BLE001 - the gate's verdict matters more than this view
+        pass
     record(dev, **changes)
     if verdict.ok:
         click.echo(f"健康 Healthy after {verdict.seconds:.0f} s (slot {slot}).")
