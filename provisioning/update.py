@@ -143,6 +143,31 @@ def system_compatible(conf: Path) -> str:
                           "this image was built without update support.") from None
 
 
+def system_bootloader(conf: Path) -> str:
+    """The ``bootloader`` of RAUC's system.conf ('' when unreadable)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(conf.read_text(encoding="utf-8"))
+        return parser["system"].get("bootloader", "")
+    except (OSError, KeyError, configparser.Error):
+        return ""
+
+
+def mark_good(device: Device) -> str:
+    """After a passed health gate, refill the running slot's tries where RAUC's backend
+    counts them (``uboot``, the Raspberry Pi 4: ``rauc status mark-good booted`` sets
+    ``BOOT_<slot>_LEFT`` again). On amd64 systemd-bless-boot does it. Returns what was
+    done ('' when nothing was needed); UpdateError when RAUC refused."""
+    if system_bootloader(device.rauc_conf) != "uboot":
+        return ""
+    proc = device.run_rauc("status", "mark-good", "booted")
+    if proc.returncode != 0:
+        raise UpdateError("无法标记当前系统为正常。RAUC could not mark the running slot good "
+                          f"({(proc.stderr.strip().splitlines() or ['no message'])[-1]}); "
+                          "its tries run out and the other slot boots.")
+    return "marked good"
+
+
 @dataclass
 class Device:
     """Where this device keeps what updates need (tests point it at temp folders)."""

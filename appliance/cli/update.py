@@ -157,6 +157,8 @@ def health_check_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path
         pass
     record(dev, **changes)
     if verdict.ok:
+        from provisioning.update import mark_good
+        mark_good(dev)       # the Pi 4's U-Boot counter; amd64: systemd-bless-boot
         click.echo(f"健康 Healthy after {verdict.seconds:.0f} s (slot {slot}).")
         return
     click.echo(f"不健康 NOT healthy (slot {slot}): {verdict.reason}", err=True)

@@ -351,3 +351,16 @@ def test_an_install_cut_short_by_a_restart_says_interrupted(device, tmp_path):
     last = summary(device)["last_update"]
     assert last["outcome"] == "interrupted"
     assert "Install it again" in last["reason"] and last["reason"].startswith("安装时")
+
+
+def test_a_passed_gate_marks_the_slot_good_only_where_rauc_counts_the_tries(device):
+    """The Pi 4 (RAUC's uboot backend) refills the running slot's tries with `rauc status
+    mark-good booted`; amd64 (custom backend, systemd-bless-boot) asks RAUC nothing."""
+    from provisioning.update import mark_good
+    log = device.rauc_conf.parent.parent / "rauc-calls.log"
+    assert mark_good(device) == "" and not log.exists()
+    conf = device.rauc_conf.read_text()
+    device.rauc_conf.write_text(conf.replace("bootloader=custom", "bootloader=uboot"))
+    with pytest.raises(UpdateError, match="could not mark the running slot good"):
+        mark_good(device)                  # this machine's RAUC has no U-Boot environment
+    assert "status mark-good booted" in log.read_text()
