@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -176,42 +175,16 @@ def health_check_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path
 @click.option("--tries", default=0, help="Tries of a slot on trial (default: image.env).")
 def rauc_backend(args: tuple[str, ...], esp: Path, rauc_conf: Path, tries: int) -> None:
     """RAUC's custom bootloader backend: get-primary, set-primary SLOT, get-state SLOT,
-    set-state SLOT good|bad, get-current."""
-    from provisioning.bootentries import DEFAULT_TRIES, BootEntries, copy_kernel, current_slot
-    from provisioning.update import IMAGE_ENV, read_env
-    tries = tries or int(read_env(IMAGE_ENV).get("KETANG_BOOT_TRIES", DEFAULT_TRIES))
-    entries = BootEntries(esp, tries)
-    match args:
-        case ("get-primary",):
-            click.echo(entries.primary())
-        case ("get-current",):
-            click.echo(current_slot(Path("/proc/cmdline").read_text()))
-        case ("get-state", slot):
-            click.echo("bad" if entries.state(slot) in ("bad", "absent") else "good")
-        case ("set-state", slot, state):
-            entries.set_state(slot, state)
-        case ("set-primary", slot):
-            _copy_slot_kernel(rauc_conf, esp, slot, copy_kernel)
-            entries.set_primary(slot)
-        case _:
-            raise click.UsageError(f"unknown backend call: {' '.join(args)}")
-
-
-def _copy_slot_kernel(rauc_conf: Path, esp: Path, slot: str, copy_kernel) -> None:
-    """Mount ``slot``'s root (read-only) and copy its kernel and initramfs to the ESP."""
-    import configparser
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(rauc_conf)
-    device = next((parser[s]["device"] for s in parser.sections()
-                   if s.startswith("slot.rootfs.") and parser[s].get("bootname") == slot), None)
-    if device is None:
-        raise click.ClickException(f"{rauc_conf}: no root slot with bootname {slot}")
-    with tempfile.TemporaryDirectory(prefix="ketang-slot-") as mnt:
-        subprocess.run(["mount", "-o", "ro", device, mnt], check=True)
-        try:
-            copy_kernel(Path(mnt), esp, slot)
-        finally:
-            subprocess.run(["umount", mnt], check=False)
+    set-state SLOT good|bad, get-current (the image calls python3 -m
+    provisioning.rauc_backend directly: faster)."""
+    from provisioning.bootentries import BootEntryError
+    from provisioning.rauc_backend import run
+    try:
+        out = run(list(args), esp=esp, rauc_conf=rauc_conf, tries=tries)
+    except BootEntryError as e:
+        raise click.ClickException(str(e)) from None
+    if out:
+        click.echo(out)
 
 
 COMMANDS = [update]
