@@ -59,9 +59,11 @@ image: $(STAMP) image-deps
 	bash image-build/build.sh $(ARCH)
 
 ## update-bundle: a signed RAUC bundle of the built image's root slot (docs/updates.md);
-## KETANG_UPDATE_VERSION=0.2.0, KETANG_UPDATE_CERT/KEY from the key ceremony
+## KETANG_UPDATE_VERSION=0.2.0, KETANG_UPDATE_CERT/KEY from the key ceremony; KIND=app
+## for an app-only bundle (a patch against KETANG_UPDATE_BASE, the root the devices run)
+KIND ?= whole
 update-bundle: $(STAMP) system-deps
-	bash image-build/update-bundle.sh $(ARCH)
+	bash image-build/update-bundle.sh $(ARCH) $(KIND)
 
 ## test-image-arm64: build the Raspberry Pi 4 image (slow: emulated) and boot it on qemu -M virt
 test-image-arm64: $(STAMP) image-deps

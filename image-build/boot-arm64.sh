@@ -41,15 +41,8 @@ upstream_kernel=1
 disable_overscan=1
 [all]
 EOT
-  cat > "$esp/boot.cmd" <<EOT
-# Ketang boot script (compiled to boot.scr): boot root slot A. Issue 17 adds the A/B
-# choice and a boot counter kept in U-Boot's environment.
-setenv ketang_slot a
-setenv bootargs "root=PARTLABEL=ketang-root-\${ketang_slot} ketang.slot=\${ketang_slot} $KERNEL_CMDLINE"
-load \${devtype} \${devnum}:1 \${kernel_addr_r} ketang-\${ketang_slot}/vmlinuz
-load \${devtype} \${devnum}:1 \${ramdisk_addr_r} ketang-\${ketang_slot}/initrd.img
-booti \${kernel_addr_r} \${ramdisk_addr_r}:\${filesize} \${fdt_addr}
-EOT
+  # A/B with a boot counter in U-Boot's environment (RAUC's uboot backend, issue 17).
+  sed "s|KERNEL_CMDLINE|$KERNEL_CMDLINE|" "$here/rauc/boot-arm64.cmd" > "$esp/boot.cmd"
   mkimage -q -A arm64 -O linux -T script -C none -n "Ketang boot" -d "$esp/boot.cmd" \
     "$esp/boot.scr" >/dev/null
   boot_readme "$esp"

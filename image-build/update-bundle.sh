@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Build a signed whole-OS update bundle (RAUC, verity format) from the built image's root
-# slot: image-build/update-bundle.sh [amd64|arm64]   (make update-bundle)
+# Build a signed update bundle (RAUC, verity format) from the built image's root slot:
+#   image-build/update-bundle.sh [amd64|arm64] [whole|app]   (make update-bundle KIND=app)
 #
+# whole: the new root slot itself (about 600 MB). app: a zstd patch from the root the
+# devices run (KETANG_UPDATE_BASE) to the new root, rebuilt on the device by an install
+# hook (image-build/rauc/app-delta-hook.sh): a Ketang code fix moves a few hundred KB.
+#
+#   KETANG_UPDATE_BASE     app bundles: the root image the devices run (a squashfs: the
+#                          image's root.squashfs, or a previous bundle's root, see
+#                          docs/updates.md); default: the built image's root slot
 #   KETANG_UPDATE_VERSION  the bundle's version (default: setup.cfg's); written into the
 #                          new root's /usr/lib/ketang/image.env, which the device reports
 #   KETANG_UPDATE_CERT     the signing certificate (PEM) and its key, from the key
@@ -17,6 +24,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
 arch=${1:-amd64}
+kind=${2:-whole}
+[[ $kind == whole || $kind == app ]] || die "unknown bundle kind '$kind' (have: whole, app)"
 [[ -f "$here/rauc/system-$arch.conf" ]] || die "unknown architecture '$arch' (have: amd64, arm64)"
 [[ $(id -u) -eq 0 ]] || die "run as root (the root file system's owners must be kept): sudo make update-bundle"
 command -v rauc >/dev/null || die "rauc is not installed (make system-deps)"
@@ -33,6 +42,14 @@ image_name=ketang-$base_version-$arch
 [[ -f "$dist/$image_name.cache-path" ]] || die "no built image for $arch: run make image first"
 image=$(cat "$dist/$image_name.cache-path")
 [[ -f "$image/root.squashfs" ]] || die "$image has no root.squashfs: run make image again"
+base_root=
+base_hash=none
+if [[ $kind == app ]]; then
+  base_root=${KETANG_UPDATE_BASE:-$image/root.squashfs}
+  [[ -f "$base_root" ]] || die "KETANG_UPDATE_BASE: no such root image: $base_root"
+  command -v zstd >/dev/null || die "zstd is not installed (make system-deps)"
+  base_hash=$(sha256sum < "$base_root" | cut -d' ' -f1)
+fi
 
 cert=${KETANG_UPDATE_CERT:-}
 key=${KETANG_UPDATE_KEY:-}
@@ -53,9 +70,11 @@ overlay_hash=none
 [[ -n "$overlay" ]] && overlay_hash=$(cd "$overlay" && hash_inputs .)   # contents, not where
 key_hash=$(printf '%s\n' "$(sha256sum < "$image/root.squashfs" | cut -c1-16)" "$version" \
   "$overlay_hash" "$(sha256sum < "$cert")" "$compatible" \
-  "$(hash_inputs image-build/update-bundle.sh)" | sha256sum | cut -c1-16)
+  "$(hash_inputs image-build/update-bundle.sh image-build/rauc/app-delta-hook.sh)" \
+  "$kind" "$base_hash" | sha256sum | cut -c1-16)
 out=$cache/bundle-$arch-$key_hash
 name=ketang-$version-$arch
+[[ $kind == app ]] && name=$name-app
 publish() {
   rm -f "$dist/$name.raucb" "$dist/$name.raucb.json"
   ln "$out/$name.raucb" "$dist/" 2>/dev/null || cp "$out/$name.raucb" "$dist/"
@@ -88,19 +107,52 @@ say "packing the new root slot (squashfs)"
 mkdir -p "$work/bundle"
 mksquashfs "$R" "$work/bundle/root.img" -quiet -noappend -comp zstd -Xcompression-level 10 \
   -b 256K -mkfs-time "$epoch" -all-time "$epoch" -xattrs >/dev/null
+new_bytes=$(stat -c %s "$work/bundle/root.img")
+if [[ $kind == whole ]]; then
+  image_section="[image.rootfs]
+filename=root.img"
+  description="whole root slot"
+  extra_json=""
+else
+  base_version=$(unsquashfs -cat "$base_root" usr/lib/ketang/image.env 2>/dev/null \
+    | sed -n 's/^KETANG_IMAGE_VERSION=//p')
+  [[ -n "$base_version" ]] || die "$base_root: not a Ketang root (no usr/lib/ketang/image.env)"
+  say "making the app-only patch against $base_version's root (zstd --patch-from)"
+  # Level 3: the patch is smaller than at 19 (whose optimal parser misses long matches)
+  # and takes seconds, not minutes (docs/updates.md, "Measured").
+  zstd -q -3 --long=31 --patch-from="$base_root" "$work/bundle/root.img" \
+    -o "$work/bundle/root.patch.zst"
+  cat > "$work/bundle/delta.env" <<EOF
+BASE_SIZE=$(stat -c %s "$base_root")
+BASE_SHA256=$base_hash
+BASE_VERSION=$base_version
+NEW_SIZE=$new_bytes
+NEW_SHA256=$(sha256sum < "$work/bundle/root.img" | cut -d' ' -f1)
+EOF
+  install -m 0755 "$here/rauc/app-delta-hook.sh" "$work/bundle/hook.sh"
+  rm "$work/bundle/root.img"
+  image_section="[hooks]
+filename=hook.sh
+
+[image.rootfs]
+filename=root.patch.zst
+hooks=install"
+  description="app-only: patch from $base_version's root"
+  extra_json=", \"base_version\": \"$base_version\", \"base_sha256\": \"$base_hash\",
+ \"patch_bytes\": $(stat -c %s "$work/bundle/root.patch.zst")"
+fi
 t2=$(date +%s)
 cat > "$work/bundle/manifest.raucm" <<EOF
 [update]
 compatible=$compatible
 version=$version
-description=Ketang $version ($arch) whole root slot
+description=Ketang $version ($arch) $description
 build=$(git describe --always --dirty 2>/dev/null || echo unknown)
 
 [bundle]
 format=verity
 
-[image.rootfs]
-filename=root.img
+$image_section
 EOF
 say "signing the bundle (RAUC, verity format)"
 rauc bundle --cert="$cert" --key="$key" "$work/bundle" "$work/$name.raucb" >"$work/rauc.log" 2>&1 \
@@ -109,8 +161,9 @@ t3=$(date +%s)
 size=$(stat -c %s "$work/$name.raucb")
 cat > "$work/$name.raucb.json" <<EOF
 {"name": "$name.raucb", "version": "$version", "arch": "$arch", "compatible": "$compatible",
- "kind": "whole-os", "size": $size, "sha256": "$(sha256sum < "$work/$name.raucb" | cut -d' ' -f1)",
- "root_image_bytes": $(stat -c %s "$work/bundle/root.img"),
+ "kind": "$([[ $kind == app ]] && echo app || echo whole-os)", "size": $size,
+ "sha256": "$(sha256sum < "$work/$name.raucb" | cut -d' ' -f1)",
+ "root_image_bytes": $new_bytes$extra_json,
  "from_image": "$(basename "$image")", "overlay": "$overlay_hash",
  "unpack_seconds": $((t1 - t0)), "pack_seconds": $((t2 - t1)), "sign_seconds": $((t3 - t2))}
 EOF

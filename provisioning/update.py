@@ -143,6 +143,31 @@ def system_compatible(conf: Path) -> str:
                           "this image was built without update support.") from None
 
 
+def system_bootloader(conf: Path) -> str:
+    """The ``bootloader`` of RAUC's system.conf ('' when unreadable)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(conf.read_text(encoding="utf-8"))
+        return parser["system"].get("bootloader", "")
+    except (OSError, KeyError, configparser.Error):
+        return ""
+
+
+def mark_good(device: Device) -> str:
+    """After a passed health gate, refill the running slot's tries where RAUC's backend
+    counts them (``uboot``, the Raspberry Pi 4: ``rauc status mark-good booted`` sets
+    ``BOOT_<slot>_LEFT`` again). On amd64 systemd-bless-boot does it. Returns what was
+    done ('' when nothing was needed); UpdateError when RAUC refused."""
+    if system_bootloader(device.rauc_conf) != "uboot":
+        return ""
+    proc = device.run_rauc("status", "mark-good", "booted")
+    if proc.returncode != 0:
+        raise UpdateError("无法标记当前系统为正常。RAUC could not mark the running slot good "
+                          f"({(proc.stderr.strip().splitlines() or ['no message'])[-1]}); "
+                          "its tries run out and the other slot boots.")
+    return "marked good"
+
+
 @dataclass
 class Device:
     """Where this device keeps what updates need (tests point it at temp folders)."""
@@ -151,6 +176,15 @@ class Device:
     image_env: Path = IMAGE_ENV
     data_dir: Path = DATA_DIR
     rauc: str = "rauc"
+    boot_id_file: Path = Path("/proc/sys/kernel/random/boot_id")
+    status_tries: int = 3       # `rauc status` asked again while RAUC's service starts
+
+    def boot_id(self) -> str:
+        """This boot's id (a new one after every restart or power cut; '' if unknown)."""
+        try:
+            return self.boot_id_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
 
     @property
     def status_file(self) -> Path:
@@ -227,6 +261,11 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+INTERRUPTED = ("安装时断电或重启，未完成；当前系统不受影响，请重新安装。The device restarted while "
+               "the update was being written; it was not installed and the running system is "
+               "unchanged. Install it again.")
+
+
 # --- the commands' work ----------------------------------------------------------------
 
 def install(device: Device, path: Path, force: bool = False, source: str = "file") -> Bundle:
@@ -244,7 +283,7 @@ def install(device: Device, path: Path, force: bool = False, source: str = "file
     record(device, last_update={"bundle": path.name, "version": bundle.version,
                                 "from_version": device.booted_version(), "source": source,
                                 "forced": force, "started_at": now(), "outcome": "installing",
-                                "reason": ""})
+                                "reason": "", "boot_id": device.boot_id()})
     proc = device.run_rauc("install", str(path), timeout=INSTALL_TIMEOUT)
     if proc.returncode != 0:
         reason = refusal(proc.stderr, path)
@@ -257,16 +296,25 @@ def install(device: Device, path: Path, force: bool = False, source: str = "file
     return bundle
 
 
-def rauc_status(device: Device) -> dict[str, Any]:
-    """``rauc status --output-format=json`` (``{}`` when RAUC cannot tell)."""
-    proc = device.run_rauc("status", "--detailed", "--output-format=json")
-    if proc.returncode != 0:
-        return {}
-    try:
-        doc = json.loads(proc.stdout)
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
+def rauc_status(device: Device, pause: float = 5.0) -> dict[str, Any]:
+    """``rauc status --output-format=json`` (``{}`` when RAUC cannot tell).
+
+    Asked again after a failure: the first call of a boot starts RAUC's service, which
+    asks the boot loader backend about every slot, and on a slow machine that can take
+    longer than D-Bus waits for an answer.
+    """
+    tries = device.status_tries
+    for attempt in range(tries):
+        proc = device.run_rauc("status", "--detailed", "--output-format=json")
+        if proc.returncode == 0:
+            try:
+                doc = json.loads(proc.stdout)
+            except ValueError:
+                return {}
+            return doc if isinstance(doc, dict) else {}
+        if attempt + 1 < tries:
+            time.sleep(pause)
+    return {}
 
 
 def rauc_slots(device: Device, doc: dict[str, Any] | None = None) -> list[tuple[str, dict]]:
@@ -315,6 +363,11 @@ def summary(device: Device, boot_state: dict[str, str] | None = None) -> dict[st
            "last_refusal": status.get("last_refusal", {}),
            "health": status.get("health", {})}
     last = out["last_update"]
+    if last.get("outcome") == "installing" and last.get("boot_id") != device.boot_id():
+        # The device restarted (power cut, reset) while RAUC wrote the idle slot: RAUC had
+        # marked that slot bad first, so the running one still boots; install again.
+        last = dict(last, outcome="interrupted", reason=INTERRUPTED)
+        out["last_update"] = last
     if last.get("slot") and last.get("slot") != booted and \
             (boot_state or {}).get(last["slot"]) == "bad":
         last = dict(last, outcome="rolled-back")

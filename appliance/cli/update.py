@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -51,11 +50,9 @@ def status_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path | Non
                as_json: bool) -> None:
     """Both slots' versions, the slot booted, the next boot, the last update and its
     outcome (also in /var/lib/ketang/updates/status.json for the dashboard)."""
-    from provisioning.bootentries import BootEntries
-    from provisioning.update import record, summary
+    from provisioning.update import record
     dev = _device(ctx, rauc_conf, image_env)
-    boot = BootEntries(esp).states() if (esp / "loader").is_dir() else None
-    doc = summary(dev, boot)
+    doc = _summary(dev, esp)
     record(dev, slots=doc["slots"], booted_slot=doc["booted_slot"],
            booted_version=doc["booted_version"], next_boot=doc["next_boot"])
     if as_json:
@@ -80,6 +77,13 @@ def status_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path | Non
         verdict = "passed 通过" if health.get("ok") else f"FAILED 未通过: {health.get('reason')}"
         click.echo(f"健康检查 Health gate ({health.get('at', '?')}, slot {health.get('slot')}): "
                    f"{verdict}")
+
+
+def _summary(dev, esp: Path) -> dict:
+    """provisioning.update.summary with the boot loader's view of the slots (amd64)."""
+    from provisioning.bootentries import BootEntries
+    from provisioning.update import summary
+    return summary(dev, BootEntries(esp).states() if (esp / "loader").is_dir() else None)
 
 
 @update.command("install")
@@ -144,8 +148,16 @@ def health_check_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path
     if last.get("slot") == slot and last.get("outcome") in ("installed", "trial-failed"):
         changes["last_update"] = ({"outcome": "good", "reason": ""} if verdict.ok else
                                   {"outcome": "trial-failed", "reason": verdict.reason})
+    try:          # the slots as this boot sees them, for the dashboard (docs/updates.md)
+        doc = _summary(dev, Path("/boot/efi"))
+        changes.update(slots=doc["slots"], booted_slot=doc["booted_slot"],
+                       booted_version=doc["booted_version"], next_boot=doc["next_boot"])
+    except Exception:  # noqa: BLE001 - the gate's verdict matters more than this view
+        pass
     record(dev, **changes)
     if verdict.ok:
+        from provisioning.update import mark_good
+        mark_good(dev)       # the Pi 4's U-Boot counter; amd64: systemd-bless-boot
         click.echo(f"健康 Healthy after {verdict.seconds:.0f} s (slot {slot}).")
         return
     click.echo(f"不健康 NOT healthy (slot {slot}): {verdict.reason}", err=True)
@@ -163,42 +175,16 @@ def health_check_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path
 @click.option("--tries", default=0, help="Tries of a slot on trial (default: image.env).")
 def rauc_backend(args: tuple[str, ...], esp: Path, rauc_conf: Path, tries: int) -> None:
     """RAUC's custom bootloader backend: get-primary, set-primary SLOT, get-state SLOT,
-    set-state SLOT good|bad, get-current."""
-    from provisioning.bootentries import DEFAULT_TRIES, BootEntries, copy_kernel, current_slot
-    from provisioning.update import IMAGE_ENV, read_env
-    tries = tries or int(read_env(IMAGE_ENV).get("KETANG_BOOT_TRIES", DEFAULT_TRIES))
-    entries = BootEntries(esp, tries)
-    match args:
-        case ("get-primary",):
-            click.echo(entries.primary())
-        case ("get-current",):
-            click.echo(current_slot(Path("/proc/cmdline").read_text()))
-        case ("get-state", slot):
-            click.echo("bad" if entries.state(slot) in ("bad", "absent") else "good")
-        case ("set-state", slot, state):
-            entries.set_state(slot, state)
-        case ("set-primary", slot):
-            _copy_slot_kernel(rauc_conf, esp, slot, copy_kernel)
-            entries.set_primary(slot)
-        case _:
-            raise click.UsageError(f"unknown backend call: {' '.join(args)}")
-
-
-def _copy_slot_kernel(rauc_conf: Path, esp: Path, slot: str, copy_kernel) -> None:
-    """Mount ``slot``'s root (read-only) and copy its kernel and initramfs to the ESP."""
-    import configparser
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(rauc_conf)
-    device = next((parser[s]["device"] for s in parser.sections()
-                   if s.startswith("slot.rootfs.") and parser[s].get("bootname") == slot), None)
-    if device is None:
-        raise click.ClickException(f"{rauc_conf}: no root slot with bootname {slot}")
-    with tempfile.TemporaryDirectory(prefix="ketang-slot-") as mnt:
-        subprocess.run(["mount", "-o", "ro", device, mnt], check=True)
-        try:
-            copy_kernel(Path(mnt), esp, slot)
-        finally:
-            subprocess.run(["umount", mnt], check=False)
+    set-state SLOT good|bad, get-current (the image calls python3 -m
+    provisioning.rauc_backend directly: faster)."""
+    from provisioning.bootentries import BootEntryError
+    from provisioning.rauc_backend import run
+    try:
+        out = run(list(args), esp=esp, rauc_conf=rauc_conf, tries=tries)
+    except BootEntryError as e:
+        raise click.ClickException(str(e)) from None
+    if out:
+        click.echo(out)
 
 
 COMMANDS = [update]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from appliance.config import Settings
@@ -83,6 +84,36 @@ def summary(name: str, settings: Settings) -> dict[str, Any] | None:
     return result if isinstance(result, dict) else {"value": result}
 
 
+UPDATES_STATUS = Path("updates") / "status.json"   # under device.data_dir (docs/updates.md)
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def software_updates(settings: Settings, boot_id_file: Path = BOOT_ID) -> dict[str, Any] | None:
+    """Both root slots, the one running, the next boot, the last update and its outcome,
+    the last refusal and health check, as ``ketang update`` recorded them; None when this
+    device never recorded any (not an image with A/B slots)."""
+    try:
+        doc = json.loads((settings.device.data_dir / UPDATES_STATUS).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    last = doc.get("last_update")
+    if isinstance(last, dict) and last.get("outcome") == "installing":
+        # As provisioning.update.summary: an install recorded in another boot never
+        # finished (the device restarted while the slot was written).
+        try:
+            boot_id = boot_id_file.read_text("utf-8").strip()
+        except OSError:
+            boot_id = ""
+        if last.get("boot_id") and last.get("boot_id") != boot_id:
+            doc["last_update"] = dict(last, outcome="interrupted")
+    slots = doc.get("slots")
+    doc["slots"] = {name: slot for name, slot in sorted(slots.items())
+                    if isinstance(slot, dict)} if isinstance(slots, dict) else {}
+    return doc
+
+
 def dashboard_status(settings: Settings, library: Library) -> dict[str, Any]:
     """Everything the dashboard shows, for the page and ``/admin/status.json``."""
     return {
@@ -93,4 +124,5 @@ def dashboard_status(settings: Settings, library: Library) -> dict[str, Any]:
         "peers": peers(),
         "sync": summary("sync", settings),
         "usage": summary("usage", settings),
+        "updates": software_updates(settings),
     }

@@ -117,3 +117,22 @@ def test_kernel_copied_from_the_new_slot(tmp_path, esp):
     (slot / "boot" / "initrd.img-6.12.1-amd64").unlink()
     with pytest.raises(BootEntryError, match="no initramfs"):
         copy_kernel(slot, esp, "b")
+
+
+def test_the_lean_rauc_backend_answers_rauc_and_refuses_unknown_calls(esp, tmp_path, capsys):
+    """provisioning.rauc_backend: what /usr/lib/ketang/rauc-bootloader runs for RAUC."""
+    from provisioning import rauc_backend
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("root=PARTLABEL=ketang-root-a ketang.slot=a ro\n")
+    assert rauc_backend.run(["get-primary"], esp=esp, tries=2) == "a"
+    assert rauc_backend.run(["get-current"], esp=esp, tries=2, cmdline=cmdline) == "a"
+    assert rauc_backend.run(["get-state", "a"], esp=esp, tries=2) == "good"
+    assert rauc_backend.run(["get-state", "b"], esp=esp, tries=2) == "bad"     # no entry
+    assert rauc_backend.run(["set-state", "b", "bad"], esp=esp, tries=2) == ""
+    with pytest.raises(BootEntryError, match="unknown backend call: frobnicate"):
+        rauc_backend.run(["frobnicate"], esp=esp, tries=2)
+    env = tmp_path / "image.env"
+    env.write_text("KETANG_IMAGE_VERSION=0.1.0\nKETANG_BOOT_TRIES=3\n")
+    assert rauc_backend.boot_tries(env) == 3 and rauc_backend.boot_tries(tmp_path / "x") == 2
+    assert rauc_backend.main(["nonsense"]) == 1
+    assert "unknown backend call" in capsys.readouterr().err

@@ -132,7 +132,8 @@ def device(tmp_path, pki):
     data = root / "data"
     (data / "lessons").mkdir(parents=True)
     (data / "lessons" / "kept.txt").write_text("课")
-    return Device(rauc_conf=conf, image_env=env, data_dir=data, rauc=str(wrapper))
+    return Device(rauc_conf=conf, image_env=env, data_dir=data, rauc=str(wrapper),
+                  status_tries=1)
 
 
 def calls(dev: Device) -> list[str]:
@@ -334,3 +335,32 @@ def test_status_says_rolled_back_when_the_new_slot_ran_out_of_tries(device):
     assert "front page" in doc["last_update"]["reason"]
     assert summary(device, {"a": "trial", "b": "good"})["last_update"]["outcome"] == \
         "trial-failed"
+
+
+def test_an_install_cut_short_by_a_restart_says_interrupted(device, tmp_path):
+    """Power lost while RAUC wrote the idle slot: the next boot (a new boot id) reports the
+    update as interrupted, with what to do; in the same boot it is still installing."""
+    from provisioning.update import record, summary
+    boot_id = tmp_path / "boot_id"
+    boot_id.write_text("11111111-1111-1111-1111-111111111111\n")
+    device.boot_id_file = boot_id
+    record(device, last_update={"version": "0.2.0", "outcome": "installing",
+                                "boot_id": device.boot_id()})
+    assert summary(device)["last_update"]["outcome"] == "installing"
+    boot_id.write_text("22222222-2222-2222-2222-222222222222\n")
+    last = summary(device)["last_update"]
+    assert last["outcome"] == "interrupted"
+    assert "Install it again" in last["reason"] and last["reason"].startswith("安装时")
+
+
+def test_a_passed_gate_marks_the_slot_good_only_where_rauc_counts_the_tries(device):
+    """The Pi 4 (RAUC's uboot backend) refills the running slot's tries with `rauc status
+    mark-good booted`; amd64 (custom backend, systemd-bless-boot) asks RAUC nothing."""
+    from provisioning.update import mark_good
+    log = device.rauc_conf.parent.parent / "rauc-calls.log"
+    assert mark_good(device) == "" and not log.exists()
+    conf = device.rauc_conf.read_text()
+    device.rauc_conf.write_text(conf.replace("bootloader=custom", "bootloader=uboot"))
+    with pytest.raises(UpdateError, match="could not mark the running slot good"):
+        mark_good(device)                  # this machine's RAUC has no U-Boot environment
+    assert "status mark-good booted" in log.read_text()

@@ -65,16 +65,18 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def web_seed(root: Path, corrupt: bool = False) -> Iterator[tuple[str, list[str]]]:
-    """Serve ``root`` on a free 127.0.0.1 port; yield (base URL, list of request paths)."""
+def web_seed(root: Path, corrupt: bool = False,
+             host: str = "127.0.0.1") -> Iterator[tuple[str, list[str]]]:
+    """Serve ``root`` on a free port of ``host`` (loopback unless a test's own network
+    namespace gives another); yield (base URL, list of request paths)."""
     requests: list[str] = []
     handler = type("Handler", (_RangeHandler,), {"corrupt": corrupt, "requests": requests})
-    server = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    server = _QuietServer((host, 0), functools.partial(handler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", requests
+        yield f"http://{host}:{server.server_address[1]}/", requests
     finally:
         server.shutdown()
         server.server_close()
