@@ -155,7 +155,7 @@ PARTLABEL=ketang-boot  $boot_dir  vfat  noatime,umask=0077,noauto,x-systemd.auto
 tmpfs  /tmp  tmpfs  mode=1777,nosuid,nodev,size=25%  0  0
 EOF
 mkdir -p "$R/var/lib/ketang" "$R$boot_dir"
-echo ketang > "$R/etc/hostname"
+# /etc/hostname links to the data partition, which holds "ketang" until provisioning.
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tketang\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
   > "$R/etc/hosts"
 : > "$R/etc/machine-id"

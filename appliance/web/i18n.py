@@ -73,5 +73,6 @@ def init_app(app: Flask) -> None:
         "sync_state": lambda state: words.sync_release_state(state, gettext),
         "seed_state": lambda state: words.web_seed_state(state, gettext),
         "health_problem": lambda problem: words.health_problem(problem, gettext),
+        "setup_headline": lambda result: words.setup_headline(result, gettext),
     })
     app.register_blueprint(bp)
