@@ -222,6 +222,8 @@ rm -rf "${R:?}"/boot/firmware/*   # raspi-firmware's copies; the boot partition 
 kver=$(basename "$(ls "$R"/boot/vmlinuz-* | LC_ALL=C sort | tail -n1)" | sed 's/^vmlinuz-//')
 . "$here/boot-$arch.sh"
 make_boot_files "$R" "$work/esp" "$kver"
+# The technician's starting point: a commented example to copy to ketang-setup.toml.
+cp provisioning/ketang-setup.example.toml "$work/esp/ketang-setup.example.toml"
 
 say "making the root slot (squashfs)"
 env -u SOURCE_DATE_EPOCH mksquashfs "$R" "$work/root.squashfs" -quiet -noappend -comp zstd -Xcompression-level 10 -b 256K \
