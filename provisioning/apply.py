@@ -281,7 +281,8 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
                    0o644)
         _run(seal, layout)
         outcome.changed_files.append(str(layout.sealed_file))
-    if (layout.root == Path("/") and str(HOSTNAME) in outcome.changed_files
+    # (On the image /etc/hostname is a link: the changed file is its target.)
+    if (layout.root == Path("/") and layout.host(HOSTNAME) in tx.changed
             and os.geteuid() == 0):
         try:
             socket.sethostname(values["system.hostname"])
