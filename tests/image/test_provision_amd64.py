@@ -7,8 +7,8 @@ One guest, three boots (each costs minutes under emulation):
    (mtools, as a technician's laptop would): the first boot applies it, writes
    ``ketang-setup-result.txt`` beside it, rewrites the file without what it applied (no
    secrets left on the card) and serves the school's name.
-2. The technician edits the file (new SSID and school name): after powering off and on the device
-   has them, and everything else of the first boot (host name, time zone, admin password,
+2. The technician edits the file (new SSID and school name) and powers the device off and
+   on: it has them, and everything else of the first boot (host name, time zone, admin password,
    trusted key) is still there: those live on the data partition, /etc is RAM.
    A file that tries to change the trusted keys is then refused by the same unit the boot
    runs: the result file says why, nothing changes.
