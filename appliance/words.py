@@ -208,3 +208,29 @@ def health_problem(problem: Mapping[str, Any], _: Gettext) -> str:
     if code == "no-release":
         return _("No release is active; import one with `ketang import`.")
     return str(problem.get("message") or code or "")
+
+
+# -- the setup file (provisioning's last-result.json, appliance/web/setup_result.py) ----
+
+def setup_headline(result: Mapping[str, Any], _: Gettext) -> str:
+    """What became of the last ketang-setup.toml, in a few words."""
+    if not result.get("ok"):
+        return _("Setup file not applied; the device is as it was")
+    if result.get("applied"):
+        return _("Setup file applied")
+    return _("Setup file checked: nothing to change")
+
+
+def setup_line(line: Any, _: Gettext) -> str:
+    """Where in the setup file a problem is."""
+    return _("line %(line)s") % {"line": line}
+
+
+def setup_more(count: int, _: Gettext) -> str:
+    """The problems or settings one line has no room for."""
+    return _("and %(count)s more") % {"count": count}
+
+
+def setup_see_result(_: Gettext) -> str:
+    """Where the whole outcome is."""
+    return _("see ketang-setup-result.txt on the boot partition")

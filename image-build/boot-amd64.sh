@@ -35,6 +35,9 @@ Ketang 课堂 boot partition / 启动分区
 
 把 ketang-setup.toml 放在这里（与本文件同一文件夹），首次启动时会应用它。
 Put ketang-setup.toml here (next to this file); it is applied on first boot.
+从 ketang-setup.example.toml 复制一份，改名为 ketang-setup.toml 再编辑。
+Copy ketang-setup.example.toml to ketang-setup.toml and edit it. 结果写在
+ketang-setup-result.txt / The outcome is written to ketang-setup-result.txt.
 See docs/flashing.md. Do not change other files here.
 EOT
 }

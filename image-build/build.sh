@@ -121,7 +121,14 @@ done
 say "configuring the system"
 cp -a --no-preserve=ownership "$here/rootfs/." "$R/"
 mkdir -p "$R/usr/share/doc/ketang"
-cp docs/flashing.md "$R/usr/share/doc/ketang/"
+cp docs/flashing.md docs/provisioning.md "$R/usr/share/doc/ketang/"
+# A device's own settings live on the data partition; /etc links to them (data-links.txt).
+while read -r link target; do
+  case $link in ''|'#'*) continue ;; esac
+  mkdir -p "$R$(dirname "$link")"
+  rm -f "$R$link"
+  ln -s "$target" "$R$link"
+done < "$here/data-links.txt"
 case $arch in
   amd64) boot_dir=/boot/efi ;;
   arm64) boot_dir=/boot/firmware ;;
@@ -148,20 +155,24 @@ PARTLABEL=ketang-boot  $boot_dir  vfat  noatime,umask=0077,noauto,x-systemd.auto
 tmpfs  /tmp  tmpfs  mode=1777,nosuid,nodev,size=25%  0  0
 EOF
 mkdir -p "$R/var/lib/ketang" "$R$boot_dir"
-echo ketang > "$R/etc/hostname"
+# /etc/hostname links to the data partition, which holds "ketang" until provisioning.
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tketang\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
   > "$R/etc/hosts"
 : > "$R/etc/machine-id"
 rm -f "$R/var/lib/dbus/machine-id"
 chroot "$R" systemd-sysusers >/dev/null
 chroot "$R" systemctl enable --quiet systemd-networkd.service ketang-grow-data.service \
-  ketang-machine-id.service ketang-serve.service ketang-drives.service ketang-health.service
+  ketang-machine-id.service ketang-serve.service ketang-drives.service ketang-health.service \
+  ketang-dnsmasq.service
 # The first-boot hook runs only when this ketang has `ketang provision` (asked here once,
 # not at every boot: starting Python costs seconds on a Pi).
 if chroot "$R" ketang provision --help >/dev/null 2>&1; then
   chroot "$R" systemctl enable --quiet ketang-provision.service
 fi
 chroot "$R" systemctl mask --quiet hostapd.service 2>/dev/null || true
+# The machine id is empty in the slot, so systemd sees every boot as a first boot: its
+# console wizard must never wait for someone to type a time zone on a classroom device.
+chroot "$R" systemctl mask --quiet systemd-firstboot.service
 
 # --- the data partition: the bundled sample lessons, verified and imported by the
 # image's own ketang (so a broken Debian dependency fails here, not on the device)
@@ -182,8 +193,16 @@ unshare --mount --propagation private sh -c "
 mv "$R/tmp/data" "$work/data"
 # The DEMO-ONLY key signed what was imported here; the device trusts nobody until
 # provisioning installs the school's keys (anyone can sign with the demo key).
-mkdir -p "$work/data/trusted-keys" "$work/data/config"
+mkdir -p "$work/data/trusted-keys"
 chown -R 990:990 "$work/data"
+# The device's settings (the /etc links' targets, data-links.txt): the image's defaults
+# until provisioning changes them; root's, so the lesson server cannot rewrite them.
+cp -a --no-preserve=ownership "$here/data/." "$work/data/"
+ln -sfn /usr/share/zoneinfo/Etc/UTC "$work/data/etc/localtime"
+chown -R 0:0 "$work/data/etc"
+chown 0:990 "$work/data/config" "$work/data/config/ketang.toml"
+chmod 0755 "$work/data/config" "$work/data/etc"
+chmod 0640 "$work/data/config/ketang.toml"
 rm -rf "${R:?}"/tmp/* "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/* "$R"/var/log/* \
   "$R"/var/cache/ldconfig/aux-cache "$R"/etc/apt/sources.list "$R"/etc/apt/sources.list.d/* \
   "$R"/var/lib/systemd/random-seed "$R"/etc/*-
@@ -203,6 +222,8 @@ rm -rf "${R:?}"/boot/firmware/*   # raspi-firmware's copies; the boot partition 
 kver=$(basename "$(ls "$R"/boot/vmlinuz-* | LC_ALL=C sort | tail -n1)" | sed 's/^vmlinuz-//')
 . "$here/boot-$arch.sh"
 make_boot_files "$R" "$work/esp" "$kver"
+# The technician's starting point: a commented example to copy to ketang-setup.toml.
+cp provisioning/ketang-setup.example.toml "$work/esp/ketang-setup.example.toml"
 
 say "making the root slot (squashfs)"
 env -u SOURCE_DATE_EPOCH mksquashfs "$R" "$work/root.squashfs" -quiet -noappend -comp zstd -Xcompression-level 10 -b 256K \

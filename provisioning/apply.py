@@ -269,7 +269,7 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
     if "system.timezone" in values:
         tz = values["system.timezone"]
         tx.write(layout.host(TIMEZONE), (tz + "\n").encode())
-        tx.symlink(layout.host(LOCALTIME, follow_last=False), str(ZONEINFO / tz))
+        tx.symlink(layout.link_host(LOCALTIME), str(ZONEINFO / tz))
     tx.write(layout.host(layout.state_file), state.state_bytes(values), 0o600)
     _run(tx, layout)
     outcome.changed_files = [str(PurePosixPath("/") / p.relative_to(layout.root))
@@ -281,7 +281,8 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
                    0o644)
         _run(seal, layout)
         outcome.changed_files.append(str(layout.sealed_file))
-    if (layout.root == Path("/") and str(HOSTNAME) in outcome.changed_files
+    # (On the image /etc/hostname is a link: the changed file is its target.)
+    if (layout.root == Path("/") and layout.host(HOSTNAME) in tx.changed
             and os.geteuid() == 0):
         try:
             socket.sethostname(values["system.hostname"])

@@ -44,6 +44,19 @@ class Layout:
             return resolve_in_root(self.root, path)
         return resolve_in_root(self.root, path.parent) / path.name
 
+    def link_host(self, device_path: PurePosixPath | str) -> Path:
+        """Where to make the symbolic link ``device_path``: the path itself, or, when the
+        image already made it a link into the data partition (``/etc/localtime ->
+        /var/lib/ketang/etc/localtime``: a read-only root under a RAM overlay), that link's
+        target, so the new link survives a reboot."""
+        path = PurePosixPath(device_path)
+        link = self.host(path, follow_last=False)
+        if link.is_symlink():
+            target = PurePosixPath(os.path.normpath(path.parent / os.readlink(link)))
+            if target.is_relative_to(self.data_dir):
+                return self.host(target, follow_last=False)
+        return link
+
     def data(self, *parts: str) -> PurePosixPath:
         """A path in the data partition, as the device sees it."""
         return self.data_dir.joinpath(*parts)

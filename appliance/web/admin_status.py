@@ -22,6 +22,7 @@ from appliance.usage.upload import usage_summary
 from content_cache.library import Library
 
 from . import context
+from .setup_result import last_setup
 
 log = logging.getLogger(__name__)
 _logged: set[str] = set()
@@ -118,6 +119,7 @@ def dashboard_status(settings: Settings, library: Library) -> dict[str, Any]:
     """Everything the dashboard shows, for the page and ``/admin/status.json``."""
     return {
         "health": health_report(library, context.state().started),
+        "setup": last_setup(settings.device.data_dir),
         "releases": releases(library),
         "subscriptions": subscriptions(settings),
         "drives": drives(settings),

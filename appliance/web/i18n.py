@@ -75,5 +75,6 @@ def init_app(app: Flask) -> None:
         "hub_text": lambda township: words.hub_text(township, gettext),
         "sources_text": lambda release: words.sources_text(release, gettext),
         "health_problem": lambda problem: words.health_problem(problem, gettext),
+        "setup_headline": lambda result: words.setup_headline(result, gettext),
     })
     app.register_blueprint(bp)

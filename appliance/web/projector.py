@@ -37,6 +37,7 @@ from .lookup import catalog_or_404, int_arg
 from .pages import app_url, exercise_of, siblings
 from .pdf_pages import NotAPdf, PdfPagesError, page_image_urls
 from .projector_recent import read_recent, remember
+from .setup_result import projector_note
 
 bp = Blueprint("projector", __name__, url_prefix="/projector")
 TOKEN_COOKIE = "ketang_projector"
@@ -160,7 +161,8 @@ def home():
         focus = next((g["id"] for ch in channels for grp in ch["groups"]
                       for g in grp["grades"]), "")
     return _render("projector/home.html", recent=recent, channels=channels,
-                   classes=classes, questionnaires=questionnaires, focus=focus)
+                   classes=classes, questionnaires=questionnaires, focus=focus,
+                   setup_note=projector_note(settings().device.data_dir))
 
 
 def _screen(cat: Any, node_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
