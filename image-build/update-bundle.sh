@@ -16,6 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
+. "$here/cache.sh"
 arch=${1:-amd64}
 [[ -f "$here/rauc/system-$arch.conf" ]] || die "unknown architecture '$arch' (have: amd64, arm64)"
 [[ $(id -u) -eq 0 ]] || die "run as root (the root file system's owners must be kept): sudo make update-bundle"
@@ -61,6 +62,8 @@ publish() {
   ln "$out/$name.raucb" "$dist/" 2>/dev/null || cp "$out/$name.raucb" "$dist/"
   cp "$out/$name.raucb.json" "$dist/"
   say "bundle ready: $dist/$name.raucb ($(stat -c %s "$out/$name.raucb") bytes)"
+  touch "$out"
+  prune_cache "$cache" "bundle-$arch-*"   # older bundles (cache.sh)
 }
 if [[ -f "$out/done" ]]; then
   say "inputs unchanged (key $key_hash): reusing $out"
