@@ -11,6 +11,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
+. "$here/cache.sh"
 arch=${1:-amd64}
 [[ -f "$here/packages/$arch.txt" ]] || die "unknown architecture '$arch' (have: amd64, arm64)"
 [[ $(id -u) -eq 0 ]] || die "run as root (mmdebstrap, chroot and file ownership need it): sudo make image"
@@ -63,12 +64,22 @@ publish_dist() {
   say "image ready: $dist/$name.img.zst (cache: $out)"
 }
 
+# After a successful build or reuse: mark this image and its Debian base as just used,
+# and delete older cache entries of this architecture (cache.sh: prune_cache).
+tidy_cache() {
+  touch "$out"
+  [[ -f "$base_tar" ]] && touch "$base_tar"
+  prune_cache "$cache" "image-$arch-*"
+  prune_cache "$cache" "base-$arch-*.tar"
+}
+
 # One build per architecture at a time (a second caller waits, then reuses the result).
 exec 9>"$cache/lock-$arch"
 flock 9
 if [[ -f "$out/done" && -z "${KETANG_IMAGE_REBUILD:-}" ]]; then
   say "inputs unchanged (key $image_key): reusing $out"
   publish_dist
+  tidy_cache
   exit 0
 fi
 
@@ -281,3 +292,4 @@ rm -rf "$out"
 mv "$out.tmp" "$out"
 say "built in $((t2 - t0)) s (base $((t1 - t0)) s)"
 publish_dist
+tidy_cache

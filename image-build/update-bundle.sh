@@ -23,6 +23,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$here/lib.sh"
+. "$here/cache.sh"
 arch=${1:-amd64}
 kind=${2:-whole}
 [[ $kind == whole || $kind == app ]] || die "unknown bundle kind '$kind' (have: whole, app)"
@@ -80,6 +81,8 @@ publish() {
   ln "$out/$name.raucb" "$dist/" 2>/dev/null || cp "$out/$name.raucb" "$dist/"
   cp "$out/$name.raucb.json" "$dist/"
   say "bundle ready: $dist/$name.raucb ($(stat -c %s "$out/$name.raucb") bytes)"
+  touch "$out"
+  prune_cache "$cache" "bundle-$arch-*"   # older bundles (cache.sh)
 }
 if [[ -f "$out/done" ]]; then
   say "inputs unchanged (key $key_hash): reusing $out"

@@ -20,7 +20,8 @@ import pytest
 
 from .vm import REPO, BuiltImage, GuestVM, build_image, require_image_tools
 
-SAMPLE = REPO / "content_cache" / "sample_pack"
+CHANNEL = "cn-basic-edu-demo"  # the sample pack has one folder per channel (docs/sample-pack.md)
+SAMPLE = REPO / "content_cache" / "sample_pack" / CHANNEL
 pytestmark = [pytest.mark.slow, pytest.mark.image]
 
 
@@ -87,7 +88,7 @@ def test_image_boots_and_serves_the_sample_lessons(image: BuiltImage, tmp_path: 
         status, _, body = get(vm.url("/"))
         assert status == 200 and "课堂" in body.decode(), "front page"
         lesson, video = sample_video()
-        status, _, body = get(vm.url(f"/lessons/cn-basic-edu-demo/{lesson}"))
+        status, _, body = get(vm.url(f"/lessons/{CHANNEL}/{lesson}"))
         assert status == 200, f"lesson page {lesson}"
         blob = hashlib.sha256(video).hexdigest()
         assert f"/blobs/{blob}" in body.decode(), "the lesson page links its video"

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from ..support.needs import require
 
 REPO = Path(__file__).resolve().parents[2]
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -36,19 +36,21 @@ def version() -> str:
     raise AssertionError("no version in setup.cfg")
 
 
-def require_image_tools() -> None:
-    """Skip (or, with CI=true, fail) when the image cannot be built or booted here."""
+def missing_image_tools() -> str | None:
+    """What this machine lacks to build and boot the amd64 image, or None."""
     missing = [t for t in BUILD_TOOLS if shutil.which(t) is None]
     missing += [str(p) for p in (OVMF_CODE, OVMF_VARS) if not p.exists()]
-    why = ""
     if missing:
-        why = f"image tools missing: {', '.join(missing)} (make system-deps installs them)"
-    elif os.geteuid() != 0:
-        why = "building the image needs root (mmdebstrap, chroot): run make test as root"
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+        return (f"image tools missing: {', '.join(missing)} "
+                "(make image-deps installs them: tests/image-packages.txt)")
+    if os.geteuid() != 0:
+        return "building the image needs root (mmdebstrap, chroot): run make test as root"
+    return None
+
+
+def require_image_tools() -> None:
+    """Skip (or, with CI=true, fail) when the image cannot be built or booted here."""
+    require(missing_image_tools())
 
 
 @dataclass(frozen=True)

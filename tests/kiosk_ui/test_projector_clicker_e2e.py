@@ -129,6 +129,11 @@ def test_a_clicker_runs_a_whole_lesson(served, page):
     # then the interactive, then the exercise.
     clicker(page, "PageDown")
     assert shown(page)["kind"] == "pdf"
+    # Until the page image has arrived there is nothing to pan (it has no size before it
+    # loads), so under load PageDown would turn straight to the interactive.
+    page.wait_for_function("() => [...document.querySelectorAll("
+                           "'section.part:not([hidden]) img.pdf-page:not([hidden])')]"
+                           ".every(i => i.complete && i.naturalHeight > 0)")
     presses = 0
     while shown(page)["kind"] == "pdf":
         clicker(page, "PageDown")
