@@ -399,8 +399,9 @@
   document.addEventListener('keydown', function (e) {
     if (e.ctrlKey || e.altKey || e.metaKey) { return; }
     var k = e.key;
-    if (typing(e.target)) {
-      // Esc leaves the field (the keys work again); everything else is the field's.
+    if (typing(e.target) && k !== 'PageDown' && k !== 'PageUp') {
+      // Esc leaves the field (the keys work again); the clicker's PageDown/PageUp move
+      // on as everywhere; everything else is the field's.
       if (k === 'Escape' || k === 'Esc') { e.target.blur(); e.preventDefault(); }
       return;
     }
