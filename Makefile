@@ -9,7 +9,7 @@ APPS_PORT ?= 8081
 HOST ?= 127.0.0.1
 PYTEST_ARGS ?=
 
-.PHONY: demo image-deps test test-image test-quick lint system-deps translations sample-pack clean image test-image-arm64
+.PHONY: demo image-deps test test-image test-quick lint system-deps translations sample-pack clean image update-bundle test-image-arm64
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ test-quick: $(STAMP)
 ARCH ?= amd64
 image: $(STAMP) image-deps
 	bash image-build/build.sh $(ARCH)
+
+## update-bundle: a signed RAUC bundle of the built image's root slot (docs/updates.md);
+## KETANG_UPDATE_VERSION=0.2.0, KETANG_UPDATE_CERT/KEY from the key ceremony
+update-bundle: $(STAMP) system-deps
+	bash image-build/update-bundle.sh $(ARCH)
 
 ## test-image-arm64: build the Raspberry Pi 4 image (slow: emulated) and boot it on qemu -M virt
 test-image-arm64: $(STAMP) image-deps

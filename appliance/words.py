@@ -61,7 +61,7 @@ def both(render: Callable[[Gettext], str]) -> str:
 
 DRIVE_ERRORS = ("mount", "untrusted", "manifest", "blobs", "older", "space", "pulled",
                 "report", "bundle", "data-disk", "no-filesystem", "interrupted", "drives-busy",
-                "internal")
+                "internal", "update")
 
 
 def drive_error(code: str, _: Gettext) -> str:
@@ -86,6 +86,7 @@ def drive_error(code: str, _: Gettext) -> str:
         "drives-busy": _("another drive is being read; wait, then insert this one again"),
         "internal": _("something unexpected went wrong; the drive is unmounted and may be "
                       "removed"),
+        "update": _("the software update on the drive was refused"),
     }
     return texts.get(code, "")
 
@@ -102,6 +103,8 @@ def drive_text(entry: Mapping[str, Any], _: Gettext, banner: bool = False) -> st
             "total": human_bytes(int(entry.get("total_bytes") or 0))}
     if state == "writing-report":
         return _("Writing the reports, don't remove the drive")
+    if state == "updating":
+        return _("Installing a software update, don't remove the drive")
     if state == "done":
         if entry.get("note_code") == "reports-only":
             return _("Done: no lessons on this drive, the reports were written; safe to "

@@ -1,7 +1,7 @@
 # Boot partition of the amd64 image (sourced by build.sh): an EFI system partition
 # with systemd-boot, and per root slot its kernel and initramfs. The loader entry of
-# slot A names its root by GPT name; updates (issue 17) add ketang-b.conf and use
-# systemd-boot's boot counting (ketang-b+3.conf) for the trial boot.
+# slot A names its root by GPT name; an update writes ketang-b+2.conf (boot counting)
+# with a higher `version` (the generation that boots first), see provisioning/bootentries.py.
 # shellcheck shell=bash
 
 ESP_TYPE=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
@@ -21,10 +21,10 @@ make_boot_files() {
   cat > "$esp/loader/entries/ketang-a.conf" <<EOT
 title   Ketang $version (slot A)
 sort-key ketang
-version $version
+version 1
 linux   /ketang-a/vmlinuz
 initrd  /ketang-a/initrd.img
-options root=PARTLABEL=ketang-root-a ketang.slot=a $KERNEL_CMDLINE
+options root=PARTLABEL=ketang-root-a ketang.slot=a rauc.slot=a $KERNEL_CMDLINE
 EOT
   boot_readme "$esp"
 }

@@ -137,7 +137,10 @@ KETANG_ROOT_B=/dev/disk/by-partlabel/ketang-root-b
 KETANG_DATA_PART=/dev/disk/by-partlabel/ketang-data
 KETANG_DATA_DIR=/var/lib/ketang
 KETANG_SETUP_FILE=$boot_dir/ketang-setup.toml
+KETANG_BOOT_TRIES=${KETANG_BOOT_TRIES:-2}
 EOF
+# Software updates (docs/updates.md): RAUC's slots and boot selection for this architecture.
+install -D -m 0644 "$here/rauc/system-$arch.conf" "$R/etc/rauc/system.conf"
 cat > "$R/etc/fstab" <<EOF
 # Ketang image (image-build/README.md). / is the root slot (squashfs) under a RAM overlay.
 PARTLABEL=ketang-data  /var/lib/ketang  ext4  noatime,noinit_itable,x-systemd.growfs,x-systemd.after=ketang-grow-data.service  0  2
@@ -152,7 +155,7 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tketang\n::1\t\tlocalhost ip6-localhost 
 rm -f "$R/var/lib/dbus/machine-id"
 chroot "$R" systemd-sysusers >/dev/null
 chroot "$R" systemctl enable --quiet systemd-networkd.service ketang-grow-data.service \
-  ketang-machine-id.service ketang-serve.service ketang-drives.service
+  ketang-machine-id.service ketang-serve.service ketang-drives.service ketang-health.service
 # The first-boot hook runs only when this ketang has `ketang provision` (asked here once,
 # not at every boot: starting Python costs seconds on a Pi).
 if chroot "$R" ketang provision --help >/dev/null 2>&1; then

@@ -25,7 +25,7 @@ from content_cache.atomic import atomic_write_bytes
 from content_cache.errors import KetangError
 from content_cache.keys import key_id, load_public_key, public_pem
 
-from . import adminpw, render, state
+from . import adminpw, render, state, updatekeys
 from .layout import (
     DNSMASQ_CONF,
     HOSTAPD_CONF,
@@ -229,12 +229,19 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
                 continue
             host = layout.host(folder)
             wanted = {}
-            for pem in given[name]:
-                key = serialization.load_pem_public_key(pem.encode("ascii"))
-                wanted[f"{key_id(key)}.pub"] = pem.encode("ascii")   # type: ignore[arg-type]
+            if name == "trust.update_keys":     # certificates, and RAUC's keyring of them
+                for pem in given[name]:
+                    cert = updatekeys.load_certificate(pem)
+                    wanted[f"{updatekeys.certificate_id(cert)}.pem"] = pem.encode("ascii")
+                wanted[updatekeys.KEYRING_NAME] = updatekeys.keyring(given[name])
+            else:
+                for pem in given[name]:
+                    key = serialization.load_pem_public_key(pem.encode("ascii"))
+                    wanted[f"{key_id(key)}.pub"] = pem.encode("ascii")   # type: ignore
             for file_name, pem_bytes in wanted.items():
                 tx.write(host / file_name, pem_bytes, 0o644, owner)
-            for old in sorted(host.glob("*.pub")) if host.is_dir() else []:
+            for old in sorted([*host.glob("*.pub"), *host.glob("*.pem")]) \
+                    if host.is_dir() else []:
                 if old.name not in wanted:
                     tx.remove(old)
         if "admin.password" in given:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from content_cache.keys import key_id
 
-from . import adminpw, regdomain
+from . import adminpw, regdomain, updatekeys
 from .setupfile import Problem, SetupFileError, decode, line_of, parse
 
 
@@ -223,6 +223,16 @@ def _public_key(v: Any) -> str:
     return v.strip() + "\n"
 
 
+def _update_certificate(v: Any) -> str:
+    if not isinstance(v, str):
+        raise Invalid("应为证书文本。This should be a certificate's text (PEM).")
+    try:
+        updatekeys.load_certificate(v)
+    except updatekeys.NotACertificate as e:
+        raise Invalid(str(e)) from None
+    return v.strip() + "\n"
+
+
 def _password(v: Any) -> str:
     if not isinstance(v, str):
         raise Invalid("应为文本。This should be text in double quotes.")
@@ -275,8 +285,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust.publisher_keys", _list(_public_key, 16),
             "publisher_keys = ['''-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----''']",
             security=True),
-    Setting("trust.update_keys", _list(_public_key, 16),
-            "update_keys = ['''-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----''']",
+    Setting("trust.update_keys", _list(_update_certificate, 16),
+            "update_keys = ['''-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----''']",
             security=True),
     Setting("subscriptions.stages", _list(_NODE), 'stages = ["小学"]'),
     Setting("subscriptions.grades", _list(_NODE), 'grades = ["三年级", "四年级"]'),

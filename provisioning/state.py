@@ -82,7 +82,7 @@ def factory_reset(layout: Layout) -> list[str]:
         atomic_write_bytes(layout.host(layout.state_file), state_bytes(values), mode=0o600)
     for folder in (layout.publisher_keys_dir, layout.update_keys_dir):
         host = layout.host(folder)
-        for p in sorted(host.glob("*.pub")) if host.is_dir() else []:
+        for p in sorted([*host.glob("*.pub"), *host.glob("*.pem")]) if host.is_dir() else []:
             p.unlink()
             removed.append(str(folder / p.name))
     for path in (adminpw.hash_file(data_dir), layout.host(layout.sealed_file)):

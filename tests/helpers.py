@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -112,6 +113,10 @@ def running_server(config: Path, timeout: float = 20.0) -> Iterator[str]:
                 url = line.split()[-1].replace("localhost", "127.0.0.1")
                 break
         assert url, "ketang serve did not start:\n" + "".join(lines)
+        # Keep reading what the server prints: a full pipe would block its threads
+        # mid-request, and a test would see a slow server that is not.
+        drain = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        drain.start()
         yield url
     finally:
         stop_process(proc)

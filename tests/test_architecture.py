@@ -29,6 +29,10 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
                         "appliance.usage", *FLASK), "sync stands on content_cache alone"),
     ("appliance.drives", ("appliance.web", "appliance.cli", "appliance.usage", *FLASK),
      "drives take usage files through the outbox's providers, never by import"),
+    ("appliance.classes", ("appliance.web", "appliance.cli", "appliance.sync",
+                           "appliance.drives", *FLASK),
+     "classes give codes and numbers and reach usage only through its public classes"),
+    ("appliance.usage", ("appliance.classes",), "classes build on usage, not the reverse"),
     ("appliance.web", ("appliance.cli", "provisioning"),
      "the server's hot paths do not import the CLI or provisioning"),
     ("provisioning", ("appliance.web", *FLASK),
@@ -37,7 +41,7 @@ RULES: list[tuple[str, tuple[str, ...], str]] = [
 # Modules at appliance's top are shared by every part, so they import none of its packages.
 SHARED_TOP_EXCEPT = {"appliance.device", "appliance.__main__"}
 SUBPACKAGES = ("appliance.cli", "appliance.web", "appliance.usage", "appliance.sync",
-               "appliance.drives")
+               "appliance.drives", "appliance.classes")
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,7 @@ def test_packages_form_no_import_cycle():
     (Import("appliance.usage.db", "flask", ("g",), 1), "only appliance.web imports Flask"),
     (Import("appliance.health", "appliance.web", ("context",), 1), "shared top-level"),
     (Import("kiosk_ui", "peewee", (), 1), "kiosk_ui gets its data"),
+    (Import("appliance.classes.store", "appliance.web.context", ("x",), 1), "classes give"),
 ])
 def test_a_breach_is_reported(imp, expected):
     assert any(expected in line for line in rule_breaks([imp]))

@@ -58,10 +58,11 @@ def _register() -> None:
     from . import serve as cli_serve
     from . import status as cli_status
     from . import sync as cli_sync
+    from . import update as cli_update
     from . import usage as cli_usage
 
     for module in (cli_serve, cli_content, cli_drives, cli_status, cli_sync, cli_admin,
-                   cli_usage, cli_recommend):
+                   cli_usage, cli_recommend, cli_update):
         for command in module.COMMANDS:
             main.add_command(command)
     from provisioning.cli import provision  # ketang provision (docs/provisioning.md)

@@ -203,6 +203,15 @@ class DriveWatcher:
         if not carry_only:
             try:
                 check_bundle_entries(bundle)
+            except KetangError as e:
+                return DriveOutcome(name, "error", str(e), code=error_code(e))
+            except OSError as e:
+                return DriveOutcome(name, "error", _pulled(e), code="pulled")
+            updated, refused = self._install_update(bundle, name)
+            if (updated or refused) and not (bundle / "releases").is_dir():
+                return DriveOutcome(name, "error" if refused else "done", refused or updated,
+                                    code="update" if refused else "")
+            try:
                 # Only a drive with nothing under KETANG/releases/ is one brought to carry
                 # reports; release folders that are all unreadable are a broken drive.
                 carry_only = not find_releases(bundle) and not _release_entries(bundle)
@@ -261,6 +270,22 @@ class DriveWatcher:
         except (KetangError, OSError) as e:
             return DriveOutcome(name, "error", f"writing the report failed: {e}")
         return DriveOutcome(name, "done", CARRY_ONLY, outbox=outbox)
+
+    def _install_update(self, bundle: Path, name: str) -> tuple[str, str]:
+        """``KETANG/updates/*.raucb``: hand the newest to the software-update installer
+        (docs/updates.md; it verifies first). (what was installed, why refused)."""
+        folder = bundle / "updates"
+        if not folder.is_dir():
+            return "", ""
+        from provisioning.update import Device, install_from_folder
+
+        self.status.set(name, "updating")
+        try:
+            return install_from_folder(Device(data_dir=self.settings.device.data_dir),
+                                       folder), ""
+        except KetangError as e:
+            log.warning("software update refused: %s", e)
+            return "", str(e)
 
     def _hand_to_sync(self, m: Mounted, library: Library) -> list[str]:
         """A bundle that lacks blobs but carries its torrent: the sync service fetches

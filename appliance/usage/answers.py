@@ -6,10 +6,16 @@ paths every event takes: the LRS upload (its cursor moves only on acknowledgemen
 the LRS drops an id it holds) or the signed drive outbox. Its statement carries the
 questionnaire id and the answers (:func:`appliance.usage.xapi.statement`). Tablets
 cannot post this type (it is not one of the API's event types).
+
+One answer per device and questionnaire, whoever answers first (the dashboard or the
+projector): the check and the write are done under one lock, and the event's id is
+made from the device, channel and questionnaire (a UUID 5), so even a second answer
+that reached the database would be dropped there, and by the LRS, as the same id.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +29,8 @@ from .events import Event, Where, iso
 
 TYPE = "questionnaire-answered"
 VIEW = "dashboard"
+_NS = uuid.UUID("6f1c2a1e-5b1d-4c55-9a8e-2d6f3b0a9c71")
+_lock = threading.Lock()
 
 
 def _marker(channel: str, qid: str) -> str:
@@ -45,21 +53,30 @@ def answered(settings: Settings, channel: str, qid: str) -> str:
         db.close()
 
 
+def answer_id(device: str, channel: str, qid: str) -> str:
+    """The event id of this device's answer to a questionnaire (the same every time)."""
+    return str(uuid.uuid5(_NS, f"{device}/{channel}/{qid}"))
+
+
 def store(settings: Settings, channel: str, version: int, q: Questionnaire,
-          answers: dict[str, Any]) -> str:
-    """Store one set of answers durably; return its id. Raises ValueError when this
-    device has answered already (one answer per device and questionnaire)."""
-    if answered(settings, channel, q.id):
-        raise ValueError("already answered")
-    now = datetime.now(UTC)
-    device = identity.device_id(settings.device.id)
-    ev = Event(id=str(uuid.uuid4()), type=TYPE, time=iso(now), actor=f"device-{device}"[:64],
-               view=VIEW, resource=q.id, channel=channel, version=version,
-               extra={"answers": answers, "audience": q.doc["audience"]})
-    db = UsageDB(settings.device.data_dir, settings.usage)
-    try:
-        db.store([[(ev, Where(channel, version, "", "", "", "questionnaire"))]])
-        db.set_meta(**{_marker(channel, q.id): ev.time})
-    finally:
-        db.close()
-    return ev.id
+          answers: dict[str, Any], view: str = VIEW) -> str | None:
+    """Store one set of answers durably (committed before it returns); return its id,
+    or None when this device has answered already (nothing is stored: one answer per
+    device and questionnaire). ``view`` says where it was answered (``dashboard`` or
+    ``projector``)."""
+    with _lock:
+        if answered(settings, channel, q.id):
+            return None
+        now = datetime.now(UTC)
+        device = identity.device_id(settings.device.id)
+        ev = Event(id=answer_id(device, channel, q.id), type=TYPE, time=iso(now),
+                   actor=f"device-{device}"[:64], view=view, resource=q.id,
+                   channel=channel, version=version,
+                   extra={"answers": answers, "audience": q.doc["audience"]})
+        db = UsageDB(settings.device.data_dir, settings.usage)
+        try:
+            (new,), = db.store([[(ev, Where(channel, version, "", "", "", "questionnaire"))]])
+            db.set_meta(**{_marker(channel, q.id): ev.time})
+        finally:
+            db.close()
+    return ev.id if new else None

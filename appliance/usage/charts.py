@@ -23,10 +23,12 @@ STYLE = Style(background="white", plot_background="white", foreground="#333",
               foreground_strong="#111", foreground_subtle="#bbb", font_family="sans-serif",
               colors=("#2b6cb0", "#d69e2e", "#38a169", "#c53030", "#805ad5", "#dd6b20",
                       "#319795", "#718096"), title_font_size=15, label_font_size=11,
-              major_label_font_size=11, legend_font_size=11, value_font_size=10)
-CHARTS = ("taught", "top", "tablets", "outbox")
+              major_label_font_size=11, legend_font_size=11, value_font_size=10,
+              no_data_font_size=24)
+CHARTS = ("taught", "classes", "top", "tablets", "outbox")
 TITLES = {
     "taught": "每周课堂教学（按学科） Lessons taught per week, by subject",
+    "classes": "每周课堂教学（按班级） Lessons taught per week, by class",
     "top": "最常用的资源 Most used resources",
     "tablets": "每天使用的平板 Tablets active per day",
     "outbox": "使用记录：待发送与已发送 Usage waiting to leave, and what left",
@@ -57,13 +59,23 @@ def chart(name: str, fig: Figures, names: Mapping[str, str] | None = None,
     names = names or {}
     extra = {"disable_xml_declaration": inline}
     c: Any
-    if name == "taught":
+    if name in ("taught", "classes"):
         # pygal measures CJK text as if it were Latin: room for the legend's names
-        c = pygal.StackedBar(**_config(title=TITLES[name], legend_at_bottom=False,
-                                       width=600, margin_left=36, **extra))
+        wide = name == "classes"      # class labels are long: a legend below, 2 a row
+        data = fig.classes if wide else fig.taught
+        legend_rows = (len(data) + 1) // 2 if wide else 0
+        # pygal 3.1 reserves len // columns legend rows, one too few for an odd count
+        odd = 18 if wide and len(data) % 2 else 0
+        c = pygal.StackedBar(**_config(title=TITLES[name], legend_at_bottom=wide,
+                                       legend_at_bottom_columns=2, truncate_legend=40,
+                                       width=600, height=260 + 20 * legend_rows if wide else 280,
+                                       margin_left=36, margin_bottom=8 + odd, **extra))
         c.x_labels = [w.split("-")[1] for w in fig.weeks]
-        for subject, counts in fig.taught.items():
-            c.add(subject, counts)
+        highest = max((sum(col) for col in zip(*data.values(), strict=True)), default=0)
+        if 0 < highest <= 10:
+            c.y_labels = list(range(highest + 1))      # whole lessons, not 0.2 steps
+        for series, counts in data.items():
+            c.add(series, counts)
     elif name == "top":
         c = pygal.HorizontalBar(**_config(title=TITLES[name], show_legend=False,
                                            height=300, truncate_label=14,

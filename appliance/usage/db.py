@@ -97,6 +97,23 @@ class Row:
     extra: dict[str, Any]
 
 
+@contextlib.contextmanager
+def write_tx(db: SqliteDatabase) -> Iterator[None]:
+    """A write transaction (BEGIN IMMEDIATE … COMMIT); rolled back on any error.
+
+    SQLite rolls back by itself on some errors (a full database), so a failed
+    ROLLBACK is not an error of its own.
+    """
+    db.execute_sql("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute_sql("COMMIT")
+    except BaseException:
+        with contextlib.suppress(OperationalError):
+            db.execute_sql("ROLLBACK")
+        raise
+
+
 class UsageDB:
     """One usage database. Safe to share between threads (one connection per thread)."""
 
@@ -125,21 +142,9 @@ class UsageDB:
         """Close this thread's connection."""
         self.db.close()
 
-    @contextlib.contextmanager
-    def tx(self) -> Iterator[None]:
-        """A write transaction (BEGIN IMMEDIATE … COMMIT); rolled back on any error.
-
-        SQLite rolls back by itself on some errors (a full database), so a failed
-        ROLLBACK is not an error of its own.
-        """
-        self.db.execute_sql("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.db.execute_sql("COMMIT")
-        except BaseException:
-            with contextlib.suppress(OperationalError):
-                self.db.execute_sql("ROLLBACK")
-            raise
+    def tx(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction on the usage database (see :func:`write_tx`)."""
+        return write_tx(self.db)
 
     # -- writing -------------------------------------------------------------------
 
@@ -311,9 +316,11 @@ class UsageDB:
 
     def after(self, seq: int, limit: int) -> list[Row]:
         """Up to ``limit`` events with a seq above ``seq``, in order."""
+        return self._rows("seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+
+    def _rows(self, where: str, args: tuple) -> list[Row]:
         rows = self.db.execute_sql(
-            f"SELECT {', '.join(COLUMNS)} FROM event WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, limit)).fetchall()
+            f"SELECT {', '.join(COLUMNS)} FROM event WHERE {where}", args).fetchall()
         return [Row(*r[:-1], json.loads(r[-1])) for r in rows]  # type: ignore[call-arg]
 
     def count_after(self, seq: int) -> int:
@@ -325,6 +332,10 @@ class UsageDB:
         """Is this event stored?"""
         return self.db.execute_sql("SELECT 1 FROM event WHERE id = ?",
                                    (event_id,)).fetchone() is not None
+
+    def of_type(self, type_: str, since: str) -> list[Row]:
+        """Every event of one type from ``since`` (an ISO time) on, in order."""
+        return self._rows("time >= ? AND type = ? ORDER BY seq", (since, type_))
 
     def ids(self) -> set[str]:
         """Every stored event id (for tests and benchmarks)."""

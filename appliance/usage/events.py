@@ -22,8 +22,12 @@ TYPES = (
 )
 VIEWS = ("projector", "tablet")
 EXTRA_KEYS = {"position": float, "duration": float, "seconds": float, "page": int,
-              "correct": bool}
-EXTRA_LIMITS = {"position": 86400.0, "duration": 86400.0, "seconds": 86400.0, "page": 100000}
+              "correct": bool, "class": int}
+EXTRA_LIMITS = {"position": 86400.0, "duration": 86400.0, "seconds": 86400.0, "page": 100000,
+                "class": 2**31 - 1}
+# Made by the device itself, never accepted from a page: live class answers
+# (appliance.classes.answers), one per tablet and question.
+DEVICE_TYPES = ("question-answered",)
 TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 ACTOR = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 EARLIEST = datetime(2020, 1, 1, tzinfo=UTC)

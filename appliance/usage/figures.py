@@ -5,6 +5,11 @@ report (from ingested xAPI statements, per school and for all schools), so both 
 the same charts (:mod:`appliance.usage.charts`):
 
 - lessons taught per week by subject: ``projected`` events (a lesson shown in class);
+- lessons taught per week by class: the lessons whose parts the projector showed for a
+  class that week (``part-projected`` events with ``extra.class``; a lesson counts once
+  per class and week). On the device a class is named by its label from ``classes.db``
+  (given by the caller: usage does not import classes); a class's name does not leave
+  the device, so the district names it by school, grade, subject and its number;
 - most used resources: events per resource (lessons opened, videos, pages, answers);
 - tablets active per day: distinct tablet ids of ``view = tablet`` events;
 - usage waiting to leave and what left (device only; the district sees what arrived).
@@ -14,8 +19,9 @@ Reading writes nothing.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,6 +34,8 @@ WEEKS = 8
 DAYS = 14
 TOP = 10
 UNKNOWN_SUBJECT = "其他 other"
+CLASS_SERIES = 8            # classes drawn one by one; the rest added up as one
+OTHER_CLASSES = "其他班级 other classes"
 
 
 @dataclass
@@ -36,6 +44,7 @@ class Figures:
 
     weeks: list[str] = field(default_factory=list)                 # "2026-W47"
     taught: dict[str, list[int]] = field(default_factory=dict)     # subject → per week
+    classes: dict[str, list[int]] = field(default_factory=dict)    # class → per week
     top: list[tuple[str, int]] = field(default_factory=list)       # resource id, events
     days: list[str] = field(default_factory=list)                  # "2026-11-23"
     tablets: list[int] = field(default_factory=list)               # per day
@@ -62,8 +71,33 @@ class _Builder:
         self.taught: dict[str, Counter[str]] = defaultdict(Counter)
         self.top: Counter[str] = Counter()
         self.tablets: dict[str, set[str]] = defaultdict(set)
+        self.by_class: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.class_label: dict[str, str] = {}
         self.events = 0
         self.last = ""
+
+    def add_class(self, key: str, label: str, day: str, lesson: str) -> None:
+        """A part of ``lesson`` projected on ``day`` for the class ``key``, named ``label``."""
+        week = week_of(day)
+        if lesson and week in self.weeks:
+            self.by_class[key][week].add(lesson)
+            self.class_label.setdefault(key, label)
+
+    def _classes(self) -> dict[str, list[int]]:
+        rows = {k: [len(c.get(w, ())) for w in self.weeks] for k, c in self.by_class.items()}
+        ranked = sorted((k for k in rows if any(rows[k])), key=lambda k: (-sum(rows[k]), k))
+        named: dict[str, str] = {}
+        for k in sorted(ranked[:CLASS_SERIES]):     # two classes of one name stay two
+            label = self.class_label[k]
+            n = 2
+            while label in named.values():
+                label, n = f"{self.class_label[k]} ({n})", n + 1
+            named[k] = label
+        out = {named[k]: rows[k] for k in sorted(named, key=lambda k: named[k])}
+        rest = ranked[CLASS_SERIES:]
+        if rest:
+            out[OTHER_CLASSES] = [sum(rows[k][i] for k in rest) for i in range(len(self.weeks))]
+        return out
 
     def add(self, day: str, kind: str, resource: str, subject: str, view: str, actor: str,
             n: int = 1, when: str = "") -> None:
@@ -79,15 +113,24 @@ class _Builder:
     def figures(self) -> Figures:
         taught = {s: [c[w] for w in self.weeks] for s, c in sorted(self.taught.items())
                   if any(c[w] for w in self.weeks)}
-        return Figures(self.weeks, taught, self.top.most_common(TOP), self.days,
-                       [len(self.tablets.get(d, ())) for d in self.days], {}, self.events,
-                       self.last)
+        return Figures(self.weeks, taught, self._classes(), self.top.most_common(TOP),
+                       self.days, [len(self.tablets.get(d, ())) for d in self.days], {},
+                       self.events, self.last)
 
 
-def device_figures(data_dir: Any, settings: Any, today: date | None = None) -> Figures:
+def class_number(extra: Any) -> int | None:
+    """The class an event or statement was for (a whole number above 0), or None."""
+    k = extra.get("class") if isinstance(extra, dict) else extra
+    return k if isinstance(k, int) and not isinstance(k, bool) and k > 0 else None
+
+
+def device_figures(data_dir: Any, settings: Any, today: date | None = None,
+                   class_labels: Mapping[int, str] | None = None) -> Figures:
     """The device's figures from ``usage.db`` (rollups, plus distinct tablets per day
-    from the raw events of the last :data:`DAYS` days)."""
+    and the lessons projected for each class from the raw events of the window);
+    ``class_labels`` names the classes (``classes.db``'s labels, by class id)."""
     today = today or datetime.now(UTC).date()
+    labels = class_labels or {}
     b = _Builder(today)
     if not db_path(data_dir).exists():
         return b.figures()
@@ -96,6 +139,16 @@ def device_figures(data_dir: Any, settings: Any, today: date | None = None) -> F
         first = datetime.strptime(b.weeks[0] + "-1", "%G-W%V-%u").date().isoformat()
         for r in db.rollups(first):
             b.add(r["day"], r["type"], r["resource"], r["subject"], "", "", r["events"])
+        for when, lesson, extra in db.db.execute_sql(
+                "SELECT time, lesson, extra FROM event WHERE type = 'part-projected' AND"
+                " view = 'projector' AND time >= ? AND extra LIKE '%\"class\"%'",
+                (first,)).fetchall():
+            try:
+                k = class_number(json.loads(extra))
+            except ValueError:
+                continue
+            if k is not None:
+                b.add_class(str(k), labels.get(k) or f"班级 class {k}", when[:10], lesson)
         for day, actors in db.db.execute_sql(
                 "SELECT substr(time, 1, 10), count(DISTINCT actor) FROM event"
                 " WHERE view = 'tablet' AND time >= ? GROUP BY 1", (b.days[0],)).fetchall():
@@ -115,9 +168,19 @@ def device_figures(data_dir: Any, settings: Any, today: date | None = None) -> F
 _TYPES = {v[0]: k for k, v in VERBS.items() if k != "app-opened"}
 
 
+def _parent_lesson(st: dict[str, Any]) -> str:
+    """The lesson a statement's object is part of (its ``parent`` activity's id)."""
+    try:
+        parents = st["context"]["contextActivities"]["parent"]
+        return unquote(str(parents[0]["id"]).rsplit("/", 1)[-1])
+    except (KeyError, TypeError, IndexError):
+        return ""
+
+
 def statement_row(st: dict[str, Any]) -> dict[str, str] | None:
     """What the charts need of one statement: school, day, kind, resource, subject,
-    view, actor; None for a statement that is not Ketang usage."""
+    view, actor, and for a part projected for a class its lesson, class number, grade;
+    None for a statement that is not Ketang usage."""
     try:
         ext = st["context"]["extensions"]
         verb = st["verb"]["id"]
@@ -133,7 +196,9 @@ def statement_row(st: dict[str, Any]) -> dict[str, str] | None:
             "resource": unquote(obj.rsplit("/", 1)[-1]),
             "subject": str(ext.get(EXT + "subject", "")),
             "view": str(ext.get(EXT + "view", "")),
-            "actor": str(((st.get("actor") or {}).get("account") or {}).get("name", ""))}
+            "actor": str(((st.get("actor") or {}).get("account") or {}).get("name", "")),
+            "class": str(class_number(ext.get(EXT + "class")) or ""),
+            "grade": str(ext.get(EXT + "grade", "")), "lesson": _parent_lesson(st)}
 
 
 def statement_figures(statements: Iterable[dict[str, Any]], today: date | None = None
@@ -153,5 +218,12 @@ def statement_figures(statements: Iterable[dict[str, Any]], today: date | None =
         args = (row["day"], row["kind"], row["resource"], row["subject"], row["view"],
                 f"{row['device']}|{row['actor']}")
         everyone.add(*args, when=row["when"])
-        schools.setdefault(row["school"], _Builder(today)).add(*args, when=row["when"])
+        school = schools.setdefault(row["school"], _Builder(today))
+        school.add(*args, when=row["when"])
+        if row["class"] and row["kind"] == "part-projected" and row["view"] == "projector":
+            key = f"{row['school']}|{row['device']}|{row['class']}"
+            label = f"{row['grade']}{row['subject']} 班级 class {row['class']}".strip()
+            school.add_class(key, label, row["day"], row["lesson"] or row["resource"])
+            everyone.add_class(key, f"{row['school']} · {label}", row["day"],
+                               row["lesson"] or row["resource"])
     return everyone.figures(), {k: b.figures() for k, b in sorted(schools.items())}

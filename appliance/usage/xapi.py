@@ -33,6 +33,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "app-opened": (ADL + "launched", "launched", "打开"),
     "projected": (ADL + "attended", "attended", "课堂投影"),
     "part-projected": (ADL + "experienced", "experienced", "课堂展示"),
+    "question-answered": (ADL + "answered", "answered", "课堂作答"),
     "questionnaire-answered": (ADL + "responded", "responded", "回答问卷"),
 }
 ACTIVITY_TYPES = {
@@ -41,6 +42,7 @@ ACTIVITY_TYPES = {
     "pdf": "http://id.tincanapi.com/activitytype/document",
     "exercise": "http://adlnet.gov/expapi/activities/assessment",
     "html5": "http://adlnet.gov/expapi/activities/simulation",
+    "question": "http://adlnet.gov/expapi/activities/cmi.interaction",
     "questionnaire": "http://id.tincanapi.com/activitytype/survey",
 }
 TYPE_KIND = {"lesson-opened": "lesson", "pdf-page-viewed": "pdf", "app-opened": "html5",
@@ -64,6 +66,10 @@ def statement(row: Row, settings: Settings, device_id: str) -> dict[str, Any]:
     kind = row.kind or TYPE_KIND.get(row.type, "video" if row.type.startswith("video") else "")
     obj: dict[str, Any] = {"objectType": "Activity",
                            "id": activity_id(settings, row.channel, row.resource)}
+    live = row.type == "question-answered"   # a live class answer: the object is the question
+    if live:
+        kind = "question"
+        obj["id"] += f"/q{int(row.extra.get('question', 0)) + 1}"
     if kind in ACTIVITY_TYPES:
         obj["definition"] = {"type": ACTIVITY_TYPES[kind]}
     ext: dict[str, Any] = {EXT + "school": settings.device.name, EXT + "device": device_id,
@@ -72,14 +78,23 @@ def statement(row: Row, settings: Settings, device_id: str) -> dict[str, Any]:
         ext[EXT + "channel"] = row.channel
     if row.version:
         ext[EXT + "version"] = row.version
-    if "page" in row.extra:
-        ext[EXT + "page"] = row.extra["page"]
+    for key in ("page", "class", "question"):
+        if key in row.extra:
+            ext[EXT + key] = row.extra[key]
     if row.grade:
         ext[EXT + "grade"] = row.grade
     if row.subject:
         ext[EXT + "subject"] = row.subject
     context: dict[str, Any] = {"platform": "Ketang", "extensions": ext}
-    if row.lesson and row.lesson != row.resource:
+    if live:
+        context["contextActivities"] = {"parent": [{
+            "objectType": "Activity", "id": activity_id(settings, row.channel, row.resource),
+            "definition": {"type": ACTIVITY_TYPES["exercise"]}}]}
+        if row.lesson:
+            context["contextActivities"]["grouping"] = [{
+                "objectType": "Activity", "id": activity_id(settings, row.channel, row.lesson),
+                "definition": {"type": ACTIVITY_TYPES["lesson"]}}]
+    elif row.lesson and row.lesson != row.resource:
         context["contextActivities"] = {"parent": [{
             "objectType": "Activity", "id": activity_id(settings, row.channel, row.lesson),
             "definition": {"type": ACTIVITY_TYPES["lesson"]}}]}
@@ -95,6 +110,8 @@ def statement(row: Row, settings: Settings, device_id: str) -> dict[str, Any]:
         result["duration"] = duration(row.extra["seconds"])
     if "correct" in row.extra:
         result["success"] = row.extra["correct"]
+    if live and "choice" in row.extra:
+        result["response"] = str(row.extra["choice"])   # the chosen choice, from 0
     if row.type == "video-completed":
         result["completion"] = True
     if row.type == "questionnaire-answered":

@@ -49,9 +49,17 @@ def resource_names(ids: list[str]) -> dict[str, str]:
     return names
 
 
+def class_labels() -> dict[int, str]:
+    """Each class's label (三年级(2)班 · 数学 · 人教版) by id, for the chart by class
+    (reading makes no file when no class was ever added)."""
+    from .classes_api import classes_db, have_classes
+
+    return {k.id: k.label() for k in classes_db().all()} if have_classes() else {}
+
+
 def _figures() -> Figures:
     s = settings()
-    return device_figures(s.device.data_dir, s.usage)
+    return device_figures(s.device.data_dir, s.usage, class_labels=class_labels())
 
 
 @bp.get("/<name>.svg")

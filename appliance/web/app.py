@@ -44,6 +44,14 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.register_blueprint(questionnaires_bp)
     from .usage_api import bp as usage_bp  # usage events (docs/usage.md)
     app.register_blueprint(usage_bp)
+    from .classes_api import bp as classes_bp  # classes, progress, live answers
+    app.register_blueprint(classes_bp)
+    from .admin_classes import bp as admin_classes_bp
+    app.register_blueprint(admin_classes_bp)
+    from .projector_classes import bp as projector_classes_bp  # the class screens
+    app.register_blueprint(projector_classes_bp)
+    from .projector_questionnaires import bp as projector_questionnaires_bp  # keys only
+    app.register_blueprint(projector_questionnaires_bp)
     if settings.captive.enabled:
         captive.install(app, settings.captive.host_names)
     _install_not_found(app)

@@ -18,6 +18,8 @@ from content_cache.library import Library
 
 if TYPE_CHECKING:
     from appliance.auth import LoginLimiter, Sessions
+    from appliance.classes.answers import Tally
+    from appliance.classes.store import ClassesDB
     from appliance.discovery import Discovery
     from appliance.sync.service import SyncService
     from appliance.usage.cousage import LocalTable
@@ -41,6 +43,8 @@ class AppState:
     usage_limits: RateLimits | None = None
     login_limiter: LoginLimiter | None = None
     admin_sessions: Sessions | None = None
+    classes: ClassesDB | None = None   # classes.db, opened on first use (classes_api)
+    answers: Tally | None = None       # live class answers (classes_api)
     cousage: LocalTable | None = None
 
 

@@ -21,6 +21,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from appliance.classes.answers import ROUND
+
 RETRY_MS = 2000
 ID_MAX = 200  # longest channel, lesson or resource id accepted from the projector
 
@@ -40,6 +42,7 @@ class FollowState:
     resource: str = ""
     kind: str = ""
     page: int = 1
+    round: str = ""   # the class's round of live answers (appliance.classes.answers)
     updated: float = field(default=0.0)
 
     def as_json(self) -> dict[str, Any]:
@@ -91,10 +94,15 @@ def parse_state(doc: Any) -> dict[str, Any]:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 10000:
             raise FollowError(f"{key} must be a whole number from 0 to 9999, not {value!r}.")
         out[key] = value
+    rnd = doc.get("round", "")
+    if not isinstance(rnd, str) or (rnd and not ROUND.match(rnd)):
+        raise FollowError(f"round must be a round of live answers such as 20261130-c3, "
+                          f"or empty, not {rnd!r}.")
+    out["round"] = rnd
     if bool(out["channel"]) != bool(out["lesson"]):
         raise FollowError("channel and lesson go together: give both, or neither "
                           "(the projector shows no lesson).")
-    unknown = set(doc) - {"channel", "lesson", "resource", "kind", "part", "page"}
+    unknown = set(doc) - {"channel", "lesson", "resource", "kind", "part", "page", "round"}
     if unknown:
         raise FollowError(f"unknown keys in the follow state: {', '.join(sorted(unknown))}.")
     return out

@@ -82,14 +82,37 @@ def _grades(cat: Catalog) -> list[dict[str, Any]]:
     return [dict(stage, children=cat.children(stage["id"])) for stage in cat.children(None)]
 
 
+CLASS_COOKIE = "ketang_class"
+
+
+def _todays_class() -> tuple[dict[str, Any] | None, str | None]:
+    """The class whose QR code this tablet scanned (``?class=N``, then remembered in a
+    cookie) with its lesson for today; and the id to remember (None: keep the cookie)."""
+    given = request.args.get("class", "")
+    raw = given or request.cookies.get(CLASS_COOKIE, "")
+    if not raw.isdigit() or len(raw) > 9:
+        return None, None
+    from .classes_api import today
+
+    found = today(int(raw))
+    return found, (raw if given and found else None)
+
+
 @bp.route("/")
 def index():
-    """Every active channel's stages and grades: the browse tree's first screen."""
+    """Every active channel's stages and grades: the browse tree's first screen; with a
+    class (its QR code), that class's lesson for today above them."""
     lib = library()
     channels = []
     for _channel, cat in lib.catalogs():
         channels.append({"info": cat.info(), "stages": _grades(cat)})
-    return _render("index.html", channels=channels)
+    klass, remember = _todays_class()
+    response = current_app.make_response(_render("index.html", channels=channels,
+                                                 klass=klass))
+    if remember:
+        response.set_cookie(CLASS_COOKIE, remember, max_age=180 * 24 * 3600,
+                            httponly=True, samesite="Lax")
+    return response
 
 
 @bp.route("/browse/<channel>")
@@ -129,12 +152,16 @@ def search():
     """Lessons whose title, description or grade/subject match ``q``, across channels."""
     q = request.args.get("q", "").strip()[:100]
     results: list[dict[str, Any]] = []
+    channels = 0
     if q:
         lib = library()
         for channel, cat in lib.catalogs():
-            results += [dict(r, channel=channel) for r in cat.search(q, limit=SEARCH_LIMIT)]
+            channels += 1
+            title = cat.info()["title"]   # each result says its channel (教师研修, …)
+            results += [dict(r, channel=channel, channel_title=title)
+                        for r in cat.search(q, limit=SEARCH_LIMIT)]
     shown, pager = paged(results, _page())
-    return _render("search.html", q=q, results=shown, pager=pager)
+    return _render("search.html", q=q, results=shown, pager=pager, many=channels > 1)
 
 
 def exercise_of(resource: dict[str, Any]) -> dict[str, Any] | None:

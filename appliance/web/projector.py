@@ -124,7 +124,7 @@ def qr_svg(url: str) -> str:
 
 @bp.route("")
 def home():
-    """The first screen: recent lessons, then every grade."""
+    """The first screen: classes, recent lessons, open questionnaires, then every grade."""
     token = settings().projector.token
     given = request.args.get("token")
     if given is not None:
@@ -150,8 +150,17 @@ def home():
             groups.append({"stage": stage,
                            "grades": [_descend(cat, g) for g in cat.children(stage["id"])]})
         channels.append({"info": cat.info(), "groups": groups})
+    from .projector_classes import class_tiles  # the teacher's classes (docs/projector.md)
+    from .projector_questionnaires import open_unanswered  # open, not answered yet
+
+    classes, questionnaires = class_tiles(), open_unanswered()
+    focus = request.args.get("focus", "")
+    if not focus and questionnaires and not classes and not recent:
+        # a questionnaire never takes the first press: the first grade does
+        focus = next((g["id"] for ch in channels for grp in ch["groups"]
+                      for g in grp["grades"]), "")
     return _render("projector/home.html", recent=recent, channels=channels,
-                   focus=request.args.get("focus", ""))
+                   classes=classes, questionnaires=questionnaires, focus=focus)
 
 
 def _screen(cat: Any, node_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -266,9 +275,15 @@ def lesson(channel: str, lesson_id: str):
     steps = [(i, p) for i, part_ in enumerate(parts) for p in range(1, part_["pages"] + 1)]
     at = steps.index((part, page)) if steps else 0
 
+    from .projector_classes import lesson_class  # opened for a class (docs/projector.md)
+
+    klass, round_ = lesson_class(request.args.get("class", ""))
+    for_class: dict[str, Any] = {"class": klass.id} if klass else {}
+
     def step_url(i: int) -> str:
         pi, pg = steps[i]
-        return url_for(".lesson", channel=channel, lesson_id=lesson_id, part=pi, page=pg)
+        return url_for(".lesson", channel=channel, lesson_id=lesson_id, part=pi, page=pg,
+                       **for_class)
 
     if _from_projector():   # a tablet browsing /projector must not change the teacher's list
         remember(settings().device.data_dir, channel, lesson_id, settings().projector.recent)
@@ -276,6 +291,8 @@ def lesson(channel: str, lesson_id: str):
     join = f"{base}{url_for('pages.lesson', channel=channel, lesson_id=lesson_id)}"
     join += "?" + urlencode({"follow": "1"})
     up = _up_url(cat, channel, found["path"] + [found])
+    if klass:
+        up = url_for("projector_classes.page", class_id=klass.id, focus=lesson_id)
     next_lesson = siblings(cat, found)[1]
     return _render(
         "projector/lesson.html", channel=channel, lesson=found, parts=parts, part=part,
@@ -284,6 +301,8 @@ def lesson(channel: str, lesson_id: str):
         next_url=step_url(at + 1) if at + 1 < len(steps) else None,
         app_sandbox=IFRAME_SANDBOX, csrf=_csrf_token(), next_lesson=next_lesson,
         joinable=joinable, listen=settings().server.host,
+        klass=klass, round=round_, for_class=for_class,
+        answers_url=url_for("classes_api.answer_counts"),
     )
 
 

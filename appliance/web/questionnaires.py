@@ -2,7 +2,9 @@
 
 ``/admin/questionnaires/<channel>/<id>``: GET shows the form (server-rendered, CSRF
 like every dashboard form), POST checks the answers and stores them
-(:mod:`appliance.usage.answers`) before saying so. One answer per device.
+(:mod:`appliance.usage.answers`) before saying so. One answer per device. The
+projector's screens (:mod:`.projector_questionnaires`) answer through the same
+:func:`find_open` and :func:`submit`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def open_questionnaires() -> list[dict[str, Any]]:
     return out
 
 
-def _find(channel: str, qid: str) -> tuple[Questionnaire, int]:
+def find_open(channel: str, qid: str) -> tuple[Questionnaire, int]:
+    """An open questionnaire and its release's version; 404 when it is not open today."""
     cat = library().catalog(channel)
     if cat is None:
         abort(404)
@@ -52,19 +55,28 @@ def _find(channel: str, qid: str) -> tuple[Questionnaire, int]:
     abort(404)
 
 
+def submit(channel: str, version: int, q: Questionnaire, form: Any,
+           view: str = usage_answers.VIEW) -> bool:
+    """Check the answers in ``form`` and store them durably (once per device); returns
+    False when this device had answered already (nothing stored). Raises ValueError
+    saying what is wrong with the answers (nothing stored). ``view``: where it was
+    answered (``dashboard`` or ``projector``)."""
+    answers = check_answers(q, form)
+    if not answers:
+        raise ValueError(_("Answer at least one question."))
+    return usage_answers.store(settings(), channel, version, q, answers, view) is not None
+
+
 @bp.route("/<channel>/<qid>", methods=["GET", "POST"])
 def answer(channel: str, qid: str):
     """One questionnaire: the form, or the answers stored."""
-    q, version = _find(channel, qid)
+    q, version = find_open(channel, qid)
     s = settings()
     done = usage_answers.answered(s, channel, qid)
     error = ""
     if request.method == "POST" and not done:
         try:
-            answers = check_answers(q, request.form)
-            if not answers:
-                raise ValueError(_("Answer at least one question."))
-            usage_answers.store(s, channel, version, q, answers)
+            submit(channel, version, q, request.form)
             return redirect(url_for("questionnaires.answer", channel=channel, qid=qid,
                                     saved=1))
         except ValueError as e:

@@ -31,14 +31,21 @@ def local_table() -> LocalTable:
     return st.cousage
 
 
+def others_after(cat: Catalog, lesson_id: str, exclude: set[str],
+                 limit: int = OTHERS) -> list[dict[str, Any]]:
+    """"Others went on to" from ``lesson_id``: lesson nodes of ``cat``, best first, from
+    the blended co-usage tables, leaving out ``exclude`` (the tablet's lesson page and the
+    projector's class screen both ask here)."""
+    ids = blend(local_table().moves(lesson_id), cat.related(lesson_id),
+                exclude | {lesson_id}, limit=limit * 2)
+    found = cat.titles(ids)
+    return [found[i] for i in ids if i in found and found[i]["kind"] == "lesson"][:limit]
+
+
 def recommendations(channel: str, cat: Catalog, lesson_id: str) -> dict[str, list[dict]]:
     """``{"next": [...], "others": [...]}``: lessons with id, titles and page URL."""
     nxt = cat.following(lesson_id, NEXT)
-    exclude = {lesson_id} | {n["id"] for n in nxt[:1]}
-    ids = blend(local_table().moves(lesson_id), cat.related(lesson_id), exclude,
-                limit=OTHERS * 2)
-    found = cat.titles(ids)
-    others = [found[i] for i in ids if i in found and found[i]["kind"] == "lesson"][:OTHERS]
+    others = others_after(cat, lesson_id, {n["id"] for n in nxt[:1]})
 
     def item(n: dict[str, Any]) -> dict[str, Any]:
         return {"id": n["id"], "title": n["title"],

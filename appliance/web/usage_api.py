@@ -146,17 +146,9 @@ def post_usage():
         events = check_batch(doc, s.max_batch, s.raw_max_days)
     except EventError as e:
         return _bad_event(e)
-    client = request.remote_addr or "?"
-    wait, whole_device = _limits().take(client, len(events))
-    if wait:
-        who = (f"This device takes at most {s.device_rate_per_minute} events a minute from "
-               "all tablets together") if whole_device else \
-            f"Too many events from {client}: at most {s.rate_per_minute} a minute"
-        response = jsonify({"error": {"status": 429, "message": (
-            f"发送太频繁。{who}. Nothing was stored; send again in {wait:.0f} s.")}})
-        response.status_code = 429
-        response.headers["Retry-After"] = str(max(1, round(wait)))
-        return response
+    limited = rate_limited(len(events))
+    if limited is not None:
+        return limited
     try:
         flags = writer().submit(events)
     except (UsageFull, OSError, TimeoutError, Exception) as e:  # noqa: BLE001
@@ -165,6 +157,23 @@ def post_usage():
     stored = sum(flags)
     return jsonify({"stored": stored, "duplicates": len(flags) - stored,
                     "ids": [ev.id for ev in events]})
+
+
+def rate_limited(n: int):
+    """None when this client may send ``n`` more events now, else the 429 answer."""
+    s = settings().usage
+    client = request.remote_addr or "?"
+    wait, whole_device = _limits().take(client, n)
+    if not wait:
+        return None
+    who = (f"This device takes at most {s.device_rate_per_minute} events a minute from "
+           "all tablets together") if whole_device else \
+        f"Too many events from {client}: at most {s.rate_per_minute} a minute"
+    response = jsonify({"error": {"status": 429, "message": (
+        f"发送太频繁。{who}. Nothing was stored; send again in {wait:.0f} s.")}})
+    response.status_code = 429
+    response.headers["Retry-After"] = str(max(1, round(wait)))
+    return response
 
 
 def _limits() -> RateLimits:

@@ -63,12 +63,12 @@ def test_the_report_has_every_school_its_charts_and_who_went_quiet(tmp_path):
     assert "1 schools have not reported for 14 days or more" in index
     late = re.search(r'<tr class="late">(.*?)</tr>', index).group(1)
     assert "红星小学" in late and "<td>30</td>" in late
-    assert index.count("<svg") == 3 and "<script" not in index
+    assert index.count("<svg") == 4 and "<script" not in index
     assert not re.search(r'(src|href)="(https?:)?//', index)      # self-contained
     pages = sorted(p.name for p in out.glob("school-*.html"))
     assert pages == ["school-1.html", "school-2.html"]
     page = (out / "school-1.html").read_text(encoding="utf-8")
-    assert "东风小学" in page and "数学" in page and page.count("<svg") == 3
+    assert "东风小学" in page and "数学" in page and page.count("<svg") == 4
 
 
 def test_a_tampered_outbox_file_is_refused_and_left_out_of_the_report(tmp_path):
@@ -89,3 +89,43 @@ def test_the_report_needs_usage_to_read(tmp_path):
                                   str(tmp_path / "out")])
     assert r.exit_code == 1 and "holds no KETANG/outbox/ folder" in r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_draws_lessons_per_week_by_class_from_the_class_in_the_statements(
+        tmp_path):
+    """A class's number travels in part-projected statements (its name does not leave
+    the device): the report names it by school, grade, subject and number."""
+    from appliance.usage.figures import statement_figures
+    from appliance.usage.sources import load
+
+    s = school(tmp_path, "东风小学", 1, 1)
+    now = datetime.now(UTC)
+    parts = [(check_event({"id": str(uuid.uuid4()), "type": "part-projected",
+                           "resource": f"{LESSON}-{p}", "lesson": LESSON,
+                           "time": (now - timedelta(days=1)).isoformat(),
+                           "actor": "proj-0001", "view": "projector",
+                           "extra": {"class": 3}}, now, timedelta(0), 180),
+              Where("cn-basic-edu-demo", 1, LESSON, "一年级", "数学", "video"))
+             for p in ("video", "pdf", "video")]
+    db = UsageDB(s.device.data_dir, s.usage)
+    try:
+        db.store([parts])
+    finally:
+        db.close()
+    drives, keys = tmp_path / "drives", tmp_path / "keys"
+    keys.mkdir()
+    write_outbox(drives / "东风小学" / "KETANG", s, {})
+    shutil.copyfile(key_paths(s.device.data_dir)[1], keys / "东风小学.pub")
+    out = tmp_path / "report"
+    r = CliRunner().invoke(main, ["report", str(drives), "--keys", str(keys), "--out",
+                                  str(out)])
+    assert r.exit_code == 0, r.output
+    page = (out / "school-1.html").read_text(encoding="utf-8")
+    assert "Lessons taught per week, by class" in page
+    assert "一年级数学 班级 class 3" in page
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "东风小学 · 一年级数学 班级 class 3" in index
+    statements = load(drives, keys).statements
+    everyone, schools = statement_figures(statements)
+    week = sum(schools["东风小学"].classes["一年级数学 班级 class 3"])
+    assert week == 1                                   # one lesson, whatever its parts

@@ -91,9 +91,11 @@ class GuestVM:
     """One QEMU guest booted from a copy-on-write overlay of a built image."""
 
     def __init__(self, image: Path, workdir: Path, disk_gib: int = 8, memory_mib: int = 2048,
-                 direct_boot: tuple[Path, Path, str] | None = None):
+                 direct_boot: tuple[Path, Path, str] | None = None,
+                 extra_drives: tuple[Path, ...] = ()):
         """Boot ``image`` as amd64 (OVMF, the image's own boot loader) or, given
-        ``direct_boot`` (kernel, initramfs, command line), as arm64 on ``-M virt``."""
+        ``direct_boot`` (kernel, initramfs, command line), as arm64 on ``-M virt``;
+        ``extra_drives``: further disks a test attaches (its own files)."""
         self.workdir = workdir
         self.port = free_port()
         self.serial_log = workdir / "serial.log"
@@ -114,6 +116,9 @@ class GuestVM:
         self.cmd = [
             *machine, "-accel", "tcg,thread=multi", "-smp", "2", "-m", str(memory_mib),
             "-drive", f"if=virtio,format=qcow2,file={disk}",
+            # Further disks (/dev/vdb, /dev/vdc, ...): drives a test attaches (its own files).
+            *[a for d in extra_drives
+              for a in ("-drive", f"if=virtio,format=raw,file={d}")],
             "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:80",
             "-display", "none", "-monitor", "none",
             "-serial", f"file:{self.serial_log}",

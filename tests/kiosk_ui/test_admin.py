@@ -660,3 +660,37 @@ def test_the_right_password_takes_back_its_counted_attempt():
         lim.succeeded(f"10.0.2.{i}")
     assert lim.wait_seconds("10.9.9.9") == 0
     assert [lim.attempt("b") for _ in range(5)] == [0, 0, 0, 0, 2]
+
+
+def test_classes_are_added_and_removed_on_the_dashboard(app):
+    """Issue 19: a class (grade · subject · edition, a name, no student names) added with
+    the dashboard's form shows there with its next lesson; bad input changes nothing."""
+    client = app.test_client()
+    log_in(client)
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/classes/"' in dashboard
+    assert 'href="/browse/cn-basic-edu-demo"' in dashboard     # each channel opens
+    page = client.get("/admin/classes/").get_data(as_text=True)
+    assert "一年级 · 数学 · 人教版" in page
+    tok = token(client, "/admin/classes/")
+    curriculum = "cn-basic-edu-demo/primary-g1-math-pep"
+    r = client.post("/admin/classes/", data={"csrf_token": tok, "name": "(2)班",
+                                             "curriculum": curriculum})
+    assert r.status_code == 302
+    page = client.get("/admin/classes/").get_data(as_text=True)
+    assert "一年级(2)班 · 数学 · 人教版" in page and "5以内的加法" in page
+    for bad in ({"name": "", "curriculum": curriculum},
+                {"name": "(2)班", "curriculum": curriculum},
+                {"name": "(3)班", "curriculum": "cn-basic-edu-demo/primary-g1"}):
+        r = client.post("/admin/classes/", data={"csrf_token": tok, **bad})
+        assert r.status_code == 400 and 'role="alert"' in r.get_data(as_text=True)
+    assert client.post("/admin/classes/", data={"name": "(4)班", "curriculum": curriculum}
+                       ).status_code == 400           # no CSRF token
+    assert client.get("/api/v1/classes").get_json()["classes"][0]["name"] == "(2)班"
+    assert len(client.get("/api/v1/classes").get_json()["classes"]) == 1
+    [k] = client.get("/api/v1/classes").get_json()["classes"]
+    r = client.post("/admin/classes/remove", data={"csrf_token": tok, "class": str(k["id"])})
+    assert r.status_code == 302
+    assert client.get("/api/v1/classes").get_json()["classes"] == []
+    r = client.post("/admin/classes/remove", data={"csrf_token": tok, "class": "x"})
+    assert r.status_code == 404

@@ -20,7 +20,7 @@ from content_cache.library import Library
 from content_cache.publisher import publish
 
 from ..helpers import make_source, resign_release, snapshot
-from .test_admin import PASSWORD, log_in, make_app, token
+from .test_admin import PASSWORD, TOKEN, log_in, make_app, token
 
 usage_outbox.register()  # as the device does at start
 
@@ -169,3 +169,137 @@ def test_a_tampered_questionnaire_is_refused_like_any_tampered_release(tmp_path,
     with pytest.raises(SignatureError):
         import_bundle(out, lib, load_trusted_keys(trusted))
     assert snapshot(lib.data_dir) == before
+
+
+# ---- on the projector (docs/projector.md, "Questionnaires") -----------------------------
+
+def answers_in(data) -> list[dict]:
+    db = UsageDB(data)
+    try:
+        rows = db.db.execute_sql("SELECT view, extra FROM event WHERE type ="
+                                 " 'questionnaire-answered'").fetchall()
+    finally:
+        db.close()
+    return [{"view": v, **json.loads(x)} for v, x in rows]
+
+
+def test_the_projector_shows_an_open_questionnaire_and_stores_its_answers_once(device):
+    app, data = device
+    client = app.test_client()
+    url = f"/projector/questionnaires/{CHANNEL}/q-autumn"
+    home = client.get("/projector").get_data(as_text=True)
+    assert f'href="{url}"' in home and "秋季教师问卷" in home
+    screen = client.get(url).get_data(as_text=True)
+    assert screen.count('class="tile q-choice"') == 3 + 3 + 5
+    assert 'name="csrf_token"' in screen and 'data-node="send"' in screen
+    csrf = TOKEN.search(screen).group(1)
+    answers = {"use": "1", "parts": ["0", "2"], "useful": "4"}
+
+    # failure paths: each refused with a reason, nothing stored
+    assert client.post(url, data=answers).status_code == 400               # no CSRF token
+    r = client.post(url, data={**answers, "use": "7", "csrf_token": csrf})
+    assert r.status_code == 400 and "use: choose one" in r.get_data(as_text=True)
+    r = client.post(url, data={"csrf_token": csrf})
+    assert r.status_code == 400 and "请至少回答一个问题" in r.get_data(as_text=True)
+    other = client.post(url, data={**answers, "csrf_token": csrf},
+                        environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 403 and "只有投影机" in other.get_data(as_text=True)
+    assert answers_in(data) == []
+
+    r = client.post(url, data={**answers, "csrf_token": csrf})
+    assert r.status_code == 302 and "saved=1" in r.headers["Location"]
+    (stored,) = answers_in(data)
+    assert stored["view"] == "projector"
+    assert stored["answers"] == {"use": 1, "parts": [0, 2], "useful": 4}
+    r = client.post(url, data={**answers, "use": "0", "csrf_token": csrf})   # again
+    assert r.status_code == 200 and "您的回答已保存" in r.get_data(as_text=True)
+    assert len(answers_in(data)) == 1
+    assert url not in client.get("/projector").get_data(as_text=True)       # answered
+    log_in(client)                                   # the dashboard says it is answered
+    assert "已回答" in client.get("/admin/").get_data(as_text=True)
+    dash = f"/admin/questionnaires/{CHANNEL}/q-autumn"
+    client.post(dash, data={**answers, "csrf_token": token(client, "/admin/")})
+    assert len(answers_in(data)) == 1
+
+
+def test_answered_twice_at_once_is_stored_once(device):
+    """The dashboard and the projector sending at the same moment: one answer."""
+    import threading
+
+    from appliance.config import Settings
+    from appliance.usage import answers as usage_answers
+    from content_cache.questionnaire import parse_questionnaire
+
+    _app, data = device
+    s = Settings().with_overrides("device", data_dir=data)
+    q = parse_questionnaire(questionnaire(), "test")
+    ids: list = []
+    go = threading.Barrier(4)
+
+    def send(n: int) -> None:
+        go.wait()
+        ids.append(usage_answers.store(s, CHANNEL, 1, q, {"useful": n}))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len([i for i in ids if i]) == 1 and len(answers_in(data)) == 1
+    assert usage_answers.store(s, CHANNEL, 1, q, {"useful": 2}) is None
+
+
+def test_a_closed_or_future_questionnaire_is_not_on_the_projector(tmp_path, publisher_key):
+    pair, trusted = publisher_key
+    out = tmp_path / "bundle"
+    closed = questionnaire(id="q-closed", opens="2025-01-01", closes="2025-02-01")
+    future = questionnaire(id="q-future", opens=(TODAY + timedelta(days=2)).isoformat(),
+                           closes=(TODAY + timedelta(days=9)).isoformat())
+    publish(source_with(tmp_path, closed, future), CHANNEL, 1, pair.private_path, out)
+    data = tmp_path / "data"
+    import_bundle(out, Library(data), load_trusted_keys(trusted))
+    client = make_app(data).test_client()
+    home = client.get("/projector").get_data(as_text=True)
+    assert "q-closed" not in home and "q-future" not in home and "问卷" not in home
+    for qid in ("q-closed", "q-future"):
+        url = f"/projector/questionnaires/{CHANNEL}/{qid}"
+        assert client.get(url).status_code == 404
+        assert client.post(url, data={"use": "1"}).status_code in (400, 404)
+    assert not (data / "usage.db").exists()
+
+
+KILLED_AFTER_SAVING = """
+import json, os, signal, sys
+from appliance.config import Settings
+from appliance.usage import answers
+from content_cache.questionnaire import parse_questionnaire
+s = Settings().with_overrides("device", data_dir=sys.argv[1])
+q = parse_questionnaire(json.loads(sys.argv[2]), "test")
+print(answers.store(s, "test-channel", 1, q, {"useful": 5}, view="projector"), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)      # the power goes right after "saved"
+"""
+
+
+def test_an_answer_acknowledged_survives_a_kill_right_after_and_is_not_stored_again(
+        device):
+    import sqlite3
+    import subprocess
+    import sys
+
+    _app, data = device
+    doc = json.dumps(questionnaire())
+    runs = [subprocess.run([sys.executable, "-c", KILLED_AFTER_SAVING, str(data), doc],
+                           capture_output=True, text=True, timeout=60) for _ in range(2)]
+    assert [r.returncode for r in runs] == [-9, -9]
+    first, second = (r.stdout.strip() for r in runs)
+    assert first != "None" and second == "None"      # the second: already answered
+    raw = sqlite3.connect(data / "usage.db")
+    assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    raw.close()
+    (row,) = answers_in(data)
+    assert row["answers"] == {"useful": 5} and row["view"] == "projector"
+    db = UsageDB(data)
+    try:
+        assert db.has(first)
+    finally:
+        db.close()

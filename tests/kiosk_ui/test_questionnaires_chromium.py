@@ -68,8 +68,130 @@ def test_a_teacher_answers_on_the_dashboard(served, browser):
         page.goto(f"{base}/admin/")
         assert "已回答" in page.locator("#section-questionnaires").inner_text()
         charts = page.locator("#section-charts img")
-        assert charts.count() == 4
+        assert charts.count() == 5
         page.wait_for_function("[...document.querySelectorAll('#section-charts img')]"
                                ".every(i => i.complete && i.naturalWidth > 0)")
     finally:
         context.close()
+
+
+def answer_rows(data) -> list[tuple[str, str]]:
+    db = UsageDB(data)
+    try:
+        return db.db.execute_sql("SELECT id, extra FROM event WHERE type ="
+                                 " 'questionnaire-answered'").fetchall()
+    finally:
+        db.close()
+
+
+def test_a_teacher_answers_on_the_projector_with_the_clicker_keys_only(served, browser,
+                                                                        tmp_path):
+    """The first screen shows the open questionnaire; the clicker's keys (and a
+    keyboard's arrows) answer it; bad keys change nothing; stored once, and with Ralph
+    present, once in the LRS after two uploads."""
+    import json
+
+    from appliance.config import load_settings
+    from appliance.usage.upload import upload
+
+    from ..support.lrs import ralph_missing, running_ralph
+    from ..support.needs import require
+    from ..support.screenshots import shoot
+    from .test_classes_e2e import HD, clicker, focus, key_to
+
+    base, data = served
+    ctx = browser.new_context(viewport=HD, locale="zh-CN")
+    page = ctx.new_page()
+    try:
+        page.goto(f"{base}/projector")
+        tile = f"questionnaire-{CHANNEL}/q-autumn"
+        assert "秋季教师问卷" in page.locator(f'[data-node="{tile}"]').inner_text()
+        assert focus(page) != tile                       # it does not take the first press
+        shoot(page, tmp_path, "home.png")
+        key_to(page, tile, "PageUp")
+        with page.expect_navigation():
+            clicker(page, "F5")
+        assert "/projector/questionnaires/" in page.url
+        assert focus(page) == "use-0"
+        clicker(page, "F5")                              # chosen, then Esc: nothing kept
+        with page.expect_navigation():
+            clicker(page, "Escape")
+        assert page.url.endswith("/projector") and answer_rows(data) == []
+        key_to(page, tile, "PageUp")
+        with page.expect_navigation():
+            clicker(page, "F5")
+        shoot(page, tmp_path, "questionnaire-empty.png")
+
+        def chosen() -> list[str]:
+            return page.evaluate("() => [...document.querySelectorAll('input:checked')]"
+                                 ".map(i => i.name + '=' + i.value)")
+
+        # keys that mean nothing here change nothing (and blanking comes back as it was)
+        for key in ("x", "7", "q", "Delete", "Tab"):
+            page.keyboard.press(key)
+        page.keyboard.press("Shift+Tab")
+        clicker(page, "b")
+        clicker(page, "PageDown")                       # any key: the picture back only
+        assert chosen() == [] and page.locator("#blank").is_hidden()
+        page.locator('[data-node="use-0"]').focus()
+
+        clicker(page, "PageDown")
+        clicker(page, "F5")                             # use = 1 (每周)
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")                    # use = 2 …
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press(" ")                        # … and back to 1: one radio
+        key_to(page, "parts-0", "PageDown")
+        clicker(page, "F5")
+        key_to(page, "parts-2", "PageDown")
+        clicker(page, "F5")
+        key_to(page, "parts-1", "PageUp")
+        clicker(page, "F5")
+        clicker(page, "F5")                             # on and off again
+        key_to(page, "useful-4", "PageDown")
+        clicker(page, "F5")
+        assert chosen() == ["use=1", "parts=0", "parts=2", "useful=4"]
+        key_to(page, "wish", "PageDown")
+        page.keyboard.type("B 多些实验")                # typed text is text, not keys
+        assert page.locator("#blank").is_hidden()
+        clicker(page, "PageDown")
+        assert focus(page) == "send"
+        assert answer_rows(data) == []                  # nothing stored before "Send"
+        shoot(page, tmp_path, "questionnaire.png", "projector-questionnaire.png")
+        with page.expect_navigation():
+            clicker(page, "F5")
+        assert "saved=1" in page.url and "您的回答已保存" in page.content()
+        (row,) = answer_rows(data)
+        assert json.loads(row[1])["answers"] == {"use": 1, "parts": [0, 2], "useful": 4,
+                                                 "wish": "B 多些实验"}
+        # the form again (Back), sent again: still one answer
+        page.go_back()
+        page.wait_for_load_state()
+        if page.locator('[data-node="send"]').count():
+            page.locator('[data-node="send"]').focus()
+            with page.expect_navigation():
+                clicker(page, "F5")
+        assert len(answer_rows(data)) == 1
+        page.goto(f"{base}/projector")
+        assert page.locator(f'[data-node="{tile}"]').count() == 0
+    finally:
+        ctx.close()
+
+    why = ralph_missing()
+    if why:
+        require(why)
+        return
+    with running_ralph(tmp_path / "ralph") as lrs:
+        config = tmp_path / "ketang.toml"
+        with open(config, "a", encoding="utf-8") as f:
+            f.write(f'\n[usage]\nlrs_url = "{lrs.url}"\nlrs_username = "{lrs.username}"\n'
+                    f'lrs_password = "{lrs.password}"\nupload_retries = 2\n')
+        s = load_settings(config)
+        assert upload(s, force=True, backoff=0.01).error == ""
+        assert upload(s, force=True, backoff=0.01).sent == 0
+        held = [st for st in lrs.statements()
+                if st["verb"]["id"] == "http://adlnet.gov/expapi/verbs/responded"]
+        assert [st["id"] for st in held] == [row[0]]
+        ext = held[0]["context"]["extensions"]
+        assert ext["http://ketang.lan/xapi/extensions/questionnaire"] == "q-autumn"
+        assert ext["http://ketang.lan/xapi/extensions/view"] == "projector"

@@ -167,10 +167,10 @@ def ink_in_title_band(pdf: Path, tmp_path: Path) -> float:
 
 def test_every_task_sheet_embeds_its_fonts_and_shows_its_chinese(tmp_path):
     require("pdffonts", "pdftotext", "pdftoppm")
-    sheets = [(lesson, source / r["file"]) for source in sample_channels(SAMPLE_PACKS)
+    sheets = [(lesson, r, source / r["file"]) for source in sample_channels(SAMPLE_PACKS)
               for lesson, r in resources(source) if r["kind"] == "pdf"]
-    assert len(sheets) >= 12
-    for lesson, pdf in sheets:
+    assert len(sheets) >= 18
+    for lesson, resource, pdf in sheets:
         listing = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True,
                                  text=True).stdout.splitlines()[2:]
         assert listing, f"{pdf}: no fonts"
@@ -178,7 +178,8 @@ def test_every_task_sheet_embeds_its_fonts_and_shows_its_chinese(tmp_path):
             # name type [type...] encoding emb sub uni object-id generation
             assert row.split()[-5] == "yes", f"{pdf}: font not embedded: {row}"
         text = pdf_text(pdf)
-        assert lesson["title"]["zh"] in text and "学习任务单" in text, pdf
+        # the sheet's heading is its resource title (学习任务单, 研修阅读)
+        assert lesson["title"]["zh"] in text and resource["title"]["zh"] in text, pdf
         assert ink_in_title_band(pdf, tmp_path) > 0.01, f"{pdf}: its title draws no ink"
 
 

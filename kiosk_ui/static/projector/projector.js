@@ -123,8 +123,15 @@
       lesson: lessonEl.getAttribute('data-usage-lesson'),
       part: at.part, page: at.page,
       resource: part ? part.getAttribute('data-resource') : '',
-      kind: part ? part.getAttribute('data-kind') : ''
+      kind: part ? part.getAttribute('data-kind') : '',
+      round: lessonEl.getAttribute('data-round') || ''
     }));
+  }
+
+  /* A lesson opened for a class: its parts count as projected for that class. */
+  function forClass() {
+    var k = parseInt(lessonEl.getAttribute('data-class'), 10);
+    return k > 0 ? {'class': k} : {};
   }
 
   function show(part, page, record) {
@@ -160,14 +167,15 @@
     focusItem(tabs[part]);
     fitPdf();
     if (window.history && history.replaceState) {
-      var url = window.location.pathname + '?part=' + part + '&page=' + page;
+      var k = lessonEl.getAttribute('data-class');
+      var url = window.location.pathname + '?part=' + part + '&page=' + page + (k ? '&class=' + k : '');
       history.replaceState(null, '', url);
     }
     postFollow();
     if (record && parts[part]) {
       var rid = parts[part].getAttribute('data-resource');
       var kind = parts[part].getAttribute('data-kind');
-      if (changedPart) { usage('record', 'part-projected', rid, {}); }
+      if (changedPart) { usage('record', 'part-projected', rid, forClass()); }
       if (kind === 'pdf') { usage('record', 'pdf-page-viewed', rid, {page: page}); }
     }
   }
@@ -379,9 +387,23 @@
     return true;
   }
 
+  /* A text field (a class's other name, a questionnaire's short answer) takes letters
+     as text: B, E, Q and Backspace are typing there, not the projector's keys. */
+  function typing(el) {
+    if (!el || !el.tagName) { return false; }
+    if (el.tagName === 'TEXTAREA' || el.isContentEditable) { return true; }
+    return el.tagName === 'INPUT' &&
+      !/^(hidden|radio|checkbox|submit|button|reset|image)$/i.test(el.type || 'text');
+  }
+
   document.addEventListener('keydown', function (e) {
     if (e.ctrlKey || e.altKey || e.metaKey) { return; }
     var k = e.key;
+    if (typing(e.target)) {
+      // Esc leaves the field (the keys work again); everything else is the field's.
+      if (k === 'Escape' || k === 'Esc') { e.target.blur(); e.preventDefault(); }
+      return;
+    }
     if (!blank.hidden) {
       // Blanked: any key brings the picture back and does nothing else.
       toggleBlank(false);
@@ -433,6 +455,8 @@
     readPosition();
     show(at.part, at.page, false);
     usage('projectedStart', lessonEl.getAttribute('data-usage-lesson'));
+    // The part on screen when the lesson opens is projected too.
+    if (parts[at.part]) { usage('record', 'part-projected', parts[at.part].getAttribute('data-resource'), forClass()); }
     window.addEventListener('pagehide', function () { usage('projectedEnd'); });
   } else {
     var list = items();
