@@ -40,16 +40,18 @@ def timed(step: str, started: float) -> None:
     print(f"[update test] {step}: {TIMES[step]} s", flush=True)
 
 
-def bundle(dist: Path, version: str, log: Path, overlay: Path | None = None) -> Path:
+def bundle(dist: Path, version: str, log: Path, overlay: Path | None = None,
+           kind: str = "whole") -> Path:
+    """``make update-bundle`` (``kind`` app: a patch against the image's root slot)."""
     env = dict(os.environ, KETANG_IMAGE_DIST=str(dist), KETANG_UPDATE_VERSION=version)
     if overlay:
         env["KETANG_UPDATE_OVERLAY"] = str(overlay)
     with log.open("w") as out:
-        proc = subprocess.run(["bash", str(REPO / "image-build" / "update-bundle.sh"), "amd64"],
-                              cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.run(["bash", str(REPO / "image-build" / "update-bundle.sh"), "amd64",
+                               kind], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                               timeout=3600)
     assert proc.returncode == 0, log.read_text()[-3000:]
-    return dist / f"ketang-{version}-amd64.raucb"
+    return dist / f"ketang-{version}-amd64{'-app' if kind == 'app' else ''}.raucb"
 
 
 def small_bundle(work: Path, name: str, version: str, cert: Path, key: Path) -> Path:
@@ -147,6 +149,27 @@ def data_fingerprint(vm: GuestVM) -> str:
         "print(sorted(r[0] for r in c.execute('select id from event')))\"")
 
 
+def trust_dev_ca(vm: GuestVM, ca: str) -> None:
+    """Put the DEV-ONLY software-update CA where first-boot provisioning puts it."""
+    vm.shell("mkdir -p /var/lib/ketang/trust/updates && cd /var/lib/ketang/trust/updates"
+             " && cat > keyring.pem <<'KETANG_EOF'\n" f"{ca}KETANG_EOF\n"
+             "cp keyring.pem dev-update-ca.pem")
+    assert "BEGIN CERTIFICATE" in vm.shell("cat /var/lib/ketang/trust/updates/keyring.pem")
+
+
+def post_usage_event(vm: GuestVM) -> str:
+    """One usage event posted like a tablet does; returns its id."""
+    ev = {"id": str(uuid.uuid4()), "type": "lesson-opened", "view": "tablet",
+          "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+          "actor": "5f0c2b1e-0d7a-4c41-9b7e-2f3a9c1d0e11", "resource": LESSON, "extra": {}}
+    req = urllib.request.Request(vm.url("/api/v1/usage"), method="POST",
+                                 data=json.dumps({"events": [ev]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 200
+    return ev["id"]
+
+
 def update_status(vm: GuestVM) -> dict:
     return json.loads(vm.shell("ketang update status --json", timeout=300))
 
@@ -198,22 +221,12 @@ def test_update_rollback_scenario(built, tmp_path: Path) -> None:
         # apply writes exactly these). Written through the shell because this image's
         # `ketang provision --apply` cannot run yet: python3-tomlkit is missing from
         # image-build/packages (see the report of issue 17).
-        vm.shell("mkdir -p /var/lib/ketang/trust/updates && cd /var/lib/ketang/trust/updates"
-                 " && cat > keyring.pem <<'KETANG_EOF'\n" f"{ca}KETANG_EOF\n"
-                 "cp keyring.pem dev-update-ca.pem")
-        assert "BEGIN CERTIFICATE" in vm.shell("cat /var/lib/ketang/trust/updates/keyring.pem")
+        trust_dev_ca(vm, ca)
         # Some usage to keep: one event posted like a tablet does.
-        ev = {"id": str(uuid.uuid4()), "type": "lesson-opened", "view": "tablet",
-              "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-              "actor": "5f0c2b1e-0d7a-4c41-9b7e-2f3a9c1d0e11", "resource": LESSON, "extra": {}}
-        req = urllib.request.Request(vm.url("/api/v1/usage"), method="POST",
-                                     data=json.dumps({"events": [ev]}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            assert r.status == 200
+        event_id = post_usage_event(vm)
         vm.shell("systemctl is-system-running --wait >/dev/null || true", timeout=600)
         before = data_fingerprint(vm)
-        assert ev["id"] in before
+        assert event_id in before
         entries = vm.shell("ls /boot/efi/loader/entries")
         status = update_status(vm)
         assert status["booted_slot"] == "a" and status["booted_version"] == "0.1.0", status

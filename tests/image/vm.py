@@ -128,10 +128,26 @@ class GuestVM:
             "-chardev", f"socket,id=selftest,path={self.socket_path},server=on,wait=off",
             "-device", "virtserialport,chardev=selftest,name=ketang.selftest",
         ]
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.cmd, stdout=(workdir / "qemu.log").open("w"),
-                                     stderr=subprocess.STDOUT)
         self._sock: socket.socket | None = None
+        self._launch()
+
+    def _launch(self) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, stdout=(self.workdir / "qemu.log").open("a"),
+                                     stderr=subprocess.STDOUT)
+
+    def power_cut(self) -> None:
+        """SIGKILL QEMU: the guest loses power at once (nothing flushed, nothing shut down)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self.proc.kill()
+        self.proc.wait()
+
+    def power_on(self) -> None:
+        """Start QEMU again on the same disk and firmware variables (after power_cut)."""
+        assert self.proc.poll() is not None, "the guest is still running"
+        self._launch()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
