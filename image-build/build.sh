@@ -243,7 +243,8 @@ squash_mb=$(( ($(stat -c %s "$work/root.squashfs") + 1048575) / 1048576 ))
 (( squash_mb <= ROOT_MB )) || die "root slot image is ${squash_mb} MiB, more than the ${ROOT_MB} MiB slot"
 
 say "making the boot and data file systems"
-mkfs.vfat -C -F 32 -n KETANG-BOOT -i 4B544E47 "$work/esp.img" $((ESP_MB * 1024)) >/dev/null
+# --invariant: the label entry gets a fixed time, not the build's (the boot partition reproduces)
+mkfs.vfat --invariant -C -F 32 -n KETANG-BOOT -i 4B544E47 "$work/esp.img" $((ESP_MB * 1024)) >/dev/null
 find "$work/esp" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 (cd "$work/esp" && for f in *; do mcopy -s -p -m -i "$work/esp.img" "$f" ::/; done)
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext4 -q -L KETANG-DATA \
