@@ -162,7 +162,9 @@ install -D -m 0644 "$here/rauc/system-$arch.conf" "$R/etc/rauc/system.conf"
 cat > "$R/etc/fstab" <<EOF
 # Ketang image (image-build/README.md). / is the root slot (squashfs) under a RAM overlay.
 PARTLABEL=ketang-data  /var/lib/ketang  ext4  noatime,noinit_itable,x-systemd.growfs,x-systemd.after=ketang-grow-data.service  0  2
-PARTLABEL=ketang-boot  $boot_dir  vfat  noatime,umask=0077,noauto,x-systemd.automount,x-systemd.idle-timeout=30  0  0
+# The boot partition is read-only: a read-write FAT writes its "dirty" flag when mounted and
+# unmounted (invariant 4). Its few writers run under /usr/lib/ketang/boot-rw.
+PARTLABEL=ketang-boot  $boot_dir  vfat  ro,noatime,umask=0077,noauto,x-systemd.automount,x-systemd.idle-timeout=30  0  0
 tmpfs  /tmp  tmpfs  mode=1777,nosuid,nodev,size=25%  0  0
 EOF
 mkdir -p "$R/var/lib/ketang" "$R$boot_dir"

@@ -199,7 +199,10 @@ def uptime(vm: GuestVM) -> int:
 
 
 def put_file(vm: GuestVM, path: str, text: str) -> None:
-    shell(vm, f"cat > {path} <<'KETANG_EOF'\n{text}KETANG_EOF\nsync {path}")
+    """Write a file in the guest; on the boot partition (mounted read-only) through
+    /usr/lib/ketang/boot-rw, as the image's own writers do."""
+    rw = "/usr/lib/ketang/boot-rw " if path.startswith("/boot/") else ""
+    shell(vm, f"{rw}sh -c 'cat > {path} && sync {path}' <<'KETANG_EOF'\n{text}KETANG_EOF")
 
 
 def result_file(vm: GuestVM) -> str:
