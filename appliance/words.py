@@ -61,7 +61,7 @@ def both(render: Callable[[Gettext], str]) -> str:
 
 DRIVE_ERRORS = ("mount", "untrusted", "manifest", "blobs", "older", "space", "pulled",
                 "report", "bundle", "data-disk", "no-filesystem", "interrupted", "drives-busy",
-                "internal", "update")
+                "internal", "update", "setup")
 
 
 def drive_error(code: str, _: Gettext) -> str:
@@ -87,6 +87,7 @@ def drive_error(code: str, _: Gettext) -> str:
         "internal": _("something unexpected went wrong; the drive is unmounted and may be "
                       "removed"),
         "update": _("the software update on the drive was refused"),
+        "setup": _("the setup file on the drive was not applied; nothing changed"),
     }
     return texts.get(code, "")
 
@@ -101,17 +102,31 @@ def drive_text(entry: Mapping[str, Any], _: Gettext, banner: bool = False) -> st
         return _("Importing %(done)s of %(total)s, don't remove the drive") % {
             "done": human_bytes(int(entry.get("done_bytes") or 0)),
             "total": human_bytes(int(entry.get("total_bytes") or 0))}
+    if state == "applying-setup":
+        return _("Applying the setup file, don't remove the drive")
     if state == "writing-report":
         return _("Writing the reports, don't remove the drive")
     if state == "updating":
         return _("Installing a software update, don't remove the drive")
     if state == "done":
+        if entry.get("setup") == "applied":
+            return _("Done: the setup file was applied; safe to remove the drive")
+        if entry.get("setup") == "unchanged":
+            return _("Done: the setup file changed nothing, it is already in place; safe to "
+                     "remove the drive")
         if entry.get("note_code") == "reports-only":
             return _("Done: no lessons on this drive, the reports were written; safe to "
                      "remove the drive")
         if banner:
             return _("Import finished, you can safely remove the USB drive")
         return _("Done, safe to remove the drive")
+    if state == "error" and entry.get("error_code") == "setup":
+        params = entry.get("error_params") or {}
+        where = str(params.get("setting") or "ketang-setup.toml")
+        if params.get("line"):
+            where += f" ({setup_line(params['line'], _)})"
+        return _("The setup file on the drive was not applied and nothing changed: check "
+                 "%(where)s (KETANG/setup/ketang-setup-result.txt says why)") % {"where": where}
     if state == "error":
         error = drive_error(str(entry.get("error_code") or ""), _) \
             or str(entry.get("error") or "?")
