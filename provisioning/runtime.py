@@ -39,7 +39,7 @@ from .layout import (
     Layout,
 )
 from .setupfile import Problem
-from .status import Runner, hostapd_report
+from .status import Runner, ap_report
 from .transaction import restore
 
 if TYPE_CHECKING:
@@ -110,10 +110,11 @@ class Services:
     ctrl_dir: str | None = None   # hostapd's control folder (default /run/hostapd)
 
     def ap_state(self, interface: str) -> str:
-        """hostapd's state on ``interface`` ("ENABLED" when the access point is up), or
-        why there is none."""
+        """The access point's state on ``interface`` ("ENABLED" when it is up), or why
+        there is none. The kernel's view first: the drive watcher's service has a private
+        /tmp, where hostapd_cli never gets hostapd's answer."""
         kwargs = {"ctrl_dir": self.ctrl_dir} if self.ctrl_dir else {}
-        report = hostapd_report(interface, self.run, **kwargs)
+        report = ap_report(interface, self.run, kernel_first=True, **kwargs)
         return report if isinstance(report, str) else report.get("state", "UNKNOWN")
 
     def wait_up(self, interface: str) -> tuple[bool, str]:
