@@ -249,3 +249,24 @@ def setup_more(count: int, _: Gettext) -> str:
 def setup_see_result(_: Gettext) -> str:
     """Where the whole outcome is."""
     return _("see ketang-setup-result.txt on the boot partition")
+
+
+# -- the classroom access point (provisioning.status.ap_status, on the dashboard) -------
+
+def wifi_advice(status: Mapping[str, Any], _: Gettext) -> str:
+    """What a technician should do about the access point ("" when all is well)."""
+    if status.get("state") != "ENABLED":
+        return _("The Wi-Fi access point is not running: read ketang-setup-result.txt on the "
+                 "card, and `journalctl -u ketang-hostapd@wlan0` on the device (a missing "
+                 "wifi.country keeps the radio off).")
+    limit = status.get("client_limit")
+    if not limit:
+        return ""
+    values = {"limit": limit, "firmware": status.get("firmware") or "?"}
+    if isinstance(status.get("clients"), int) and status["clients"] >= limit:
+        return _("The built-in Wi-Fi is full: it admits about %(limit)s devices at once "
+                 "(firmware %(firmware)s). For a larger class add an access point: a USB "
+                 "Wi-Fi adapter that serves many devices, named in wifi.interface.") % values
+    return _("This board's built-in Wi-Fi admits about %(limit)s devices at once (firmware "
+             "%(firmware)s); for a larger class add an access point: a USB Wi-Fi adapter "
+             "that serves many devices, named in wifi.interface.") % values
