@@ -59,6 +59,7 @@ class Step:
 
     argv: tuple[str, ...]
     what: str               # a short name for the result file: "ketang-hostapd@wlan0"
+    needs: Path | None = None   # run only when this exists (the Wi-Fi interface's /sys entry)
 
 
 def restart_plan(layout: Layout, changed_files: list[str], before: dict[str, Any],
@@ -86,7 +87,9 @@ def restart_plan(layout: Layout, changed_files: list[str], before: dict[str, Any
             unit = HOSTAPD_UNIT.format(old_if)
             steps.append(Step(("systemctl", "stop", unit), unit.removesuffix(".service")))
         unit = HOSTAPD_UNIT.format(new_if)
-        steps.append(Step(("systemctl", "restart", unit), unit.removesuffix(".service")))
+        # Without the interface systemd would wait 90 s for its device, then fail.
+        steps.append(Step(("systemctl", "restart", unit), unit.removesuffix(".service"),
+                          layout.root / "sys/class/net" / new_if))
     if touched(DNSMASQ_CONF):
         steps.append(Step(("systemctl", "restart", DNSMASQ_UNIT), "ketang-dnsmasq"))
     if touched(HOSTNAME) and after.get("system.hostname"):
@@ -131,6 +134,10 @@ class Services:
         that failed."""
         failed = []
         for step in steps:
+            if step.needs is not None and not step.needs.exists():
+                failed.append(f"{' '.join(step.argv)}: {step.needs} does not exist "
+                              "(no such network interface)")
+                continue
             try:
                 out = self.run(list(step.argv), capture_output=True, text=True, timeout=60)
             except (OSError, subprocess.TimeoutExpired) as e:

@@ -413,6 +413,45 @@ def on_stick(drive: Path, name: str, work: Path) -> bytes:
     return out.read_bytes()
 
 
+def drive_handled(vm: GuestVM, since: float, before: str = "", timeout: float = 900) -> dict:
+    """vdb's entry in the drive watcher's status file once it is done (or refused) and is
+    not the entry ``before`` (its "updated" time) left by an earlier plug-in."""
+    entry: dict = {}
+    while time.monotonic() - since < timeout:
+        entry = drive_entry(vm)
+        if entry.get("state") in ("done", "error") and entry.get("updated") != before:
+            return entry
+        time.sleep(3)
+    return entry
+
+
+def drive_entry(vm: GuestVM) -> dict:
+    doc = shell(vm, "cat /run/ketang/drives.json 2>/dev/null || echo '{}'")
+    return json.loads(doc or "{}").get("drives", {}).get("vdb", {})
+
+
+def mistyped_interface(vm: GuestVM) -> None:
+    """The same stick, now naming a Wi-Fi interface this device lacks: hostapd cannot come
+    up there, so every file goes back and the access point is on again as before."""
+    shell(vm, "mkdir -p /run/stick && mount /dev/vdb /run/stick && printf '[wifi]\\n"
+              "interface = \"wlan9\"\\n' > /run/stick/KETANG/setup/ketang-setup.toml && "
+              "umount /run/stick")
+    before = drive_entry(vm).get("updated", "")
+    t = time.monotonic()
+    shell(vm, "udevadm trigger --action=add --sysname-match=vdb && udevadm settle")
+    entry = drive_handled(vm, t, before)
+    figure("setup stick with a wrong interface: plugged in to the access point back, s "
+           "(TCG)", round(time.monotonic() - t))
+    assert entry.get("state") == "error" and entry.get("error_code") == "setup", entry
+    assert entry.get("error_params", {}).get("setting") == "wifi.interface", entry
+    result = json.loads(shell(vm, "cat /var/lib/ketang/provisioning/last-result.json"))
+    assert not result["ok"] and "Wi-Fi is on as before" in result["problems"][0]["message"], \
+        result
+    assert "interface=wlan0" in shell(vm, "cat /etc/hostapd/hostapd.conf")
+    status = json.loads(shell(vm, "ketang provision --status --json"))
+    assert status["state"] == "ENABLED" and status["ssid"] == "课堂-东方", status
+
+
 def test_a_setup_drive_renames_the_running_wifi_and_school(image: BuiltImage,
                                                           tmp_path: Path) -> None:
     """The drive watcher's service applies KETANG/setup/ketang-setup.toml on a running
@@ -430,13 +469,7 @@ def test_a_setup_drive_renames_the_running_wifi_and_school(image: BuiltImage,
         # The stick was attached at power-on, before the watcher listened: plug it in now.
         t = time.monotonic()
         shell(vm, "udevadm trigger --action=add --sysname-match=vdb && udevadm settle")
-        entry: dict = {}
-        while time.monotonic() - t < 900:
-            doc = shell(vm, "cat /run/ketang/drives.json 2>/dev/null || echo '{}'")
-            entry = json.loads(doc or "{}").get("drives", {}).get("vdb", {})
-            if entry.get("state") in ("done", "error"):
-                break
-            time.sleep(3)
+        entry = drive_handled(vm, t)
         figure("setup stick: plugged in to handled, s (TCG)", round(time.monotonic() - t))
         assert entry.get("state") == "done" and entry.get("setup") == "applied", \
             f"{entry}\n" + shell(vm, "journalctl -u ketang-drives --no-pager | tail -40")
@@ -455,6 +488,7 @@ def test_a_setup_drive_renames_the_running_wifi_and_school(image: BuiltImage,
                                          "--clear-groups ketang provision --status --json"))
             assert other["state"] == "ENABLED" and other["ssid"] == "课堂-东方", other
             assert other["channel"] == 6 and other["country"] == "CN", other
+            mistyped_interface(vm)
         vm.stop()
         vm.proc.wait(timeout=120)
         assert on_stick(stick, "ketang-setup.toml", tmp_path) == text.encode("utf-8")

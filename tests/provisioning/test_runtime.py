@@ -22,7 +22,8 @@ from .test_apply import LAST_RESULT, first_boot_file, settings_files
 
 
 def provisioned_root(tmp_path: Path) -> Path:
-    """A device root (in ``tmp_path``) set up at first boot from its boot partition."""
+    """A device root (in ``tmp_path``) with a radio (wlan0), set up at first boot from its
+    boot partition."""
     from content_cache.keys import generate_keypair
 
     publisher = generate_keypair(tmp_path / "pub", "national").public_path.read_text()
@@ -34,6 +35,7 @@ def provisioned_root(tmp_path: Path) -> Path:
     layout = Layout(root=root, boot=boot)
     first_boot_file(layout, publisher)
     assert apply(layout).ok
+    (root / "sys/class/net/wlan0").mkdir(parents=True)    # the radio's interface
     return root
 
 
@@ -150,3 +152,20 @@ def test_a_security_setting_later_is_refused_and_nothing_restarts(provisioned, t
     assert not out.ok and fake.calls == []
     assert [p.setting for p in out.problems] == ["admin.password"]
     assert settings_files(provisioned.root) == before
+
+
+def test_a_mistyped_interface_puts_the_access_point_back_on_the_old_one(provisioned,
+                                                                        tmp_path):
+    fake = Systemd()
+    before = settings_files(provisioned.root)
+    out = apply_running(provisioned, later(tmp_path, '[wifi]\ninterface = "wlan9"\n'),
+                        services(fake))
+    assert not out.ok and out.problems[0].setting == "wifi.interface"
+    assert settings_files(provisioned.root) == before
+    hostapd = [c for c in fake.calls if c[0] == "systemctl" and "ketang-hostapd" in c[2]]
+    assert hostapd == [["systemctl", "stop", "ketang-hostapd@wlan0.service"],
+                       # wlan9's restart is not even tried: there is no such interface
+                       ["systemctl", "stop", "ketang-hostapd@wlan9.service"],
+                       ["systemctl", "restart", "ketang-hostapd@wlan0.service"]]
+    assert any("no such network interface" in w for w in out.warnings), out.warnings
+    assert "Wi-Fi is on as before" in out.problems[0].message
