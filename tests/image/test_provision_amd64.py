@@ -430,12 +430,22 @@ def drive_entry(vm: GuestVM) -> dict:
     return json.loads(doc or "{}").get("drives", {}).get("vdb", {})
 
 
-def mistyped_interface(vm: GuestVM) -> None:
+MISTYPED = '[wifi]\ninterface = "wlan9"\n'
+
+
+def mistyped_interface(vm: GuestVM, first: str) -> None:
     """The same stick, now naming a Wi-Fi interface this device lacks: hostapd cannot come
-    up there, so every file goes back and the access point is on again as before."""
-    shell(vm, "mkdir -p /run/stick && mount /dev/vdb /run/stick && printf '[wifi]\\n"
-              "interface = \"wlan9\"\\n' > /run/stick/KETANG/setup/ketang-setup.toml && "
-              "umount /run/stick")
+    up there, so every file goes back and the access point is on again as before.
+    ``first``: the stick's file as the technician wrote it (still so after the first
+    plug-in, with the result beside it)."""
+    files = shell(vm, "mkdir -p /run/stick && mount /dev/vdb /run/stick && "
+                      "cat /run/stick/KETANG/setup/ketang-setup-result.txt && echo ==== && "
+                      "cat /run/stick/KETANG/setup/ketang-setup.toml")
+    written, setup = files.replace("\r\n", "\n").split("====\n")
+    assert setup == first, "the technician's file was changed"
+    assert "已应用 APPLIED" in written and "kept as it is" in written, written
+    shell(vm, "printf '[wifi]\\ninterface = \"wlan9\"\\n' > "
+              "/run/stick/KETANG/setup/ketang-setup.toml && umount /run/stick")
     before = drive_entry(vm).get("updated", "")
     t = time.monotonic()
     shell(vm, "udevadm trigger --action=add --sysname-match=vdb && udevadm settle")
@@ -488,12 +498,17 @@ def test_a_setup_drive_renames_the_running_wifi_and_school(image: BuiltImage,
                                          "--clear-groups ketang provision --status --json"))
             assert other["state"] == "ENABLED" and other["ssid"] == "课堂-东方", other
             assert other["channel"] == 6 and other["country"] == "CN", other
-            mistyped_interface(vm)
+            mistyped_interface(vm, text)
         vm.stop()
         vm.proc.wait(timeout=120)
-        assert on_stick(stick, "ketang-setup.toml", tmp_path) == text.encode("utf-8")
         written = on_stick(stick, "ketang-setup-result.txt", tmp_path).decode("utf-8")
-        assert "已应用 APPLIED" in written and "kept as it is" in written, written
+        if ap:      # the last file on the stick is the mistyped one, kept as written
+            assert on_stick(stick, "ketang-setup.toml", tmp_path) == MISTYPED.encode()
+            assert "NOT APPLIED" in written and "wifi.interface" in written, written
+            assert "plug the drive in again" in written, written
+        else:
+            assert on_stick(stick, "ketang-setup.toml", tmp_path) == text.encode("utf-8")
+            assert "已应用 APPLIED" in written and "kept as it is" in written, written
         print(f"[provision test] figures: {json.dumps(FIGURES, ensure_ascii=False)}")
     finally:
         vm.stop()
