@@ -475,6 +475,13 @@ def test_a_setup_drive_renames_the_running_wifi_and_school(image: BuiltImage,
     vm = GuestVM(disk, tmp_path, extra_drives=(stick,))
     try:
         wait_for_school(vm, "红星小学", vm.started)
+        # An image default the data partition lacks (as when an updated slot brings a new
+        # one) comes from the slot's own copy at the next run of the provisioning unit.
+        shell(vm, "rm /var/lib/ketang/etc/timezone && systemctl restart ketang-provision")
+        log = shell(vm, "journalctl -u ketang-provision --no-pager | tail -30")
+        assert "added the image's default etc/timezone" in log, log
+        assert shell(vm, "cat /var/lib/ketang/etc/timezone").strip() == "Asia/Shanghai", \
+            "then the setup file's own zone, as provisioning keeps it"
         ap = start_simulated_ap(vm)
         # The stick was attached at power-on, before the watcher listened: plug it in now.
         t = time.monotonic()
