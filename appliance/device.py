@@ -6,7 +6,9 @@ The order is fixed and readable here (Syncthing's ``lib/syncthing`` is the model
 1. settings (given) and the content library;
 2. the sync service (one libtorrent session for the device's life), if ``sync.enabled``;
 3. the usage uploader (to the LRS on its schedule), if usage and an LRS are set;
-4. the web apps (lesson pages, and the lesson apps' origin) with the media fast path;
+4. the web apps (lesson pages, and the lesson apps' origin) with the media fast path,
+   and on a device set up as a classroom access point the dashboard's Wi-Fi probe
+   (provisioning's own ``ap_status``, the one ``ketang status`` prints);
 5. the HTTP servers; once both sockets listen, zeroconf discovery on the interfaces
    the server listens on.
 
@@ -16,8 +18,10 @@ service (which saves every transfer's resume data).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from content_cache.library import Library
 
@@ -36,6 +40,29 @@ def register_outbox_providers(settings: Settings) -> None:
     from .usage import outbox as usage_outbox
 
     usage_outbox.register()  # it writes nothing while usage is off
+
+
+WIFI_STATUS_TTL_S = 5.0   # the dashboard polls every 2 s; the probe runs a subprocess
+
+
+def wifi_probe(settings: Settings, ttl: float = WIFI_STATUS_TTL_S,
+               ) -> Callable[[], dict[str, Any]] | None:
+    """The access point's state for the dashboard (``provisioning.status.ap_status``,
+    remembered for ``ttl`` seconds), or None when this device is not set up as a
+    classroom access point."""
+    from provisioning.status import ap_status, is_access_point
+
+    if not is_access_point(settings.device.data_dir):
+        return None
+    lock = threading.Lock()
+    last: list[Any] = [0.0, None]
+
+    def probe() -> dict[str, Any]:
+        with lock:
+            if last[1] is None or time.monotonic() - last[0] > ttl:
+                last[:] = [time.monotonic(), ap_status()]
+            return dict(last[1])
+    return probe
 
 
 class Device:
@@ -71,6 +98,7 @@ class Device:
 
         app = create_app(self.settings, self.library)
         state(app).sync = self.sync
+        state(app).wifi_status = wifi_probe(self.settings)
         self.app = app
         return install_fast_media(app), create_apps_app(self.library)
 

@@ -61,7 +61,7 @@ def both(render: Callable[[Gettext], str]) -> str:
 
 DRIVE_ERRORS = ("mount", "untrusted", "manifest", "blobs", "older", "space", "pulled",
                 "report", "bundle", "data-disk", "no-filesystem", "interrupted", "drives-busy",
-                "internal", "update")
+                "internal", "update", "setup")
 
 
 def drive_error(code: str, _: Gettext) -> str:
@@ -87,6 +87,7 @@ def drive_error(code: str, _: Gettext) -> str:
         "internal": _("something unexpected went wrong; the drive is unmounted and may be "
                       "removed"),
         "update": _("the software update on the drive was refused"),
+        "setup": _("the setup file on the drive was not applied; nothing changed"),
     }
     return texts.get(code, "")
 
@@ -101,17 +102,31 @@ def drive_text(entry: Mapping[str, Any], _: Gettext, banner: bool = False) -> st
         return _("Importing %(done)s of %(total)s, don't remove the drive") % {
             "done": human_bytes(int(entry.get("done_bytes") or 0)),
             "total": human_bytes(int(entry.get("total_bytes") or 0))}
+    if state == "applying-setup":
+        return _("Applying the setup file, don't remove the drive")
     if state == "writing-report":
         return _("Writing the reports, don't remove the drive")
     if state == "updating":
         return _("Installing a software update, don't remove the drive")
     if state == "done":
+        if entry.get("setup") == "applied":
+            return _("Done: the setup file was applied; safe to remove the drive")
+        if entry.get("setup") == "unchanged":
+            return _("Done: the setup file changed nothing, it is already in place; safe to "
+                     "remove the drive")
         if entry.get("note_code") == "reports-only":
             return _("Done: no lessons on this drive, the reports were written; safe to "
                      "remove the drive")
         if banner:
             return _("Import finished, you can safely remove the USB drive")
         return _("Done, safe to remove the drive")
+    if state == "error" and entry.get("error_code") == "setup":
+        params = entry.get("error_params") or {}
+        where = str(params.get("setting") or "ketang-setup.toml")
+        if params.get("line"):
+            where += f" ({setup_line(params['line'], _)})"
+        return _("The setup file on the drive was not applied and nothing changed: check "
+                 "%(where)s (KETANG/setup/ketang-setup-result.txt says why)") % {"where": where}
     if state == "error":
         error = drive_error(str(entry.get("error_code") or ""), _) \
             or str(entry.get("error") or "?")
@@ -234,3 +249,24 @@ def setup_more(count: int, _: Gettext) -> str:
 def setup_see_result(_: Gettext) -> str:
     """Where the whole outcome is."""
     return _("see ketang-setup-result.txt on the boot partition")
+
+
+# -- the classroom access point (provisioning.status.ap_status, on the dashboard) -------
+
+def wifi_advice(status: Mapping[str, Any], _: Gettext) -> str:
+    """What a technician should do about the access point ("" when all is well)."""
+    if status.get("state") != "ENABLED":
+        return _("The Wi-Fi access point is not running: read ketang-setup-result.txt on the "
+                 "card, and `journalctl -u ketang-hostapd@wlan0` on the device (a missing "
+                 "wifi.country keeps the radio off).")
+    limit = status.get("client_limit")
+    if not limit:
+        return ""
+    values = {"limit": limit, "firmware": status.get("firmware") or "?"}
+    if isinstance(status.get("clients"), int) and status["clients"] >= limit:
+        return _("The built-in Wi-Fi is full: it admits about %(limit)s devices at once "
+                 "(firmware %(firmware)s). For a larger class add an access point: a USB "
+                 "Wi-Fi adapter that serves many devices, named in wifi.interface.") % values
+    return _("This board's built-in Wi-Fi admits about %(limit)s devices at once (firmware "
+             "%(firmware)s); for a larger class add an access point: a USB Wi-Fi adapter "
+             "that serves many devices, named in wifi.interface.") % values

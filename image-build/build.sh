@@ -216,6 +216,10 @@ chown -R 0:0 "$work/data/etc"
 chown 0:990 "$work/data/config" "$work/data/config/ketang.toml"
 chmod 0755 "$work/data/config" "$work/data/etc"
 chmod 0640 "$work/data/config/ketang.toml"
+# The same defaults in the root slot: the provision hook adds any the data partition lacks
+# at every boot, so an updated slot can bring a new one (it never overwrites a file).
+mkdir -p "$R/usr/share/ketang/data-defaults"
+cp -a "$work/data/config" "$work/data/etc" "$R/usr/share/ketang/data-defaults/"
 rm -rf "${R:?}"/tmp/* "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/* "$R"/var/log/* \
   "$R"/var/cache/ldconfig/aux-cache "$R"/etc/apt/sources.list "$R"/etc/apt/sources.list.d/* \
   "$R"/var/lib/systemd/random-seed "$R"/etc/*-

@@ -39,7 +39,7 @@ from .layout import (
 )
 from .schema import BY_NAME, Checked, validate
 from .setupfile import DRIVE_SETUP, RESULT_NAME, SETUP_NAME, Problem, SetupFileError, without
-from .transaction import Transaction
+from .transaction import Previous, Transaction
 
 DEVICE_KEY = "device"            # <data_dir>/device.key and device.pub (as usage signing)
 
@@ -58,6 +58,11 @@ class Outcome:
     changed_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     finished: str = ""
+    kept: bool = False      # the setup file is left as it was (a drive's): not rewritten
+    restarted: list[str] = field(default_factory=list)   # services told to take the change
+    # What each changed file held before (provisioning.runtime puts it back if the access
+    # point does not come up); never shown, never written anywhere.
+    previous: dict[Path, Previous] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, secrets replaced by "(set)"."""
@@ -67,7 +72,7 @@ class Outcome:
                 "problems": [{"setting": p.setting, "line": p.line, "message": p.message}
                              for p in self.problems],
                 "changed_files": self.changed_files, "warnings": self.warnings,
-                "finished": self.finished}
+                "restarted": self.restarted, "finished": self.finished}
 
     def result_text(self) -> str:
         """ketang-setup-result.txt: applied settings without secrets, or the errors."""
@@ -76,6 +81,10 @@ class Outcome:
         if self.ok:
             out.append("状态 Status: 已应用 APPLIED" + (" (首次启动 first boot)"
                                                        if self.first_boot else ""))
+        elif self.kept:
+            out.append("状态 Status: 未应用，设备保持原样 NOT APPLIED: the device is as it was. "
+                       "改正下列问题后重新插入 U 盘。Fix the problems below and plug the drive "
+                       "in again.")
         else:
             out.append("状态 Status: 未应用，设备保持原样 NOT APPLIED: the device is as it was. "
                        "改正下列问题后重新启动。Fix the problems below and restart the device.")
@@ -85,13 +94,20 @@ class Outcome:
             out += ["", "问题 Problems:"] + [f"  - {p}" for p in self.problems]
         if self.warnings:
             out += ["", "注意 Warnings:"] + [f"  - {w}" for w in self.warnings]
-        if self.applied:
+        if self.applied and self.kept:
+            out += ["", "已应用（U 盘上的文件保持不变）Applied (the file on the drive is "
+                    "kept as it is):"]
+            out += [f"  {k} = {v}" for k, v in _shown(self.applied).items()]
+        elif self.applied:
             out += ["", "已应用（已从 ketang-setup.toml 删除）Applied (removed from "
                     "ketang-setup.toml):"]
             out += [f"  {k} = {v}" for k, v in _shown(self.applied).items()]
         if self.unchanged:
-            out += ["", "已是当前设置（已删除）Already in place (removed from the file):"]
+            out += ["", "已是当前设置 Already in place:" if self.kept else
+                    "已是当前设置（已删除）Already in place (removed from the file):"]
             out += [f"  {k} = {v}" for k, v in _shown(self.unchanged).items()]
+        if self.restarted:
+            out += ["", "已重新启动 Restarted: " + ", ".join(self.restarted)]
         if self.ok and not self.applied:
             out += ["", "没有需要更改的设置。Nothing to change."]
         return "\n".join(out) + "\n"
@@ -129,7 +145,7 @@ def apply_file(layout: Layout, setup: Path, rewrite: bool = True) -> Outcome:
     Raises KetangError only when the device itself is broken (data partition missing);
     a bad file gives an Outcome with problems and changes nothing.
     """
-    outcome = Outcome(source=str(setup))
+    outcome = Outcome(source=str(setup), kept=not rewrite)
     data_dir = layout.host(layout.data_dir)
     if not data_dir.is_dir():
         raise KetangError(f"数据分区未挂载。The data folder {layout.data_dir} does not exist "
@@ -144,7 +160,7 @@ def apply_file(layout: Layout, setup: Path, rewrite: bool = True) -> Outcome:
     except (KetangError, OSError) as e:
         outcome.problems = [Problem("", None, str(e))]
     if outcome.problems:
-        _finish(layout, outcome)
+        finish(layout, outcome)
         return outcome
     _apply(layout, checked, device.values, outcome)
     outcome.applied = checked.changes
@@ -158,11 +174,13 @@ def apply_file(layout: Layout, setup: Path, rewrite: bool = True) -> Outcome:
             outcome.warnings.append(
                 f"无法改写设置文件。Could not rewrite {setup.name} ({e.strerror}): the "
                 "settings are applied, but still in the file; delete them by hand.")
-    _finish(layout, outcome)
+    finish(layout, outcome)
     return outcome
 
 
-def _finish(layout: Layout, outcome: Outcome) -> None:
+def finish(layout: Layout, outcome: Outcome) -> None:
+    """Stamp the outcome's time and write it down: ``ketang-setup-result.txt`` on the boot
+    partition (when the layout has one) and ``last-result.json`` on the data partition."""
     outcome.finished = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     if layout.boot is not None and layout.boot.is_dir():
         # FAT has no journal: temp file, fsync, rename, fsync of the folder.
@@ -274,6 +292,7 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
     _run(tx, layout)
     outcome.changed_files = [str(PurePosixPath("/") / p.relative_to(layout.root))
                              for p in tx.changed]
+    outcome.previous.update(tx.previous)
 
     if not sealed:      # last: from now on security settings are locked
         seal = Transaction()
@@ -281,6 +300,7 @@ def _apply(layout: Layout, checked: Checked, before: Mapping[str, Any],
                    0o644)
         _run(seal, layout)
         outcome.changed_files.append(str(layout.sealed_file))
+        outcome.previous.update(seal.previous)
     # (On the image /etc/hostname is a link: the changed file is its target.)
     if (layout.root == Path("/") and layout.host(HOSTNAME) in tx.changed
             and os.geteuid() == 0):
@@ -312,4 +332,5 @@ def apply(layout: Layout, drives: Sequence[Path] = ()) -> Outcome | None:
     return apply_file(layout, setup, rewrite=on_boot)
 
 
-__all__ = ["Outcome", "apply", "apply_file", "find_setup", "SETUP_NAME", "RESULT_NAME"]
+__all__ = ["Outcome", "apply", "apply_file", "finish", "find_setup", "SETUP_NAME",
+           "RESULT_NAME"]

@@ -9,6 +9,11 @@ the stock firmware (7 to 10 are reported) and 19 with Raspberry Pi's "minimal" f
 
 Cheap (one short subprocess), but not for hot paths: call it from the status command
 and the dashboard's status page only.
+
+hostapd's control socket is root's. A caller that may not open it (the lesson server's
+user, for the dashboard) gets the same report from the kernel instead, through ``iw``
+(:func:`iw_report`: interface type and SSID, channel, connected stations, regulatory
+country), which any user may read.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .layout import HOSTAPD_CTRL, LEASES
+from .layout import HOSTAPD_CONF, HOSTAPD_CTRL, LEASES
 
 STOCK_PI_LIMIT = 8
 MINIMAL_PI_LIMIT = 19
@@ -46,6 +51,72 @@ def hostapd_report(interface: str, run: Runner = subprocess.run,
     if out.returncode != 0 or "=" not in out.stdout:
         return (out.stdout + out.stderr).strip() or f"hostapd_cli exit status {out.returncode}"
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+def iw_report(interface: str, run: Runner = subprocess.run) -> dict[str, str] | str:
+    """The access point as the kernel sees it, in hostapd's STATUS keys (``state``
+    ENABLED when ``interface`` is an access point with an SSID), or why there is none.
+
+    For callers that may not open hostapd's control socket; needs no privilege.
+    """
+    def iw(*args: str) -> str | None:
+        try:
+            out = run(["iw", *args], capture_output=True, text=True, timeout=5)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    info = iw("dev", interface, "info")
+    if info is None:
+        return f"iw: no Wi-Fi interface {interface} (or iw is not installed)"
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, _, value = line.strip().partition(" ")
+        fields.setdefault(key, value)
+    ap = fields.get("type") == "AP" and "ssid" in fields
+    report = {"state": "ENABLED" if ap else "DISABLED", "ssid[0]": fields.get("ssid", "")}
+    channel = fields.get("channel", "").split(" ", 1)[0]
+    if channel.isdigit():
+        report["channel"] = channel
+    stations = iw("dev", interface, "station", "dump")
+    if stations is not None:
+        report["num_sta[0]"] = str(sum(1 for line in stations.splitlines()
+                                       if line.startswith("Station ")))
+    country = re.search(r"^country ([A-Z0-9]{2}):", iw("reg", "get") or "", re.M)
+    if country:
+        report["country_code"] = country[1]
+    return report
+
+
+def ap_report(interface: str, run: Runner = subprocess.run,
+              ctrl_dir: str = str(HOSTAPD_CTRL), kernel_first: bool = False,
+              ) -> dict[str, str] | str:
+    """hostapd's STATUS (:func:`hostapd_report`) or the kernel's view of the access point
+    (:func:`iw_report`): the first in the order asked that reports the access point up,
+    else the first one's answer (hostapd's reason, or the kernel's DISABLED).
+
+    ``kernel_first`` for callers that cannot use hostapd's control socket: not root (the
+    socket is root's), or in a service with a private /tmp, where hostapd's answer to
+    ``hostapd_cli`` (a socket in /tmp) never arrives and every call waits for its timeout.
+    """
+    sources: list[Callable[[], dict[str, str] | str]] = [
+        lambda: hostapd_report(interface, run, ctrl_dir), lambda: iw_report(interface, run)]
+    if kernel_first:
+        sources.reverse()
+    first = sources[0]()
+    if isinstance(first, dict) and first.get("state") == "ENABLED":
+        return first
+    second = sources[1]()
+    if isinstance(second, dict) and second.get("state") == "ENABLED":
+        return second
+    return first
+
+
+def is_access_point(data_dir: Path, root: Path = Path("/")) -> bool:
+    """Whether this device was set up as a classroom access point (a setup file was
+    applied, or hostapd has its configuration)."""
+    return (Path(data_dir) / "provisioning" / "last-result.json").is_file() or \
+        (root / str(HOSTAPD_CONF).lstrip("/")).exists()
 
 
 def active_leases(path: Path, now: float | None = None) -> int:
@@ -92,7 +163,8 @@ def radio(interface: str, root: Path = Path("/")) -> dict[str, Any]:
 def ap_status(interface: str = "wlan0", root: Path = Path("/"), run: Runner = subprocess.run,
               leases: Path | None = None, now: float | None = None) -> dict[str, Any]:
     """Everything ``ketang status`` and the dashboard show about the access point."""
-    report = hostapd_report(interface, run, str(root / str(HOSTAPD_CTRL).lstrip("/")))
+    report = ap_report(interface, run, str(root / str(HOSTAPD_CTRL).lstrip("/")),
+                       kernel_first=os.geteuid() != 0)
     leases = leases or root / str(LEASES).lstrip("/")
     out: dict[str, Any] = {"interface": interface, "leases": active_leases(leases, now),
                            **radio(interface, root)}

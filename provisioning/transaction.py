@@ -27,13 +27,28 @@ class _Write:
     staged: Path | None = None
 
 
+@dataclass(frozen=True)
+class Previous:
+    """What a path held before a commit changed it: file bytes with mode and owner, a
+    link's target, or nothing (``data`` and ``link`` both None: the path did not exist)."""
+
+    data: bytes | None = None
+    link: str | None = None
+    mode: int = 0o644
+    owner: tuple[int, int] | None = None
+
+
 @dataclass
 class Transaction:
-    """Files to write (and remove), staged and then committed in the order given."""
+    """Files to write (and remove), staged and then committed in the order given.
+
+    ``previous`` holds what each changed path held before (so a caller can put it back:
+    :func:`restore`)."""
 
     writes: list[_Write] = field(default_factory=list)
     removals: list[Path] = field(default_factory=list)
     changed: list[Path] = field(default_factory=list)
+    previous: dict[Path, Previous] = field(default_factory=dict)
 
     def write(self, target: Path, data: bytes, mode: int = 0o644,
               owner: tuple[int, int] | None = None) -> None:
@@ -80,11 +95,13 @@ class Transaction:
         for w in self.writes:
             if w.staged is None:
                 continue
+            self.previous.setdefault(w.target, _previous(w.target))
             os.replace(w.staged, w.target)
             dirs.add(w.target.parent)
             self.changed.append(w.target)
         for target in self.removals:
             if target.is_symlink() or target.exists():
+                self.previous.setdefault(target, _previous(target))
                 target.unlink()
                 dirs.add(target.parent)
                 self.changed.append(target)
@@ -97,6 +114,36 @@ class Transaction:
         for w in self.writes:
             if w.staged is not None:
                 w.staged.unlink(missing_ok=True)
+
+
+def restore(previous: dict[Path, Previous]) -> list[Path]:
+    """Put every path back as ``previous`` says it was (staged and renamed like any
+    transaction; a path that did not exist is removed). Returns what changed."""
+    tx = Transaction()
+    for target, before in previous.items():
+        if before.link is not None:
+            tx.symlink(target, before.link)
+        elif before.data is not None:
+            tx.write(target, before.data, before.mode, before.owner)
+        else:
+            tx.remove(target)
+    try:
+        tx.stage()
+    except BaseException:
+        tx.abandon()
+        raise
+    return tx.commit()
+
+
+def _previous(target: Path) -> Previous:
+    try:
+        if target.is_symlink():
+            return Previous(link=os.readlink(target))
+        st = target.stat()
+        return Previous(data=target.read_bytes(), mode=st.st_mode & 0o777,
+                        owner=(st.st_uid, st.st_gid))
+    except FileNotFoundError:
+        return Previous()
 
 
 def _same(w: _Write) -> bool:

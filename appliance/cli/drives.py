@@ -6,13 +6,18 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from appliance.config import Settings
 from appliance.device import register_outbox_providers
 
 from . import settings_from
 from .progress import ByteBar
+
+if TYPE_CHECKING:
+    from provisioning.runtime import DriveSetup
 
 
 @click.group()
@@ -20,9 +25,25 @@ def drives() -> None:
     """USB drives: import lessons from them, write reports onto them."""
 
 
+_PROVISION_ROOT = click.option(
+    "--provision-root", type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Apply a drive's KETANG/setup/ketang-setup.toml to the device whose root this is "
+         "(/ on the device; docs/provisioning.md). Without it setup files are ignored, so "
+         "a laptop is never provisioned by mistake.")
+
+
+def _setup_for(root: Path | None, settings: Settings) -> DriveSetup | None:
+    if root is None:
+        return None
+    from provisioning.runtime import drive_setup
+
+    return drive_setup(root, settings)
+
+
 @drives.command("watch")
+@_PROVISION_ROOT
 @click.pass_context
-def watch(ctx: click.Context) -> None:
+def watch(ctx: click.Context, provision_root: Path | None) -> None:
     """Watch udev for drives and handle each one as it is plugged in (runs until stopped)."""
     from appliance.drives.watcher import DriveWatcher
 
@@ -30,7 +51,7 @@ def watch(ctx: click.Context) -> None:
     if not Path("/run/udev/control").exists():
         click.echo("No udev runs here; use `ketang drives insert DEVICE` by hand.", err=True)
     register_outbox_providers(s)
-    observer = DriveWatcher(s).start()
+    observer = DriveWatcher(s, setup=_setup_for(provision_root, s)).start()
     click.echo(f"Watching for drives; mounting under {s.drives.mount_root}. Ctrl-C stops.")
     try:
         while observer.is_alive():
@@ -41,15 +62,18 @@ def watch(ctx: click.Context) -> None:
 
 @drives.command("insert")
 @click.argument("device", type=click.Path(exists=True, dir_okay=False))
+@_PROVISION_ROOT
 @click.pass_context
-def insert(ctx: click.Context, device: str) -> None:
+def insert(ctx: click.Context, device: str, provision_root: Path | None) -> None:
     """Do by hand what the watcher does when DEVICE (e.g. /dev/sdb1) is plugged in."""
     from appliance.drives.status import message_for
     from appliance.drives.watcher import DriveWatcher
 
+    s = settings_from(ctx)
     with ByteBar("导入 Importing") as bar:
-        register_outbox_providers(settings_from(ctx))
-        outcome = DriveWatcher(settings_from(ctx), on_progress=bar).insert(device)
+        register_outbox_providers(s)
+        outcome = DriveWatcher(s, on_progress=bar,
+                               setup=_setup_for(provision_root, s)).insert(device)
     for r in outcome.results:
         click.echo(f"{r.channel} v{r.version}: {r.status}, copied {r.bytes_copied / 1e6:.1f} MB")
     for p in outcome.outbox:

@@ -24,14 +24,12 @@ def status(ctx: click.Context, data_dir: Path | None, as_json: bool) -> None:
     """
     from appliance.health import format_report, health_report
     from content_cache.library import Library
-    from provisioning.layout import HOSTAPD_CONF
-    from provisioning.status import ap_status, format_status, last_result
+    from provisioning.status import ap_status, format_status, is_access_point, last_result
 
     s = settings_from(ctx).with_overrides("device", data_dir=data_dir)
     report = health_report(Library(s.device.data_dir))
     setup = last_result(s.device.data_dir)
-    is_ap = setup is not None or Path(str(HOSTAPD_CONF)).exists()
-    network = ap_status() if is_ap else None
+    network = ap_status() if is_access_point(s.device.data_dir) else None
     if as_json:
         click.echo(json.dumps(dict(report, network=network, setup=setup), ensure_ascii=False,
                               indent=2))

@@ -62,7 +62,7 @@ def describe(entry: dict[str, Any]) -> str:
     return text
 
 
-TRANSIENT = ("mounting", "importing", "writing-report")
+TRANSIENT = ("mounting", "applying-setup", "importing", "writing-report")
 INTERRUPTED = ("导入被中断（Ketang 重新启动）/ the import was interrupted (Ketang restarted); "
                "what was verified is kept: plug the drive in again to resume.")
 

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.config import Settings
 from content_cache.bundle import BUNDLE_DIR, NoCase, find_releases
@@ -34,6 +34,10 @@ from . import mount as drives
 from .mount import DriveError, Mounted, check_not_system, filesystem_type, mount_readonly
 from .outbox import encode_json, status_file_name, status_report, write_outbox
 from .status import DriveStatus, error_code
+
+if TYPE_CHECKING:
+    from provisioning.apply import Outcome
+    from provisioning.runtime import DriveSetup
 
 log = logging.getLogger(__name__)
 CARRY_ONLY = ("U 盘上没有课程，报告已写入 / no lessons on this drive (no release in KETANG/); "
@@ -52,13 +56,19 @@ class DriveOutcome:
     outbox: list[Path] = field(default_factory=list)
     code: str = ""  # on error: the drive status error_code (appliance.drives.status)
     params: dict[str, Any] = field(default_factory=dict)  # the error's parameters, if any
+    setup: str = ""  # KETANG/setup/ketang-setup.toml: "applied", "unchanged" or ""
 
 
 class DriveWatcher:
     """Handles drive events; feed it from a pyudev MonitorObserver or by hand."""
 
-    def __init__(self, settings: Settings, on_progress: Progress | None = None) -> None:
+    def __init__(self, settings: Settings, on_progress: Progress | None = None,
+                 setup: DriveSetup | None = None) -> None:
+        """``setup``: applies a drive's ``KETANG/setup/ketang-setup.toml`` to this device
+        (``provisioning.runtime.drive_setup``); None (a laptop, tests of imports) ignores
+        setup files."""
         self.settings = settings
+        self.setup = setup
         self.status = DriveStatus(settings.drives.status_file)
         self.on_progress = on_progress
         self._lock = threading.Lock()
@@ -188,8 +198,8 @@ class DriveWatcher:
                 log.warning("%s", e)
         if outcome.state == "done":
             self.status.set(name, "done", note=outcome.message,
-                            note_code="reports-only" if outcome.message == CARRY_ONLY else "",
-                            **_summary(outcome))
+                            note_code="reports-only" if outcome.message.endswith(CARRY_ONLY)
+                            else "", **_summary(outcome))
         else:
             self.status.set(name, "error", error=outcome.message, error_code=outcome.code,
                             **_summary(outcome))
@@ -198,7 +208,7 @@ class DriveWatcher:
     def _work(self, m: Mounted, name: str) -> DriveOutcome:
         bundle = m.mountpoint / BUNDLE_DIR
         results: list[ImportResult] = []
-        error = note = code = ""
+        error = note = code = setup = ""
         carry_only = not bundle.exists() and not bundle.is_symlink()
         if not carry_only:
             try:
@@ -207,6 +217,9 @@ class DriveWatcher:
                 return DriveOutcome(name, "error", str(e), code=error_code(e))
             except OSError as e:
                 return DriveOutcome(name, "error", _pulled(e), code="pulled")
+            setup, refusal = self._apply_setup(m, bundle, name)
+            if refusal is not None:
+                return refusal
             updated, refused = self._install_update(bundle, name)
             if (updated or refused) and not (bundle / "releases").is_dir():
                 return DriveOutcome(name, "error" if refused else "done", refused or updated,
@@ -221,7 +234,11 @@ class DriveWatcher:
                 return DriveOutcome(name, "error", _pulled(e), code="pulled")
         library = Library(self.settings.device.data_dir)
         if carry_only:  # a drive brought only to carry the reports out: a normal case
-            return self._reports_only(m, name, library)
+            done = self._reports_only(m, name, library)
+            done.setup = setup
+            if setup and done.state == "done":
+                done.message = f"{_setup_note(setup)}; {done.message}"
+            return done
 
         def progress(done: int, total: int) -> None:
             self.status.set(name, "importing", done, total, throttle=done < total)
@@ -258,10 +275,12 @@ class DriveWatcher:
         except (KetangError, OSError) as e:
             error = (error + "; " if error else "") + f"writing the report failed: {e}"
             code = code or "report"
+        if setup and not error:
+            note = "; ".join(filter(None, (_setup_note(setup), note)))
         return DriveOutcome(name, "error" if error else "done", error or note, results, outbox,
                             code=code if error else "",
                             params={"data_dir": str(library.data_dir)} if code == "data-disk"
-                            else {})
+                            else {}, setup=setup)
 
     def _reports_only(self, m: Mounted, name: str, library: Library) -> DriveOutcome:
         self.status.set(name, "writing-report")
@@ -270,6 +289,42 @@ class DriveWatcher:
         except (KetangError, OSError) as e:
             return DriveOutcome(name, "error", f"writing the report failed: {e}")
         return DriveOutcome(name, "done", CARRY_ONLY, outbox=outbox)
+
+    def _apply_setup(self, m: Mounted, bundle: Path, name: str,
+                     ) -> tuple[str, DriveOutcome | None]:
+        """``KETANG/setup/ketang-setup.toml``: apply it to this device, as a later setup file
+        on the boot partition would be (security settings only before the seal), and make
+        the services take it. The technician's file is never changed; the result goes
+        beside it as ``ketang-setup-result.txt`` and onto the dashboard. ("applied" or
+        "unchanged", None) when it applied, ("", None) when there is none, and a
+        DriveOutcome (error ``setup``, one line: the first problem) when it did not."""
+        setup = NoCase(bundle).path(*SETUP_PATH)
+        if self.setup is None or not setup.is_file():
+            return "", None
+        self.status.set(name, "applying-setup")
+        outcome = self.setup(setup)
+        self._write_setup_result(m, outcome)
+        if not outcome.ok:
+            first = outcome.problems[0] if outcome.problems else None
+            return "", DriveOutcome(name, "error", _setup_problem(outcome), code="setup",
+                                    params={"setting": first.setting if first else "",
+                                            "line": first.line if first else None},
+                                    setup="refused")
+        self.settings = self.setup.settings_after(outcome, self.settings)
+        return ("applied" if outcome.applied else "unchanged"), None
+
+    def _write_setup_result(self, m: Mounted, outcome: Outcome) -> None:
+        """The result beside the setup file (Windows line ends, as on the boot partition);
+        a drive that cannot take it still has the result on the dashboard."""
+        from content_cache.atomic import atomic_write_bytes
+
+        text = outcome.result_text().replace("\n", "\r\n").encode("utf-8")
+        try:
+            with drives.writable(m) as rw:
+                folder = NoCase(rw.mountpoint / BUNDLE_DIR).path(*SETUP_PATH[:-1])
+                atomic_write_bytes(folder / SETUP_RESULT, text)
+        except (KetangError, OSError) as e:
+            log.warning("could not write the setup result onto %s: %s", m.device, e)
 
     def _install_update(self, bundle: Path, name: str) -> tuple[str, str]:
         """``KETANG/updates/*.raucb``: hand the newest to the software-update installer
@@ -327,6 +382,26 @@ class DriveWatcher:
         return observer
 
 
+SETUP_PATH = ("setup", "ketang-setup.toml")   # under KETANG/ (provisioning.setupfile)
+SETUP_RESULT = "ketang-setup-result.txt"
+
+
+def _setup_note(setup: str) -> str:
+    if setup == "applied":
+        return "设置文件已应用 / the setup file was applied"
+    return "设置文件无需更改 / the setup file changed nothing: already in place"
+
+
+def _setup_problem(outcome: Outcome) -> str:
+    """The setup file's first problem in one line (all of them are in the result file)."""
+    first = str(outcome.problems[0]) if outcome.problems else "?"
+    more = len(outcome.problems) - 1
+    return (f"设置文件未应用，设备保持原样 / the setup file was not applied, nothing changed: "
+            f"{' '.join(first.split())}"
+            + (f" (+{more})" if more > 0 else "")
+            + f" — KETANG/setup/{SETUP_RESULT}")
+
+
 def _release_entries(bundle: Path) -> bool:
     """Whether ``KETANG/releases/`` holds anything at all (names matched ignoring case)."""
     releases = NoCase(bundle).path("releases")
@@ -351,6 +426,8 @@ def _unexpected(name: str, e: BaseException) -> DriveOutcome:
 
 def _summary(outcome: DriveOutcome) -> dict[str, Any]:
     extra: dict[str, Any] = {"error_params": outcome.params} if outcome.params else {}
+    if outcome.setup:
+        extra["setup"] = outcome.setup
     return {
         **extra,
         "imported": [r.summary() for r in outcome.results],

@@ -240,7 +240,7 @@ def logout():
     return redirect(url_for("admin.login", bye=1))
 
 
-SECTIONS = ("health", "setup", "releases", "drives", "peers", "sync", "usage", "updates")
+SECTIONS = ("health", "setup", "wifi", "releases", "drives", "peers", "sync", "usage", "updates")
 
 
 def _status() -> dict[str, Any]:

@@ -62,6 +62,19 @@ def drives(settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
+def wifi() -> dict[str, Any] | None:
+    """The classroom access point (state, SSID, clients, leases, the board's client
+    limit), or None when this server has no access point to report on."""
+    probe = context.state().wifi_status
+    if probe is None:
+        return None
+    try:
+        return probe()
+    except Exception as e:  # one broken part must not take the dashboard down
+        log.warning("the Wi-Fi status failed: %s", e)
+        return {"state": "UNKNOWN", "error": f"{type(e).__name__}: {e}"}
+
+
 def peers() -> list[dict[str, Any]] | None:
     """Ketang devices zeroconf found, or None when this server does not browse."""
     disco = context.discovery()
@@ -120,6 +133,7 @@ def dashboard_status(settings: Settings, library: Library) -> dict[str, Any]:
     return {
         "health": health_report(library, context.state().started),
         "setup": last_setup(settings.device.data_dir),
+        "wifi": wifi(),
         "releases": releases(library),
         "subscriptions": subscriptions(settings),
         "drives": drives(settings),

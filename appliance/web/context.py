@@ -8,8 +8,9 @@ a string key of their own.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
@@ -39,6 +40,9 @@ class AppState:
     started: float = field(default_factory=time.time)
     sync: SyncService | None = None
     discovery: Discovery | None = None
+    # the classroom access point's state (provisioning.status.ap_status), set by
+    # appliance.device on a device set up as one; None elsewhere
+    wifi_status: Callable[[], dict[str, Any]] | None = None
     # set by the blueprints that use them
     usage_limits: RateLimits | None = None
     login_limiter: LoginLimiter | None = None

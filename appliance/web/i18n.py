@@ -76,5 +76,6 @@ def init_app(app: Flask) -> None:
         "sources_text": lambda release: words.sources_text(release, gettext),
         "health_problem": lambda problem: words.health_problem(problem, gettext),
         "setup_headline": lambda result: words.setup_headline(result, gettext),
+        "wifi_advice": lambda status: words.wifi_advice(status, gettext),
     })
     app.register_blueprint(bp)

@@ -232,8 +232,8 @@ def test_the_right_password_opens_the_dashboard_with_safe_cookie_flags(app):
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     doc = client.get("/admin/status.json").json
     assert doc["status"]["releases"][0]["lessons"] > 0
-    assert set(doc["sections"]) == {"health", "setup", "releases", "drives", "peers", "sync",
-                                    "usage", "updates"}
+    assert set(doc["sections"]) == {"health", "setup", "wifi", "releases", "drives", "peers",
+                                    "sync", "usage", "updates"}
 
 
 def test_next_stays_on_the_dashboard(app):

@@ -79,3 +79,65 @@ def test_leases_count_only_unexpired(tmp_path):
                     "garbage\n")
     assert active_leases(path, now) == 2
     assert active_leases(tmp_path / "missing", now) == 0
+
+
+# iw's own output (iw 5.19: interface.c print_iface_handler, station.c, reg.c), as a
+# hostapd on a real radio leaves it; no radio exists here.
+IW_INFO = """Interface wlan0
+\tifindex 3
+\twdev 0x1
+\taddr 02:00:00:00:00:00
+\tssid \\xe8\\xaf\\xbe\\xe5\\xa0\\x82-A B
+\ttype AP
+\twiphy 0
+\tchannel 11 (2462 MHz), width: 20 MHz, center1: 2462 MHz
+\ttxpower 20.00 dBm
+"""
+IW_STATIONS = """Station 02:00:00:00:01:00 (on wlan0)
+\tinactive time:\t1200 ms
+\tsignal:  \t-30 dBm
+Station 02:00:00:00:02:00 (on wlan0)
+\tinactive time:\t80 ms
+"""
+
+
+def fake_iw(calls: list, hostapd: str = "Failed to connect to hostapd - wpa_ctrl_open: "
+            "Permission denied"):
+    def run(args, **kw):
+        calls.append(args[0])
+        if args[0] == "hostapd_cli":
+            return subprocess.CompletedProcess(args, 255, "", hostapd)
+        out = {("dev", "wlan0", "info"): IW_INFO,
+               ("dev", "wlan0", "station", "dump"): IW_STATIONS,
+               ("reg", "get"): "global\ncountry KE: DFS-ETSI\n\t(2402 - 2482 @ 40), (N/A, 20)\n"}
+        return subprocess.CompletedProcess(args, 0, out[tuple(args[1:])], "")
+    return run
+
+
+def test_without_hostapds_socket_the_kernel_reports_the_access_point(tmp_path):
+    # The dashboard's server is not root: hostapd's control socket is closed to it.
+    calls: list = []
+    s = ap_status(root=tmp_path, run=fake_iw(calls))
+    assert s["state"] == "ENABLED" and s["ssid"] == "课堂-A B" and s["channel"] == 11
+    assert s["clients"] == 2 and s["country"] == "KE" and s["error"] == ""
+    assert calls[0] == "hostapd_cli"        # root here: hostapd first, then the kernel
+
+
+def test_not_root_asks_the_kernel_first(tmp_path, monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert ap_status(root=tmp_path, run=fake_iw(calls))["state"] == "ENABLED"
+    assert "hostapd_cli" not in calls        # no 5 s wait on a socket it cannot open
+
+
+def test_a_radio_that_is_no_access_point_keeps_hostapds_reason(tmp_path):
+    def run(args, **kw):
+        if args[0] == "hostapd_cli":
+            return subprocess.CompletedProcess(args, 255, "", "Failed to connect to "
+                                               "hostapd - wpa_ctrl_open: No such file")
+        if args[1:3] == ["dev", "wlan0"] and args[-1] == "info":
+            return subprocess.CompletedProcess(args, 0, "Interface wlan0\n\ttype managed\n",
+                                               "")
+        return subprocess.CompletedProcess(args, 0, "", "")
+    s = ap_status(root=tmp_path, run=run)
+    assert s["state"] == "NOT RUNNING" and "wpa_ctrl_open" in s["error"]
