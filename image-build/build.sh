@@ -45,8 +45,10 @@ base_key=$(printf '%s\n' "$(hash_inputs image-build/base.sh image-build/lib.sh \
   "$arch" "$SOURCE_DATE_EPOCH" "$(host_mirror)" | sha256sum | cut -c1-16)
 app_files=$(git ls-files -co --exclude-standard appliance content_cache kiosk_ui provisioning \
   setup.cfg pyproject.toml README.md | grep -v -e '__pycache__' -e '\.pyc$' | LC_ALL=C sort)
+# The technician's docs the image carries (/usr/share/doc/ketang/) are inputs too.
+image_docs="docs/flashing.md docs/provisioning.md"
 # shellcheck disable=SC2086
-image_key=$(printf '%s\n' "$base_key" "$(hash_inputs image-build $app_files)" "$version" \
+image_key=$(printf '%s\n' "$base_key" "$(hash_inputs image-build $app_files $image_docs)" "$version" \
   | sha256sum | cut -c1-16)
 base_tar=$cache/base-$arch-$base_key.tar
 out=$cache/image-$arch-$image_key
@@ -132,7 +134,8 @@ done
 say "configuring the system"
 cp -a --no-preserve=ownership "$here/rootfs/." "$R/"
 mkdir -p "$R/usr/share/doc/ketang"
-cp docs/flashing.md docs/provisioning.md "$R/usr/share/doc/ketang/"
+# shellcheck disable=SC2086
+cp $image_docs "$R/usr/share/doc/ketang/"
 # A device's own settings live on the data partition; /etc links to them (data-links.txt).
 while read -r link target; do
   case $link in ''|'#'*) continue ;; esac
