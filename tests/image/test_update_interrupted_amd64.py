@@ -10,6 +10,7 @@ after. Kept short (one guest, no v3): the long scenario is test_update_amd64.py.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -42,6 +43,27 @@ def slot_bytes_written(vm: GuestVM, slot: str) -> int:
     """Bytes written to ``slot``'s partition since this boot (the kernel's block stats)."""
     dev = vm.shell(f"basename $(readlink -f /dev/disk/by-partlabel/ketang-root-{slot})").strip()
     return int(vm.shell(f"cat /sys/class/block/{dev}/stat").split()[6]) * 512
+
+
+def diagnose_hang(vm: GuestVM, work: Path) -> None:
+    """Where a guest that does not come back is stuck: the CPU, the serial console from
+    the firmware on, and the boot partition as it is on the disk."""
+    for _ in range(3):
+        regs = vm.monitor("info registers")
+        print("[hang] " + " ".join(ln for ln in regs.splitlines()
+                                   if ln.startswith(("RIP", "CR0", "CS "))), flush=True)
+        time.sleep(5)
+    print("[hang] " + vm.monitor("info status"), flush=True)
+    print("[hang] serial since the reboot:\n" + vm.serial_tail(80), flush=True)
+    vm.power_cut()
+    esp = vm.copy_partition("ketang-boot", work / "esp.img")
+    for cmd in (["fsck.vfat", "-n", "-v", str(esp)], ["mdir", "-/", "-a", "-i", str(esp), "::"]):
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        print(f"[hang] {' '.join(cmd)}:\n{out.stdout}{out.stderr}", flush=True)
+    for name in ("loader/loader.conf", "loader/entries/*"):
+        out = subprocess.run(["mtype", "-i", str(esp), f"::{name}"], capture_output=True,
+                             text=True)
+        print(f"[hang] {name}:\n{out.stdout}{out.stderr}", flush=True)
 
 
 def test_power_cut_mid_install_keeps_the_running_slot_and_the_next_attempt_completes(
@@ -110,9 +132,17 @@ def test_power_cut_mid_install_keeps_the_running_slot_and_the_next_attempt_compl
         assert "Installed 0.2.0" in out, out
         status = update_status(vm)
         assert status["next_boot"] == "b" and status["last_update"]["outcome"] == "installed"
+        print(vm.shell("ls -la --time-style=full-iso /boot/efi /boot/efi/loader/entries "
+                       "/boot/efi/ketang-*; head -50 /boot/efi/loader/entries/*; "
+                       "sha256sum /boot/efi/ketang-*/* /boot/efi/EFI/BOOT/*; "
+                       "bootctl list --no-pager 2>&1 | head -40", timeout=300), flush=True)
         t = time.monotonic()
         reboot(vm)
-        wait_booted(vm, "b")
+        try:
+            wait_booted(vm, "b", timeout=1200)
+        except AssertionError:
+            diagnose_hang(vm, tmp_path)
+            raise
         vm.shell("for i in $(seq 120); do ls /boot/efi/loader/entries/ketang-b.conf "
                  ">/dev/null 2>&1 && break; sleep 2; done", 400)
         timed("reboot into v2 (trial) → served, gate passed, blessed", t)
