@@ -5,8 +5,8 @@ entry per update bundle (a RAUC ``.raucb``, whole-OS or app-only) with its torre
 single-file torrent whose web seeds (BEP 19) are the feed's mirror. The index is not
 signed and is not trusted: it only says what to fetch. What arrives is one file that
 verifies itself, so it is fetched like a release (web seed over the satellite, LAN peers
-that already hold it, paused outside the transfer windows and when the daily quota is
-spent) into the data partition's update spool, and handed to RAUC, which checks its
+that already hold it; the web seeds held outside the transfer windows and when the daily
+quota is spent) into the data partition's update spool, and handed to RAUC, which checks its
 signature before anything else reads it; only then is it installed
 (:func:`provisioning.update.install`) or offered to LAN peers.
 
@@ -190,7 +190,8 @@ def window_gate(windows: Sequence[Window], quota: Quota | None,
 
 class SoftwareFetch:
     """One bundle over BitTorrent into ``spool`` (web seeds from the torrent, and LAN
-    ``peers``), paused while ``gate()`` says why not. The finished file is left for RAUC
+    ``peers``); the web seeds are held while ``gate()`` says why not (outside the
+    windows, the quota spent), LAN peers are not. The finished file is left for RAUC
     to verify (:meth:`verified`) and stays seeded while the session lives."""
 
     def __init__(self, session: lt.session, torrent: bytes, spool: Path,
@@ -208,21 +209,29 @@ class SoftwareFetch:
         self.torrent = torrent
         self.path = spool / name
         self.handle: lt.torrent_handle | None = None
-        self.waiting = ""                                  # why paused ('' if not)
+        self.web_seeds: list[str] = []
+        self.waiting = ""                      # why the web seeds are held ('' if not)
 
     def start(self) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
         atp = lt.add_torrent_params()
         atp.ti = self.info
         atp.save_path = str(self.spool)
-        atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
+        atp.flags &= ~lt.torrent_flags.auto_managed
         atp.flags |= (lt.torrent_flags.disable_dht | lt.torrent_flags.disable_pex
-                      | lt.torrent_flags.disable_lsd)
-        self.waiting = self.gate()
-        if self.waiting:                  # outside a window: not one request until it opens
-            atp.flags |= lt.torrent_flags.paused
+                      | lt.torrent_flags.disable_lsd | lt.torrent_flags.paused)
         self.handle = self.session.add_torrent(atp)
+        self.web_seeds = sorted(self.handle.url_seeds())
+        self.waiting = self.gate()
+        if self.waiting:                  # outside a window: not one request to the web
+            self._hold_web_seeds()        # seeds until it opens; LAN peers may still give
+        self.handle.resume()
         self.connect_peers()
+
+    def _hold_web_seeds(self) -> None:
+        assert self.handle is not None
+        for url in self.handle.url_seeds():
+            self.handle.remove_url_seed(url)
 
     def connect_peers(self) -> None:
         if self.handle is not None:
@@ -230,16 +239,18 @@ class SoftwareFetch:
                 self.handle.connect_peer((host, port))
 
     def poll(self) -> bool:
-        """Apply the gate; True once every piece is here and passed its hash."""
+        """Apply the gate to the web seeds (the uplink); True once every piece is here
+        and passed its hash. LAN peers are not held: their bytes are not the uplink's."""
         assert self.handle is not None, "start() first"
         st = self.handle.status()
         if st.is_seeding:
             return True
         reason = self.gate()
         if reason and not self.waiting:
-            self.handle.pause()
+            self._hold_web_seeds()
         elif not reason and self.waiting:
-            self.handle.resume()
+            for url in self.web_seeds:
+                self.handle.add_url_seed(url)
             self.connect_peers()
         self.waiting = reason
         return False

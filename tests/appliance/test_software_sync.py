@@ -107,9 +107,9 @@ def test_the_service_fetches_the_update_in_its_window_verifies_and_hands_it_over
 
 def test_a_neighbour_found_by_zeroconf_gives_the_update_when_the_mirror_is_gone(
         tmp_path, keys, publisher_key):  # noqa: F811
-    """A fetched the update from the mirror; the mirror goes away; B, which has no feed,
-    finds A by zeroconf (multicast on loopback), reads A's own feed and takes the bundle
-    from A over BitTorrent."""
+    """A fetched the update from the mirror; the mirror goes away; B, which has no feed and
+    whose uplink window is closed, finds A by zeroconf (multicast on loopback), reads A's
+    own feed and takes the bundle from A over BitTorrent (LAN bytes are not held)."""
     from waitress import create_server
 
     from appliance.web.app import create_app
@@ -119,7 +119,7 @@ def test_a_neighbour_found_by_zeroconf_gives_the_update_when_the_mirror_is_gone(
     _, trusted = publisher_key
     mirror = tmp_path / "mirror"
     bundle = make_bundle(mirror / "software", ours, "0.2.0", mib=6)
-    sb = settings_for(tmp_path / "b", trusted, hub_timeout=4)
+    sb = settings_for(tmp_path / "b", trusted, hub_timeout=4, windows=["01:00-02:00"])
     dev_b = _device(tmp_path / "b", ours / "update-ca.pem", sb.device.data_dir)
     with web_seed(mirror) as (url, requests):
         write_software_index(mirror, web_seed=url + "software/")
@@ -142,13 +142,15 @@ def test_a_neighbour_found_by_zeroconf_gives_the_update_when_the_mirror_is_gone(
     try:
         disco_a.start()
         disco_b.start()
-        b = SyncService(sb, Library(sb.device.data_dir), device=dev_b, dev_id="bbb")
+        b = SyncService(sb, Library(sb.device.data_dir), device=dev_b, dev_id="bbb",
+                        clock=Clock(datetime(2026, 11, 30, 14, 0)))   # B's window: closed
         b.peer_source = disco_b.peers
         t = time.monotonic()
         b.start()
         wait_for(lambda: _software(b)["state"] == "ready", 90, "B's update from A")
         seconds = time.monotonic() - t
         sw = _software(b)
+        assert b.status()["quota"]["used_bytes"] == 0
         assert sw["source"] == "neighbour Ketang A" and sw["version"] == "0.2.0", sw
         got = ready_dir(dev_b.data_dir) / bundle.name
         assert sha(got) == sha(bundle)
