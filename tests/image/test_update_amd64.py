@@ -167,7 +167,7 @@ def post_usage_event(vm: GuestVM) -> str:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.status == 200
-    return ev["id"]
+    return str(ev["id"])
 
 
 def update_status(vm: GuestVM) -> dict:
