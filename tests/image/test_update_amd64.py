@@ -8,8 +8,9 @@ each refused with one clear line and nothing changes → a drive carrying
 it into slot B → B boots on trial, passes the health gate, is blessed, serves lessons →
 v3 (the same root with a unit drop-in that makes ``ketang serve`` fail) is handed over
 as the sync service does (the ketang user has RAUC check it and links it into
-``updates/ready/``; ketang-update-ready.path has root install it into A) → A boots on trial, fails the gate twice → the device is back on v2 by itself with
-the reason recorded. The lessons and usage on the data partition are the same at every
+``updates/ready/``; ketang-update-ready.path has root install it into A) → A boots on
+trial, fails the gate twice → the device is back on v2 by itself with the reason
+recorded. The lessons and usage on the data partition are the same at every
 step. v2 and v3 are bundles of the cached image's root with a changed version file (no
 new debootstrap). Figures (seconds per step, bundle bytes) are printed.
 """

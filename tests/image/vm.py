@@ -179,9 +179,12 @@ class GuestVM:
         table = json.loads(subprocess.run(["sfdisk", "-J", str(self.image)], check=True,
                                           capture_output=True, text=True).stdout)
         part = next(p for p in table["partitiontable"]["partitions"] if p.get("name") == label)
-        subprocess.run(["qemu-img", "dd", "-f", "qcow2", "-O", "raw", "bs=512",
-                        f"skip={part['start']}", f"count={part['size']}", f"if={self.disk}",
-                        f"of={dest}"], check=True, capture_output=True)
+        # (qemu-img dd cannot skip into a qcow2 with a backing file: a raw node with an
+        # offset over the qcow2 one can.)
+        opts = (f"driver=raw,offset={part['start'] * 512},size={part['size'] * 512},"
+                f"file.driver=qcow2,file.file.filename={self.disk}")
+        subprocess.run(["qemu-img", "convert", "--image-opts", opts, "-O", "raw", str(dest)],
+                       check=True, capture_output=True)
         return dest
 
     def url(self, path: str) -> str:
