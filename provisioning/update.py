@@ -426,6 +426,9 @@ def install_ready(device: Device, folder: Path) -> str:
     bundle was refused or the install failed."""
     found = _bundles_in(folder)
     if not found:
+        for path in folder.iterdir() if folder.is_dir() else []:
+            if not path.is_dir():
+                path.unlink(missing_ok=True)
         return ""
     try:
         good, refusals = _verified(device, found)
@@ -436,8 +439,9 @@ def install_ready(device: Device, folder: Path) -> str:
         best = max(good, key=lambda b: parse_version(b.version))
         install(device, best.path, source="sync")
     finally:
-        for path in found:
-            path.unlink(missing_ok=True)
+        for path in folder.iterdir():    # the bundles, and anything else: an empty folder
+            if not path.is_dir():        # is what stops ketang-update-ready.path
+                path.unlink(missing_ok=True)
     return (f"已安装软件更新 {best.version}，重启后试用。Software update {best.version} "
             "installed; it is tried at the next restart.")
 

@@ -411,11 +411,12 @@ class SoftwareChannel:
             return
         ready = ready_dir(self.device.data_dir)
         ready.mkdir(parents=True, exist_ok=True)
-        link = ready / bundle.path.name
-        tmp = ready / f".{bundle.path.name}.link"
+        # A second name for the same file (the spool copy keeps seeding), made beside it
+        # and renamed into ready/: the installer's folder only ever holds whole bundles.
+        tmp = bundle.path.with_name(f".{bundle.path.name}.ready")
         tmp.unlink(missing_ok=True)
-        os.link(bundle.path, tmp)        # the same file: the spool copy keeps seeding
-        os.replace(tmp, link)
+        os.link(bundle.path, tmp)
+        os.replace(tmp, ready / bundle.path.name)
         fsync_dir(ready)
         self.verified_version, self.state = bundle.version, "ready"
 

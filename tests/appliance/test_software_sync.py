@@ -83,6 +83,7 @@ def test_the_service_fetches_the_update_in_its_window_verifies_and_hands_it_over
         spooled = spool_dir(dev.data_dir) / bundle.name
         assert sha(ready) == sha(bundle)
         assert ready.stat().st_ino == spooled.stat().st_ino    # one file: still seeded
+        assert sorted(p.name for p in ready.parent.iterdir()) == [bundle.name]
         assert any(r.endswith(f"software/{bundle.name}") or f"/{bundle.name}" in r
                    for r in requests)                          # from the web seed
         wait_for(lambda: sync_summary(s)["software"]["state"] == "ready", 10, "status file")
@@ -177,7 +178,7 @@ def test_install_ready_takes_out_what_rauc_refuses_and_installs_nothing(tmp_path
     ready = ready_dir(dev.data_dir)
     ready.mkdir(parents=True)
     make_bundle(ready, stranger, "0.3.0")
-    (ready / "ketang-0.3.0-amd64.raucb.json").unlink()
+    (ready / ".ketang-0.2.0-amd64.raucb.ready").write_bytes(b"a leftover")
     with pytest.raises(UpdateError, match="does not trust") as e:
         install_ready(dev, ready)
     assert "\n" not in str(e.value)
@@ -185,5 +186,7 @@ def test_install_ready_takes_out_what_rauc_refuses_and_installs_nothing(tmp_path
     doc = read_status(dev)
     assert "does not trust" in doc["last_refusal"]["reason"]
     assert doc["last_refusal"]["source"] == "sync" and "last_update" not in doc
+    (ready / "stray").write_bytes(b"x")
     assert install_ready(dev, ready) == ""                 # nothing waits: nothing to say
+    assert list(ready.iterdir()) == []                     # an empty folder stops the path unit
     json.dumps(doc)
