@@ -179,7 +179,7 @@ rm -f "$R/var/lib/dbus/machine-id"
 chroot "$R" systemd-sysusers >/dev/null
 chroot "$R" systemctl enable --quiet systemd-networkd.service ketang-grow-data.service \
   ketang-machine-id.service ketang-serve.service ketang-drives.service ketang-health.service \
-  ketang-dnsmasq.service
+  ketang-dnsmasq.service ketang-update-ready.path
 # The first-boot hook runs only when this ketang has `ketang provision` (asked here once,
 # not at every boot: starting Python costs seconds on a Pi).
 if chroot "$R" ketang provision --help >/dev/null 2>&1; then

@@ -13,10 +13,17 @@ and ``get-current``; this module does the work on the EFI system partition:
 - which slot boots is the entry's ``version`` line (systemd-boot puts the highest first
   among entries with the same ``sort-key``): making a slot primary gives its entry a
   generation above every other entry;
-- each slot's kernel and initramfs live beside the entries (``/ketang-<slot>/``), copied
-  from the slot itself when it becomes primary.
+- each slot's kernel and initramfs live beside the entries in ``/ketang-<slot>/``,
+  copied from the slot itself when it becomes primary, under names that carry the
+  entry's generation (``vmlinuz-<gen>``, ``initrd-<gen>.img``), so an entry only ever
+  names files that were complete before it was written.
 
-Every write is a temp file, fsync, rename, fsync of the folder (FAT has no journal).
+Writes to the ESP happen here only (:func:`writing` around each change, one place for
+how the partition is made writable). Every file is a temp file, fsync, rename, fsync of
+the folder (FAT has no journal), and the order makes a power cut at any moment safe:
+the new kernel and initramfs first, under new names; then the entry (the one rename
+that switches the boot); then the old entries of that slot and the files no entry
+names any more. Whatever the cut leaves, every entry names complete files.
 Why not RAUC's ``efi`` backend: it reorders the firmware's BootOrder through
 efibootmgr and counts nothing, so a kernel that boots but a system that fails its
 health gate would stay selected; systemd-boot's counting is in these file names.
@@ -24,8 +31,10 @@ health gate would stay selected; systemd-boot's counting is in these file names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +74,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def writing(esp: Path) -> Iterator[None]:
+    """Around every change to the ESP: the one place that syncs it when the change is
+    done. The image mounts the ESP read-only; the callers that write (RAUC's backend,
+    ``rauc-bootloader``) run under ``/usr/lib/ketang/boot-rw``, which makes it writable
+    around the whole call (image-build/README.md, "The boot partition is read-only")."""
+    try:
+        yield
+    finally:
+        if esp.is_dir():
+            fsync_dir(esp)
+
+
 def write_file(path: Path, data: bytes) -> None:
     """Temp file, fsync, rename, fsync of the folder."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -80,6 +102,16 @@ def rename(old: Path, new: Path) -> None:
     if old != new:
         os.replace(old, new)
         fsync_dir(new.parent)
+
+
+def remove(paths: list[Path]) -> None:
+    """Remove files (those no entry names any more) and make it durable."""
+    folders = set()
+    for path in paths:
+        path.unlink(missing_ok=True)
+        folders.add(path.parent)
+    for folder in folders:
+        fsync_dir(folder)
 
 
 class BootEntries:
@@ -125,42 +157,70 @@ class BootEntries:
     def states(self) -> dict[str, str]:
         return {e.slot: e.state for e in self.entries()}
 
-    def set_primary(self, slot: str) -> Path:
-        """Make ``slot`` boot next, on trial (``+tries``), above every other entry."""
+    def set_primary(self, slot: str, kernel: bytes | None = None, initrd: bytes | None = None,
+                    version: str = "") -> Path:
+        """Make ``slot`` boot next, on trial (``+tries``), above every other entry.
+
+        ``kernel`` and ``initrd``: the slot's own (from :func:`slot_kernel`), written first
+        under the new generation's names; without them the entry keeps naming the files
+        of the slot's current entry (which must exist). ``version``: the slot's system
+        version, for the menu title. Then the entry, then what it replaced."""
         entries = self.entries()
-        template = next((e for e in entries if e.slot == slot), None) or \
-            next((e for e in entries if e.state != "bad"), None) or \
+        own = next((e for e in entries if e.slot == slot), None)
+        template = own or next((e for e in entries if e.state != "bad"), None) or \
             (entries[0] if entries else None)
         if template is None:
             raise BootEntryError(f"{self.dir}: 没有可参照的启动项。No Ketang boot entry to copy.")
         generation = max(e.generation for e in entries) + 1
-        text = entry_text(template.text, template.slot, slot, generation)
-        new = self.dir / f"ketang-{slot}+{self.tries}.conf"
-        write_file(new, text.encode("utf-8"))
-        for e in entries:
-            if e.slot == slot and e.path != new:
-                e.path.unlink()
-        fsync_dir(self.dir)
+        folder = self.esp / f"ketang-{slot}"
+        with writing(self.esp):
+            if kernel is not None and initrd is not None:
+                folder.mkdir(exist_ok=True)
+                files = (f"/ketang-{slot}/vmlinuz-{generation}",
+                         f"/ketang-{slot}/initrd-{generation}.img")
+                write_file(self.esp / files[0].lstrip("/"), kernel)
+                write_file(self.esp / files[1].lstrip("/"), initrd)
+            elif own is not None:
+                files = boot_files(own.text)
+            else:
+                raise BootEntryError(f"槽 {slot} 没有内核。Slot {slot} has no kernel on the boot "
+                                     "partition; install a system into it first.")
+            for name in files:
+                if not (self.esp / name.lstrip("/")).is_file():
+                    raise BootEntryError(f"{self.esp}{name}: 启动文件缺失。The slot's boot file "
+                                         "is missing; install the system into the slot again.")
+            text = entry_text(template.text, template.slot, slot, generation, files, version)
+            new = self.dir / f"ketang-{slot}+{self.tries}.conf"
+            write_file(new, text.encode("utf-8"))
+            remove([e.path for e in entries if e.slot == slot and e.path != new])
+            named = {(self.esp / f.lstrip("/")).name for f in files}
+            if folder.is_dir():
+                remove([p for p in folder.iterdir() if p.is_file() and p.name not in named])
         return new
 
     def set_state(self, slot: str, state: str) -> None:
         """``good``: drop the counter (what systemd-bless-boot does); ``bad``: no tries
         left, so systemd-boot sorts it last."""
-        e = self.entry(slot)
-        if e is None:
+        if state not in ("good", "bad"):
+            raise BootEntryError(f"unknown state {state!r} (good or bad)")
+        mine = [e for e in self.entries() if e.slot == slot]
+        if not mine:
             if state == "bad":
                 return
             raise BootEntryError(f"槽 {slot} 没有启动项。Slot {slot} has no boot entry.")
-        if state == "good":
-            rename(e.path, self.dir / f"ketang-{slot}.conf")
-        elif state == "bad":
-            rename(e.path, self.dir / f"ketang-{slot}+0-{e.tries_done}.conf")
-        else:
-            raise BootEntryError(f"unknown state {state!r} (good or bad)")
+        e = mine[0]              # the one systemd-boot would start; others are leftovers
+        with writing(self.esp):
+            if state == "good":
+                rename(e.path, self.dir / f"ketang-{slot}.conf")
+            else:
+                rename(e.path, self.dir / f"ketang-{slot}+0-{e.tries_done}.conf")
+            remove([x.path for x in mine[1:]])
 
 
-def entry_text(template: str, from_slot: str, slot: str, generation: int) -> str:
-    """An entry for ``slot`` made from another slot's entry (same kernel options)."""
+def entry_text(template: str, from_slot: str, slot: str, generation: int,
+               files: tuple[str, str] | None = None, version: str = "") -> str:
+    """An entry for ``slot`` made from another slot's entry (same kernel options);
+    ``files``: its kernel and initramfs on the ESP; ``version``: for the title."""
     lines = []
     seen_version = False
     for line in template.splitlines():
@@ -169,8 +229,13 @@ def entry_text(template: str, from_slot: str, slot: str, generation: int) -> str
             line, seen_version = f"version  {generation}", True
         elif key == "title":
             line = re.sub(r"\(slot [A-Za-z]\)", f"(slot {slot.upper()})", line)
+            if version:
+                line = re.sub(r"^(title\s+Ketang )\S+", rf"\g<1>{version}", line)
         elif key in ("linux", "initrd"):
-            line = line.replace(f"/ketang-{from_slot}/", f"/ketang-{slot}/")
+            if files:
+                line = f"{key:<8}{files[0] if key == 'linux' else files[1]}"
+            else:
+                line = line.replace(f"/ketang-{from_slot}/", f"/ketang-{slot}/")
         elif key == "options":
             line = re.sub(rf"ketang-root-{from_slot}\b", f"ketang-root-{slot}", line)
             line = re.sub(r"\b(ketang|rauc)\.slot=[a-z]\b", rf"\1.slot={slot}", line)
@@ -184,14 +249,23 @@ def entry_text(template: str, from_slot: str, slot: str, generation: int) -> str
     return "\n".join(lines) + "\n"
 
 
+def boot_files(text: str) -> tuple[str, str]:
+    """The kernel and initramfs an entry names (paths on the ESP)."""
+    found = dict(re.findall(r"^(linux|initrd)\s+(\S+)", text, re.M))
+    if "linux" not in found or "initrd" not in found:
+        raise BootEntryError("启动项不完整。A Ketang boot entry names no kernel or no initramfs.")
+    return found["linux"], found["initrd"]
+
+
 def current_slot(cmdline: str) -> str:
     """The booted slot, from the kernel command line (``ketang.slot=``)."""
     m = re.search(r"\bketang\.slot=([a-z])\b", cmdline)
     return m.group(1) if m else ""
 
 
-def copy_kernel(slot_root: Path, esp: Path, slot: str) -> None:
-    """Copy the newest kernel and its initramfs from a mounted slot to ``/ketang-<slot>/``."""
+def slot_kernel(slot_root: Path) -> tuple[bytes, bytes, str]:
+    """The newest kernel and its initramfs in a mounted root slot, and the slot's system
+    version ('' when its image.env does not say)."""
     kernels = sorted((slot_root / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise BootEntryError(f"{slot_root}/boot: 新系统没有内核。The new slot holds no kernel.")
@@ -199,7 +273,10 @@ def copy_kernel(slot_root: Path, esp: Path, slot: str) -> None:
     initrd = slot_root / "boot" / f"initrd.img-{kver}"
     if not initrd.is_file():
         raise BootEntryError(f"{initrd}: 新系统没有 initramfs。The new slot has no initramfs.")
-    dest = esp / f"ketang-{slot}"
-    dest.mkdir(exist_ok=True)
-    for src, name in ((kernels[-1], "vmlinuz"), (initrd, "initrd.img")):
-        write_file(dest / name, src.read_bytes())
+    version = ""
+    env = slot_root / "usr/lib/ketang/image.env"
+    if env.is_file():
+        m = re.search(r"^KETANG_IMAGE_VERSION=\"?([^\"\s]+)", env.read_text(errors="replace"),
+                      re.M)
+        version = m.group(1) if m else ""
+    return kernels[-1].read_bytes(), initrd.read_bytes(), version

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .bootentries import DEFAULT_TRIES, BootEntries, BootEntryError, copy_kernel, current_slot
+from .bootentries import DEFAULT_TRIES, BootEntries, BootEntryError, current_slot, slot_kernel
 
 ESP = Path("/boot/efi")
 RAUC_CONF = Path("/etc/rauc/system.conf")
@@ -44,14 +44,16 @@ def slot_device(rauc_conf: Path, slot: str) -> str:
     raise BootEntryError(f"{rauc_conf}: no root slot with bootname {slot}")
 
 
-def copy_slot_kernel(rauc_conf: Path, esp: Path, slot: str) -> None:
-    """Mount ``slot``'s root (read-only) and copy its kernel and initramfs to the ESP."""
+def set_primary(rauc_conf: Path, entries: BootEntries, slot: str) -> None:
+    """Mount ``slot``'s root (read-only), take its kernel, initramfs and version, and make
+    it boot next (:meth:`BootEntries.set_primary` writes them to the ESP, entry last)."""
     with tempfile.TemporaryDirectory(prefix="ketang-slot-") as mnt:
         subprocess.run(["mount", "-o", "ro", slot_device(rauc_conf, slot), mnt], check=True)
         try:
-            copy_kernel(Path(mnt), esp, slot)
+            kernel, initrd, version = slot_kernel(Path(mnt))
         finally:
             subprocess.run(["umount", mnt], check=False)
+    entries.set_primary(slot, kernel, initrd, version)
 
 
 def run(args: list[str], esp: Path = ESP, rauc_conf: Path = RAUC_CONF, tries: int = 0,
@@ -69,8 +71,7 @@ def run(args: list[str], esp: Path = ESP, rauc_conf: Path = RAUC_CONF, tries: in
             entries.set_state(slot, state)
             return ""
         case ["set-primary", slot]:
-            copy_slot_kernel(rauc_conf, esp, slot)
-            entries.set_primary(slot)
+            set_primary(rauc_conf, entries, slot)
             return ""
     raise BootEntryError(f"unknown backend call: {' '.join(args)}")
 

@@ -399,6 +399,53 @@ UPDATES_FOLDER = "updates"
 BUNDLE_SUFFIX = ".raucb"
 
 
+def _verified(device: Device, found: list[Path]) -> tuple[list[Bundle], list[str]]:
+    """Each bundle verified where it lies (signature first) and checked for this device:
+    the acceptable ones, and the refusals (one line each)."""
+    refusals, good = [], []
+    for path in found:
+        try:
+            bundle = verify(device, path)
+            check(device, bundle, force=False)
+            good.append(bundle)
+        except UpdateError as e:
+            refusals.append(str(e))
+    return good, refusals
+
+
+def _bundles_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.endswith(BUNDLE_SUFFIX)
+                  and p.is_file() and not p.is_symlink()) if folder.is_dir() else []
+
+
+def install_ready(device: Device, folder: Path) -> str:
+    """Install what the sync service fetched and verified (``folder``: its hand-over
+    folder on the data partition, ``updates/ready/``): verified again here, the newest
+    acceptable one installed; every bundle is taken out of ``folder`` either way (the
+    sync service keeps its own copy to seed). Returns one line; UpdateError when every
+    bundle was refused or the install failed."""
+    found = _bundles_in(folder)
+    if not found:
+        for path in folder.iterdir() if folder.is_dir() else []:
+            if not path.is_dir():
+                path.unlink(missing_ok=True)
+        return ""
+    try:
+        good, refusals = _verified(device, found)
+        if not good:
+            record(device, last_refusal={"bundle": found[-1].name, "at": now(),
+                                         "reason": refusals[-1], "source": "sync"})
+            raise UpdateError(refusals[-1])
+        best = max(good, key=lambda b: parse_version(b.version))
+        install(device, best.path, source="sync")
+    finally:
+        for path in folder.iterdir():    # the bundles, and anything else: an empty folder
+            if not path.is_dir():        # is what stops ketang-update-ready.path
+                path.unlink(missing_ok=True)
+    return (f"已安装软件更新 {best.version}，重启后试用。Software update {best.version} "
+            "installed; it is tried at the next restart.")
+
+
 def install_from_folder(device: Device, folder: Path, source: str = "drive") -> str:
     """Install the newest acceptable bundle in ``folder`` (a drive's ``KETANG/updates/``).
 
@@ -408,18 +455,10 @@ def install_from_folder(device: Device, folder: Path, source: str = "drive") -> 
     and installed. Returns one line saying what happened; UpdateError when every bundle
     was refused (nothing installed).
     """
-    found = sorted(p for p in folder.iterdir() if p.name.endswith(BUNDLE_SUFFIX)
-                   and p.is_file() and not p.is_symlink()) if folder.is_dir() else []
+    found = _bundles_in(folder)
     if not found:
         return ""
-    refusals, good = [], []
-    for path in found:
-        try:
-            bundle = verify(device, path)
-            check(device, bundle, force=False)
-            good.append(bundle)
-        except UpdateError as e:
-            refusals.append(str(e))
+    good, refusals = _verified(device, found)
     if not good:
         record(device, last_refusal={"bundle": found[-1].name, "at": now(),
                                      "reason": refusals[-1], "source": source})

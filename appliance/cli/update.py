@@ -1,6 +1,6 @@
-"""``ketang update status|install FILE|rollback`` (software updates, docs/updates.md), and
-the two commands the image's services call: ``health-check`` (the health gate) and
-``rauc-backend`` (RAUC's boot selection on systemd-boot). The work is in
+"""``ketang update status|install FILE|install-ready|rollback`` (software updates,
+docs/updates.md), and the two commands the image's services call: ``health-check`` (the
+health gate) and ``rauc-backend`` (RAUC's boot selection on systemd-boot). The work is in
 :mod:`provisioning.update`, :mod:`provisioning.gate` and :mod:`provisioning.bootentries`.
 """
 
@@ -105,6 +105,20 @@ def install_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path | No
                "trial (the health gate decides whether it is kept).")
     if reboot:
         subprocess.run(["systemctl", "reboot"], check=False)
+
+
+@update.command("install-ready")
+@_common
+@click.pass_context
+def install_ready_cmd(ctx: click.Context, rauc_conf: Path | None,
+                      image_env: Path | None) -> None:
+    """Install what the sync service fetched and verified (updates/ready/ on the data
+    partition; ketang-update-ready.path starts this as root when a bundle appears)."""
+    from appliance.sync.software import ready_dir
+    from provisioning.update import install_ready
+    dev = _device(ctx, rauc_conf, image_env)
+    done = install_ready(dev, ready_dir(dev.data_dir))
+    click.echo(done or "没有待安装的更新。No fetched update waits to be installed.")
 
 
 @update.command("rollback")

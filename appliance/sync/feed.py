@@ -138,6 +138,8 @@ class DeviceFeed:
     active: dict[str, int]          # releases it holds and shares
     fetching: dict[str, int]        # releases it is downloading now (staged, verified)
     upstream_web_seed: bool         # its releases came from a feed that is a web seed
+    software: bool = False          # it holds a verified software update (its own
+                                    # feed's software/index.json names it)
 
 
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -161,7 +163,8 @@ def read_device_feed(url: str, timeout: float = 3.0) -> DeviceFeed:
             raise ValueError(f"hub {hub!r} is not a device id")
         return DeviceFeed(dev_id, dev.get("hub_candidate") is True, hub,
                           _versions(doc, "channels"), _versions(doc, "fetching"),
-                          doc.get("upstream_web_seed") is True)
+                          doc.get("upstream_web_seed") is True,
+                          doc.get("software") is True)
     except (ValueError, TypeError, AttributeError) as e:
         raise FeedError(f"{where} is not a Ketang device's feed ({e}); the neighbour "
                         "is ignored.") from e

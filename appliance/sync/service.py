@@ -10,7 +10,11 @@ Two threads, neither of them the web server's:
   writes the status file when something in it changed.
 - **the feed thread** polls the configured feeds every ``sync.poll_interval`` seconds
   while a window is open and quota is left, and asks LAN peers (found by zeroconf)
-  that advertise a newer release for it; it only stages verified releases.
+  that advertise a newer release for it; it only stages verified releases. On a Ketang
+  image it also looks for a software update in the same feeds and neighbours (the
+  software channel, :class:`appliance.sync.software.SoftwareChannel`): fetched in this
+  session within the same windows and quota, verified by RAUC when complete, then
+  handed to the installer.
 
 The session is set for a closed network (no DHT, UPnP, NAT-PMP; local service
 discovery on when ``sync.lsd``), listens on ``sync.listen_interfaces``, and its rate
@@ -30,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libtorrent as lt
 
@@ -55,6 +59,7 @@ from .feed import (
     staged_folders,
 )
 from .schedule import Quota, in_window, parse_windows, uplink_counter
+from .software import SoftwareChannel, updates_on
 from .township import (
     ByteSources,
     Hub,
@@ -68,6 +73,9 @@ from .township import (
     own_pieces,
     web_seed_wanted,
 )
+
+if TYPE_CHECKING:
+    from provisioning.update import Device
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +147,12 @@ class SyncService:
     def __init__(self, settings: Settings, library: Library, *,
                  clock: Callable[[], datetime] = datetime.now,
                  counter: Callable[[], int] | None = None,
-                 session_settings: dict | None = None, dev_id: str | None = None) -> None:
+                 session_settings: dict | None = None, dev_id: str | None = None,
+                 device: Device | None = None) -> None:
+        """``device``: where RAUC's configuration and the image's version are (the
+        image's own by default); the software channel is on when they exist."""
         from appliance.identity import device_id
+        from provisioning.update import Device
 
         self.settings = settings
         self.dev_id = dev_id or device_id(settings.device.id)
@@ -191,6 +203,8 @@ class SyncService:
         self._next_poll = 0.0
         self._carried: list = []  # other jobs' alerts popped while a transfer closed
         self._started = time.monotonic()
+        device = device or Device(data_dir=library.data_dir)
+        self.software = SoftwareChannel(device, self._gate) if updates_on(device) else None
 
     # -- life ----------------------------------------------------------------------
 
@@ -336,6 +350,8 @@ class SyncService:
         self.quota.update()
         self._gate_reason = gate = self._gate()
         self._pick_up_staged()
+        if self.software is not None:
+            self.software.tick()
         for job in list(self.jobs.values()):
             t = job.transfer
             if job.state == "error":
@@ -610,10 +626,13 @@ class SyncService:
                     self._probe_due = False
                     self._probe_neighbours()
                     self._ask_neighbours()
+                    self._ask_neighbours_software()
                 if self.uses_uplink and not self._gate() \
                         and time.monotonic() >= self._next_poll:
                     self._next_poll = time.monotonic() + self.cfg.poll_interval
                     self._poll_feeds()
+                if self.software is not None:
+                    self.software.step()
             except Exception as e:
                 log.exception("sync: feed thread")
                 self._error(f"internal error polling feeds: {e!r}")
@@ -713,6 +732,38 @@ class SyncService:
             except KetangError as e:
                 info["ok"], info["error"] = False, str(e)
                 self._error(f"feed {url}: {e}")
+            self._poll_software(feed_root(url).removesuffix("KETANG/"))
+
+    def _poll_software(self, url: str, peers: Iterable[tuple[str, int]] = (),
+                       source: str = "") -> None:
+        """The software channel of a feed (``url``: the feed's folder) or neighbour."""
+        if self.software is None:
+            return
+        try:
+            if self.software.consider(self._live_session, url, list(peers), source):
+                log.info("sync: fetching software %s from %s",
+                         self.software.offer.name if self.software.offer else "",
+                         self.software.source)
+        except KetangError as e:      # SoftwareError, UpdateError: one line each
+            self.software.fail(str(e))
+            self._error(f"software {source or url}: {e}")
+
+    def _ask_neighbours_software(self) -> None:
+        """Neighbours (found by zeroconf, their feed read) that hold a verified software
+        update newer than this system: fetch it from them (and the web seeds in its
+        torrent, when reachable)."""
+        if self.software is None:
+            return
+        for n in sorted(self.neighbours.values(), key=lambda n: (n.id != self.hub.id, n.id)):
+            if n.feed is None or n.error or not n.feed.software or not n.bt_port:
+                continue
+            key = (n.id, "software", 0)
+            if time.monotonic() < self._peer_tries.get(key, 0.0):
+                continue
+            self._peer_tries[key] = time.monotonic() + min(NEIGHBOUR_RETRY,
+                                                           self.cfg.poll_interval)
+            self._poll_software(n.url, [(a, int(n.bt_port)) for a in n.addresses[:2]],
+                                f"neighbour {n.name or n.id}")
 
     def _own_web_seeds(self) -> list[str]:
         """This device's own feeds as web seeds, for a release a neighbour says came
@@ -757,6 +808,7 @@ class SyncService:
                        "hub": self.hub.id},
             "fetching": fetching,
             "upstream_web_seed": any(j.web_seeds for _, j in jobs),
+            "software": self.software is not None and self.software.shared() is not None,
         }
 
     # -- status ------------------------------------------------------------------------
@@ -841,6 +893,8 @@ class SyncService:
                          "hub_how": self.hub.how, "hub_is_self": self.hub.is_self,
                          "uses_uplink": self.uses_uplink, "neighbours": neighbours},
             "releases": releases,
+            "software": self.software.summary() if self.software is not None else {
+                "state": "off", "error": ""},
             "errors": errors,
         }
 

@@ -5,8 +5,8 @@ entry per update bundle (a RAUC ``.raucb``, whole-OS or app-only) with its torre
 single-file torrent whose web seeds (BEP 19) are the feed's mirror. The index is not
 signed and is not trusted: it only says what to fetch. What arrives is one file that
 verifies itself, so it is fetched like a release (web seed over the satellite, LAN peers
-that already hold it, paused outside the transfer windows and when the daily quota is
-spent) into the data partition's update spool, and handed to RAUC, which checks its
+that already hold it; the web seeds held outside the transfer windows and when the daily
+quota is spent) into the data partition's update spool, and handed to RAUC, which checks its
 signature before anything else reads it; only then is it installed
 (:func:`provisioning.update.install`) or offered to LAN peers.
 
@@ -16,6 +16,7 @@ Publishing side: :func:`write_software_index` (beside ``make update-bundle``'s `
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 import libtorrent as lt
 
-from content_cache.atomic import atomic_write_bytes
+from content_cache.atomic import atomic_write_bytes, fsync_dir
 from content_cache.errors import KetangError
 from content_cache.torrent import choose_piece_size
 
@@ -189,7 +190,8 @@ def window_gate(windows: Sequence[Window], quota: Quota | None,
 
 class SoftwareFetch:
     """One bundle over BitTorrent into ``spool`` (web seeds from the torrent, and LAN
-    ``peers``), paused while ``gate()`` says why not. The finished file is left for RAUC
+    ``peers``); the web seeds are held while ``gate()`` says why not (outside the
+    windows, the quota spent), LAN peers are not. The finished file is left for RAUC
     to verify (:meth:`verified`) and stays seeded while the session lives."""
 
     def __init__(self, session: lt.session, torrent: bytes, spool: Path,
@@ -204,23 +206,32 @@ class SoftwareFetch:
             raise SoftwareError(f"{name}: 不是更新包的种子。The torrent is not one update bundle "
                                 "(one .raucb file); nothing fetched.")
         self.session, self.spool, self.peers, self.gate = session, spool, list(peers), gate
+        self.torrent = torrent
         self.path = spool / name
         self.handle: lt.torrent_handle | None = None
-        self.waiting = ""                                  # why paused ('' if not)
+        self.web_seeds: list[str] = []
+        self.waiting = ""                      # why the web seeds are held ('' if not)
 
     def start(self) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
         atp = lt.add_torrent_params()
         atp.ti = self.info
         atp.save_path = str(self.spool)
-        atp.flags &= ~(lt.torrent_flags.paused | lt.torrent_flags.auto_managed)
+        atp.flags &= ~lt.torrent_flags.auto_managed
         atp.flags |= (lt.torrent_flags.disable_dht | lt.torrent_flags.disable_pex
-                      | lt.torrent_flags.disable_lsd)
-        self.waiting = self.gate()
-        if self.waiting:                  # outside a window: not one request until it opens
-            atp.flags |= lt.torrent_flags.paused
+                      | lt.torrent_flags.disable_lsd | lt.torrent_flags.paused)
         self.handle = self.session.add_torrent(atp)
+        self.web_seeds = sorted(self.handle.url_seeds())
+        self.waiting = self.gate()
+        if self.waiting:                  # outside a window: not one request to the web
+            self._hold_web_seeds()        # seeds until it opens; LAN peers may still give
+        self.handle.resume()
         self.connect_peers()
+
+    def _hold_web_seeds(self) -> None:
+        assert self.handle is not None
+        for url in self.handle.url_seeds():
+            self.handle.remove_url_seed(url)
 
     def connect_peers(self) -> None:
         if self.handle is not None:
@@ -228,16 +239,18 @@ class SoftwareFetch:
                 self.handle.connect_peer((host, port))
 
     def poll(self) -> bool:
-        """Apply the gate; True once every piece is here and passed its hash."""
+        """Apply the gate to the web seeds (the uplink); True once every piece is here
+        and passed its hash. LAN peers are not held: their bytes are not the uplink's."""
         assert self.handle is not None, "start() first"
         st = self.handle.status()
         if st.is_seeding:
             return True
         reason = self.gate()
         if reason and not self.waiting:
-            self.handle.pause()
+            self._hold_web_seeds()
         elif not reason and self.waiting:
-            self.handle.resume()
+            for url in self.web_seeds:
+                self.handle.add_url_seed(url)
             self.connect_peers()
         self.waiting = reason
         return False
@@ -299,3 +312,136 @@ def fetch_update(session: lt.session, feed_url: str, device: Device,
                           spool_dir(device.data_dir), peers, gate)
     fetch.run(timeout)
     return fetch.verified(device), fetch
+
+
+# --- the sync service's software channel ----------------------------------------------------
+
+def ready_dir(data_dir: Path) -> Path:
+    """Verified bundles the sync service hands to the installer (``ketang update
+    install-ready``, root, started by ``ketang-update-ready.path`` when one appears)."""
+    return data_dir / "updates" / "ready"
+
+
+def updates_on(device: Device) -> bool:
+    """Whether this system takes software updates (RAUC's system.conf and the image's
+    version file exist: a Ketang image, not a development checkout)."""
+    return device.rauc_conf.is_file() and device.image_env.is_file()
+
+
+class SoftwareChannel:
+    """The sync service's software channel: at most one bundle at a time, fetched in the
+    service's own libtorrent session within its windows and quota (``gate``), from a
+    feed's web seed and from LAN neighbours that hold it, verified by RAUC the moment it
+    is complete (signature first, before anything else reads it), then handed to the
+    installer (:func:`ready_dir`) and seeded to neighbours while the service runs.
+
+    Threads: :meth:`consider` and :meth:`step` run in the service's feed thread,
+    :meth:`tick` in its session thread; :meth:`summary` and :meth:`holding` anywhere.
+    """
+
+    def __init__(self, device: Device, gate: Callable[[], str]) -> None:
+        self.device, self.gate = device, gate
+        self.fetch: SoftwareFetch | None = None
+        self.offer: Offer | None = None
+        self.source = ""                 # the feed or neighbour it came from
+        self.state = ""                  # downloading, waiting-window, waiting-quota,
+        self.error = ""                  # verifying, ready, refused, error ('' idle)
+        self.verified_version = ""
+        self.refused: set[str] = set()   # bundle names RAUC refused: not fetched again
+        self._complete = False
+
+    def consider(self, session: lt.session, feed_url: str,
+                 peers: Sequence[tuple[str, int]] = (), source: str = "") -> Offer | None:
+        """Read what ``feed_url`` (a feed root, or a neighbour's own feed) offers and start
+        fetching the bundle for this device when it is newer than the one in hand;
+        ``peers``: LAN neighbours that hold it. SoftwareError for a bad index or torrent."""
+        from provisioning.update import parse_version, system_compatible
+        offer = choose(read_offers(feed_url), system_compatible(self.device.rauc_conf),
+                       self.device.booted_version())
+        if offer is None or offer.name in self.refused:
+            return None
+        current = self.offer
+        if current is not None and self.state != "error":
+            if current.name == offer.name and self.fetch is not None:
+                new = [p for p in peers if p not in self.fetch.peers]
+                if new:                  # another holder of the same bundle
+                    self.fetch.peers.extend(new)
+                    self.fetch.connect_peers()
+            if parse_version(current.version) >= parse_version(offer.version):
+                return None
+        fetch = SoftwareFetch(session, _get(offer.torrent_url, TORRENT_LIMIT, 60.0),
+                              spool_dir(self.device.data_dir), peers, self.gate)
+        if fetch.path.name != offer.name or fetch.info.total_size() != offer.size:
+            raise SoftwareError(f"{offer.torrent_url}: 种子与目录不符。The torrent is not the "
+                                f"bundle the index names ({offer.name}, {offer.size} bytes); "
+                                "nothing fetched.")
+        if self.fetch is not None:
+            self.fetch.remove()          # an older bundle: a newer one supersedes it
+        fetch.start()
+        self.fetch, self.offer, self.source = fetch, offer, source or feed_url
+        self.state, self.error, self._complete = "downloading", "", False
+        return offer
+
+    def tick(self) -> None:
+        """Apply the windows and quota to the transfer; note when it is complete."""
+        fetch = self.fetch
+        if fetch is None or self._complete or self.state not in (
+                "downloading", "waiting-window", "waiting-quota"):
+            return
+        self._complete = fetch.poll()
+        if not self._complete:
+            self.state = f"waiting-{fetch.waiting}" if fetch.waiting else "downloading"
+
+    def step(self) -> None:
+        """Once complete: RAUC's verdict on the file (signature first); a refused file is
+        deleted and never fetched again this run; an accepted one is handed over."""
+        fetch, offer = self.fetch, self.offer
+        if fetch is None or offer is None or not self._complete or self.state in (
+                "verifying", "ready", "refused"):
+            return
+        from provisioning.update import UpdateError, check
+        self.state = "verifying"
+        try:
+            bundle = fetch.verified(self.device)
+            check(self.device, bundle, force=False)
+        except UpdateError as e:
+            fetch.remove()
+            self.refused.add(offer.name)
+            self.fetch, self.state, self.error = None, "refused", str(e)
+            return
+        ready = ready_dir(self.device.data_dir)
+        ready.mkdir(parents=True, exist_ok=True)
+        # A second name for the same file (the spool copy keeps seeding), made beside it
+        # and renamed into ready/: the installer's folder only ever holds whole bundles.
+        tmp = bundle.path.with_name(f".{bundle.path.name}.ready")
+        tmp.unlink(missing_ok=True)
+        os.link(bundle.path, tmp)
+        os.replace(tmp, ready / bundle.path.name)
+        fsync_dir(ready)
+        self.verified_version, self.state = bundle.version, "ready"
+
+    def fail(self, message: str) -> None:
+        self.state, self.error = "error", message
+
+    def shared(self) -> tuple[dict[str, Any], bytes] | None:
+        """What this device's own feed offers its neighbours (``/sync/feed/software/``):
+        the index of the verified bundle it seeds and that bundle's torrent; None when
+        it holds none."""
+        offer, fetch = self.offer, self.fetch
+        if self.state != "ready" or offer is None or fetch is None:
+            return None
+        entry = {"name": offer.name, "version": offer.version, "compatible": offer.compatible,
+                 "kind": offer.kind, "base_version": offer.base_version, "size": offer.size,
+                 "torrent": f"{offer.name}.torrent"}
+        return {"software": [entry]}, fetch.torrent
+
+    def summary(self) -> dict[str, Any]:
+        """The software channel's part of the sync status (docs/updates.md)."""
+        if self.offer is None:
+            return {"state": self.state or "idle", "error": self.error}
+        progress = self.fetch.progress() if self.fetch is not None else {}
+        return {"state": self.state, "error": self.error, "bundle": self.offer.name,
+                "version": self.offer.version, "kind": self.offer.kind,
+                "size": self.offer.size, "done": progress.get("done", 0),
+                "source": self.source}
+

@@ -88,6 +88,10 @@ def sync_summary(settings: Settings, now: datetime | None = None) -> dict[str, A
             "device_id": "", "hub": "", "hub_name": "", "hub_how": "", "hub_is_self": False,
             "uses_uplink": False, "neighbours": []},
         "releases": doc.get("releases", []),
+        # The software channel (docs/updates.md): a bundle being fetched, verified,
+        # handed to the installer ("ready") or refused.
+        "software": (doc.get("software") if running else None) or {"state": "off",
+                                                                     "error": ""},
         "errors": doc.get("errors", []),
     }
     # Words for the CLI and older readers (views say the state themselves).
@@ -126,5 +130,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             + (", ".join(f"{s['url']} {s['state']}" for s in r["web_seeds"]) or "-"))
         lines.append("  " + words.both(functools.partial(words.sources_text, r)))
         lines += [f"  ! {e}" for e in r.get("errors", [])[-3:]]
+    sw = summary.get("software") or {}
+    if sw.get("bundle"):
+        lines.append(f"软件更新 / Software {sw['bundle']} ({sw.get('version')}): {sw['state']}  "
+                     f"{human_bytes(sw.get('done', 0))} / {human_bytes(sw.get('size', 0))}"
+                     + (f"  ! {sw['error']}" if sw.get("error") else ""))
     lines += [f"! {e}" for e in summary["errors"][-5:]]
     return "\n".join(lines)

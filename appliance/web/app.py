@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, library: Library | None = None)
     app.register_blueprint(api.bp)
     app.register_blueprint(projector.bp)
     app.register_blueprint(sync_api.bp)
+    app.register_blueprint(sync_api.software_bp)
     api.install_error_handlers(app)
     from . import admin
     admin.install(app)

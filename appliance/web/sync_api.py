@@ -4,9 +4,11 @@ The same layout as an HTTP release feed (:mod:`appliance.sync.feed`): ``feed.jso
 names each active release that has its ``release.torrent`` (kept when the sync
 service activated it), the signed manifest, signature and torrent sit under
 ``releases/<channel>/<version>/``, and the blobs under ``blobs/sha256/…``, so the
-folder is also a BEP 19 web seed. A neighbour that sees this device advertise a newer
-release over zeroconf fetches it from here, checks the signature, and downloads the
-blobs from this device's libtorrent session (and this web seed).
+folder is also a BEP 19 web seed. ``/sync/feed/software/`` offers the verified software
+update the device seeds, if any (``index.json`` and its torrent, docs/updates.md).
+A neighbour that sees this device advertise a newer release over zeroconf fetches it
+from here, checks the signature, and downloads the blobs from this device's libtorrent
+session (and this web seed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from . import media
 from .context import library, settings, state
 
 bp = Blueprint("sync_feed", __name__, url_prefix="/sync/feed/KETANG")
+software_bp = Blueprint("sync_software", __name__, url_prefix="/sync/feed/software")
 FILES = {MANIFEST: "application/json", SIGNATURE: "application/json",
          TORRENT_NAME: "application/x-bittorrent"}
 
@@ -67,3 +70,29 @@ def blob(prefix: str, sha256: str):
     if not SHA256_RE.match(sha256) or prefix != sha256[:2]:
         abort(404)
     return media.blob(sha256)
+
+
+def _shared():
+    sync = state().sync
+    shared = sync.software.shared() if sync is not None and sync.software is not None else None
+    if shared is None:
+        abort(404)
+    return shared
+
+
+@software_bp.route("/index.json")
+def software_index():
+    """The software update this device holds, verified, and seeds (docs/updates.md): the
+    same index as a feed's ``software/index.json``, so a neighbour fetches it from here
+    over BitTorrent (this device is its peer; the web seeds in the torrent are the
+    mirror's)."""
+    return jsonify(_shared()[0])
+
+
+@software_bp.route("/<name>.torrent")
+def software_torrent(name: str):
+    index, torrent = _shared()
+    if name != index["software"][0]["name"]:
+        abort(404)
+    return Response(torrent, mimetype="application/x-bittorrent",
+                    headers={"Cache-Control": "no-cache"})

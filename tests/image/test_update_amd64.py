@@ -6,9 +6,11 @@ bundle, one whose payload was altered, one signed by an unknown key and an older
 each refused with one clear line and nothing changes → a drive carrying
 ``KETANG/updates/ketang-0.2.0-amd64.raucb`` is handed to the drive watcher, which installs
 it into slot B → B boots on trial, passes the health gate, is blessed, serves lessons →
-v3 (the same root with a unit drop-in that makes ``ketang serve`` fail) is installed
-into A → A boots on trial, fails the gate twice → the device is back on v2 by itself with
-the reason recorded. The lessons and usage on the data partition are the same at every
+v3 (the same root with a unit drop-in that makes ``ketang serve`` fail) is handed over
+as the sync service does (the ketang user has RAUC check it and links it into
+``updates/ready/``; ketang-update-ready.path has root install it into A) → A boots on
+trial, fails the gate twice → the device is back on v2 by itself with the reason
+recorded. The lessons and usage on the data partition are the same at every
 step. v2 and v3 are bundles of the cached image's root with a changed version file (no
 new debootstrap). Figures (seconds per step, bundle bytes) are printed.
 """
@@ -167,7 +169,7 @@ def post_usage_event(vm: GuestVM) -> str:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.status == 200
-    return ev["id"]
+    return str(ev["id"])
 
 
 def update_status(vm: GuestVM) -> dict:
@@ -273,11 +275,26 @@ def test_update_rollback_scenario(built, tmp_path: Path) -> None:
             assert r.status == 200
         assert data_fingerprint(vm) == before
 
-        # v3 fails its health gate: two trial boots, then v2 again by itself.
+        # v3 arrives the way the sync service hands a fetched bundle over: the ketang user
+        # has RAUC check it (as the service does), links it into updates/ready/, and
+        # ketang-update-ready.path has root install it. It fails its health gate: two trial
+        # boots, then v2 again by itself.
         t = time.monotonic()
         vm.shell("mkdir -p /mnt/other && mount -o ro /dev/vdc /mnt/other")
-        vm.shell(f"ketang update install /mnt/other/{v3.name} 2>&1", timeout=1800)
-        timed("v3 installed into slot A", t)
+        spool = "/var/lib/ketang/updates/incoming"
+        vm.shell(f"runuser -u ketang -- cp /mnt/other/{v3.name} {spool}/ && runuser -u ketang"
+                 f" -- rauc info --output-format=json {spool}/{v3.name} >/dev/null && "
+                 f"runuser -u ketang -- ln {spool}/{v3.name} /var/lib/ketang/updates/ready/",
+                 timeout=900)
+        vm.shell("for i in $(seq 600); do [ -z \"$(ls -A /var/lib/ketang/updates/ready)\" ] "
+                 "&& break; sleep 2; done; systemctl show -p Result ketang-update-ready.service",
+                 timeout=1300)
+        timed("v3 handed over as the sync service does, installed into slot A by root", t)
+        status = update_status(vm)
+        assert status["next_boot"] == "a", status
+        last = status["last_update"]
+        assert last["version"] == "0.3.0" and last["source"] == "sync", last
+        assert last["outcome"] == "installed", last
         t = time.monotonic()
         reboot(vm)
         wait_booted(vm, "b", timeout=1800)

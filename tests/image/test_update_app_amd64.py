@@ -9,27 +9,13 @@ and the lessons and usage on the data partition are unchanged.
 from __future__ import annotations
 
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .test_update_amd64 import (
-    CACHE,
-    DEV_KEYS,
-    LESSON,
-    TIMES,
-    bundle,
-    data_fingerprint,
-    ext4_disk,
-    post_usage_event,
-    reboot,
-    timed,
-    trust_dev_ca,
-    update_status,
-    wait_booted,
-)
-from .vm import GuestVM, build_image, require_image_tools
+from .test_update_amd64 import CACHE, TIMES, bundle, ext4_disk, timed
+from .update_steps import booted_v1, reboot_and_keep
+from .vm import build_image, require_image_tools
 
 pytestmark = [pytest.mark.slow, pytest.mark.image]
 
@@ -52,16 +38,7 @@ def test_an_app_only_bundle_rebuilds_the_new_root_and_is_kept(tmp_path: Path) ->
     print(f"[update test] app-only bundle bytes: {app.stat().st_size}", flush=True)
     disk = ext4_disk(tmp_path / "updates.img", {app.name: app}, mb=64)
 
-    vm = GuestVM(image.raw, tmp_path, extra_drives=(disk,))
-    try:
-        t = time.monotonic()
-        vm.wait_for_page("/")
-        timed("boot v1 to first page", t)
-        trust_dev_ca(vm, (DEV_KEYS / "update-ca.pem").read_text())
-        event_id = post_usage_event(vm)
-        vm.shell("systemctl is-system-running --wait >/dev/null || true", timeout=600)
-        before = data_fingerprint(vm)
-        assert event_id in before
+    with booted_v1(image.raw, tmp_path, (disk,)) as (vm, before):
         vm.shell("mkdir -p /mnt/u && mount -o ro /dev/vdb /mnt/u")
         t = time.monotonic()
         out = vm.shell(f"ketang update install /mnt/u/{app.name} 2>&1; echo rc=$?",
@@ -70,21 +47,8 @@ def test_an_app_only_bundle_rebuilds_the_new_root_and_is_kept(tmp_path: Path) ->
         assert "rc=0" in out and "Installed 0.2.1" in out, \
             out + vm.shell("journalctl -b -u rauc --no-pager | tail -30", timeout=120)
         assert vm.shell("ls -A /var/lib/ketang/updates/delta").strip() == ""
-        t = time.monotonic()
-        reboot(vm)
-        wait_booted(vm, "b")
-        vm.shell("for i in $(seq 120); do ls /boot/efi/loader/entries/ketang-b.conf "
-                 ">/dev/null 2>&1 && break; sleep 2; done", 400)
-        timed("reboot into 0.2.1 (trial) → served, gate passed, blessed", t)
-        status = update_status(vm)
-        assert status["booted_slot"] == "b" and status["booted_version"] == "0.2.1", status
-        assert status["last_update"]["outcome"] == "good", status
+        reboot_and_keep(vm, "b", "0.2.1", before,
+                        "reboot into 0.2.1 (trial) → served, gate passed, blessed")
         assert "the app-only test's fix" in vm.shell(
             "tail -1 /usr/lib/python3/dist-packages/appliance/text.py")
-        with urllib.request.urlopen(vm.url(f"/lessons/cn-basic-edu-demo/{LESSON}"),
-                                    timeout=60) as r:
-            assert r.status == 200
-        assert data_fingerprint(vm) == before
         print(f"[update test] times: {TIMES}", flush=True)
-    finally:
-        vm.stop()

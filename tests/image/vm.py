@@ -8,6 +8,7 @@ machine that has that port; see image-build/README.md).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -102,7 +103,8 @@ class GuestVM:
         self.port = free_port()
         self.serial_log = workdir / "serial.log"
         self.socket_path = workdir / "selftest.sock"
-        disk = workdir / "disk.qcow2"
+        self.image = image
+        self.disk = disk = workdir / "disk.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image), "-F", "raw",
                         str(disk), f"{disk_gib}G"], check=True)
         if direct_boot is None:
@@ -122,8 +124,13 @@ class GuestVM:
             *[a for d in extra_drives
               for a in ("-drive", f"if=virtio,format=raw,file={d}")],
             "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:80",
-            "-display", "none", "-monitor", "none",
+            "-display", "none",
+            # QEMU's monitor on a socket of the test's own (diagnosis: where the CPU is).
+            "-monitor", f"unix:{workdir / 'monitor.sock'},server=on,wait=off",
             "-serial", f"file:{self.serial_log}",
+            # The firmware's debug port (OVMF writes its log there when built to).
+            "-debugcon", f"file:{workdir / 'debugcon.log'}",
+            "-global", "isa-debugcon.iobase=0x402",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=selftest,path={self.socket_path},server=on,wait=off",
             "-device", "virtserialport,chardev=selftest,name=ketang.selftest",
@@ -148,6 +155,37 @@ class GuestVM:
         """Start QEMU again on the same disk and firmware variables (after power_cut)."""
         assert self.proc.poll() is not None, "the guest is still running"
         self._launch()
+
+    def monitor(self, command: str, timeout: float = 30) -> str:
+        """One command on QEMU's human monitor (``info registers``...); returns its answer."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.workdir / "monitor.sock"))
+            buf = b""
+            while not buf.endswith(b"(qemu) "):
+                buf += s.recv(65536)
+            s.sendall(command.encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"(qemu) "):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return buf.decode(errors="replace").replace("\r", "")
+
+    def copy_partition(self, label: str, dest: Path) -> Path:
+        """Copy partition ``label`` of the guest's disk (QEMU stopped) to ``dest``, raw."""
+        assert self.proc.poll() is not None, "stop the guest first"
+        table = json.loads(subprocess.run(["sfdisk", "-J", str(self.image)], check=True,
+                                          capture_output=True, text=True).stdout)
+        part = next(p for p in table["partitiontable"]["partitions"] if p.get("name") == label)
+        # (qemu-img dd cannot skip into a qcow2 with a backing file: a raw node with an
+        # offset over the qcow2 one can.)
+        opts = (f"driver=raw,offset={part['start'] * 512},size={part['size'] * 512},"
+                f"file.driver=qcow2,file.file.filename={self.disk}")
+        subprocess.run(["qemu-img", "convert", "--image-opts", opts, "-O", "raw", str(dest)],
+                       check=True, capture_output=True)
+        return dest
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

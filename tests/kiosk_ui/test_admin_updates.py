@@ -75,3 +75,40 @@ def test_an_install_cut_by_a_restart_shows_as_interrupted(app, data):  # noqa: F
     html = card(client)
     assert "安装中断" in html and "正在安装" not in html
     assert json.loads((data / "updates" / "status.json").read_text()) == doc   # read only
+
+
+def test_an_update_the_sync_service_fetches_shows_its_progress(data, tmp_path):  # noqa: F811
+    """The sync service's software channel (its status file): the bundle, its state in
+    words, the bytes; a refusal with RAUC's one line."""
+    import os
+
+    from appliance.config import Settings
+    from appliance.web.app import create_app
+    from content_cache.library import Library
+
+    sync_file = tmp_path / "sync.json"
+    s = Settings().with_overrides("device", data_dir=data).with_overrides(
+        "sync", status_file=sync_file)
+    web = create_app(s, Library(data))
+    web.config["TESTING"] = True
+    write_status(data, ROLLED_BACK)
+    client = web.test_client()
+    log_in(client)
+    software = {"state": "waiting-window", "error": "", "bundle": "ketang-0.4.0-amd64.raucb",
+                "version": "0.4.0", "kind": "whole-os", "size": 630_000_000,
+                "done": 120_000_000, "source": "http://mirror.test/"}
+    sync_file.write_text(json.dumps({"pid": os.getpid(), "state": "idle",
+                                     "software": software}))
+    html = card(client)
+    for words in ("网络下载", "0.4.0", "等待传输时段", "120", "630"):
+        assert words in html, words
+    client.get("/lang/en")
+    assert "Waiting for the transfer window" in card(client)
+    sync_file.write_text(json.dumps({"pid": os.getpid(), "state": "idle", "software": dict(
+        software, state="refused", error="The bundle is signed by a key this device does "
+        "not trust")}))
+    html = card(client)
+    assert "Refused" in html and "does not trust" in html
+    sync_file.write_text(json.dumps({"pid": os.getpid(), "state": "idle",
+                                     "software": {"state": "idle", "error": ""}}))
+    assert "Over the network" not in card(client)
