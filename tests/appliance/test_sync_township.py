@@ -105,6 +105,6 @@ def test_township_takes_the_delta_from_its_hub_and_survives_the_hub(tmp_path, pu
         egress = t.mirror_egress() - before
         assert egress < 1.6 * delta, (egress, delta)
         wait_for(lambda: any(r["version"] == 3 and r["state"] == "seeding"
-                             for r in t.status(2).get("releases", [])), 20, "the status file")
+                             for r in t.status(2).get("releases", [])), 60, "the status file")
         rel = next(r for r in t.status(2)["releases"] if r["version"] == 3)
         assert rel["bytes_lan"] >= delta * 0.9, rel
