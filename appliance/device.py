@@ -114,7 +114,12 @@ class Device:
         disco = Discovery(name=s.device.name, dev_id=device_id(s.device.id),
                           library=self.library, port=port, apps_port=apps_port,
                           interfaces=s.zeroconf.interfaces, host=s.server.host,
-                          extra_txt={"bt": str(self.sync.listen_port)} if self.sync else None)
+                          extra_txt={"bt": str(self.sync.listen_port)} if self.sync else None,
+                          txt_source=self.sync.txt_fields if self.sync else None)
+        if self.sync is not None:
+            # A neighbour that starts fetching is heard of at once, both ways.
+            disco.on_change = self.sync.neighbour_changed
+            self.sync.on_announce = disco.refresh_now
         disco.start()
         self.discovery = disco
         if self.app is not None:

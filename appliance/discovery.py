@@ -6,7 +6,10 @@ Two services are registered (docs/zeroconf.md):
   so phones and laptops that browse for web services find "Ketang · 某某小学".
 - ``_ketang._tcp``: for other Ketang devices. Its TXT records carry ``id`` (the device
   id), ``api`` (the API version), ``path`` (``/api/v1/``), ``apps`` (the lesson apps'
-  port) and ``ch.<channel>=<version>`` for each active release.
+  port) and ``ch.<channel>=<version>`` for each active release, and what the owner's
+  ``txt_source`` adds (the sync service: ``bt`` and ``fetch.<channel>=<version>`` for each
+  release it is fetching now, so neighbours hear of a fetch at once, not at their next
+  poll).
 
 A browser for ``_ketang._tcp`` keeps the peers it sees (``/api/v1/peers``); peer
 content sharing builds on it later. Both services are unregistered on shutdown.
@@ -15,9 +18,11 @@ content sharing builds on it later. Both services are unregistered on shutdown.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from zeroconf import (
@@ -38,6 +43,8 @@ HTTP_TYPE = "_http._tcp.local."
 KETANG_TYPE = "_ketang._tcp.local."
 API_VERSION = "1"
 REFRESH_SECONDS = 10.0
+
+log = logging.getLogger(__name__)
 
 
 def _instance_name(name: str) -> str:
@@ -96,6 +103,8 @@ def peer_from_info(info: ServiceInfo) -> dict[str, Any]:
         "bt_port": int(props["bt"]) if props.get("bt", "").isdigit() else None,
         "channels": {k[3:]: int(v) for k, v in props.items()
                      if k.startswith("ch.") and v.isdigit()},
+        "fetching": {k[6:]: int(v) for k, v in props.items()
+                     if k.startswith("fetch.") and v.isdigit()},
     }
 
 
@@ -129,13 +138,19 @@ class Discovery:
 
     def __init__(self, *, name: str, dev_id: str, library: Library, port: int,
                  apps_port: int | None, interfaces: list[str], host: str,
-                 extra_txt: dict[str, str] | None = None) -> None:
+                 extra_txt: dict[str, str] | None = None,
+                 txt_source: Callable[[], dict[str, str]] | None = None) -> None:
         self.name = _instance_name(name)
         self.dev_id = dev_id
         self.library = library
         self.port = port
         self.apps_port = apps_port
         self.extra_txt = dict(extra_txt or {})
+        #: More TXT fields, asked for at each refresh (:meth:`refresh_now` for at once).
+        self.txt_source = txt_source
+        #: Called with a peer (as :meth:`peers` lists it) when its record appears or changes.
+        self.on_change: Callable[[dict[str, Any]], None] | None = None
+        self._refresh = threading.Event()
         self.addresses = advertised_addresses(interfaces, host)
         self.zc = make_zeroconf(listening_interfaces(interfaces, host))
         self._lock = threading.Lock()
@@ -149,7 +164,7 @@ class Discovery:
             server=server, properties={"path": "/"})
         self.ketang_info = ServiceInfo(
             KETANG_TYPE, f"{self.name}.{KETANG_TYPE}", port=port, addresses=packed,
-            server=server, properties=txt_records(dev_id, library, apps_port, self.extra_txt))
+            server=server, properties=txt_records(dev_id, library, apps_port, self._extra()))
         self._browser: ServiceBrowser | None = None
         self._refresher: threading.Thread | None = None
 
@@ -162,9 +177,20 @@ class Discovery:
                                            name="ketang-zeroconf-refresh")
         self._refresher.start()
 
+    def _extra(self) -> dict[str, str]:
+        return {**self.extra_txt, **(self.txt_source() if self.txt_source else {})}
+
+    def refresh_now(self) -> None:
+        """Announce the TXT records again now if they changed (not in REFRESH_SECONDS)."""
+        self._refresh.set()
+
     def _refresh_loop(self) -> None:
-        while not self._stop.wait(REFRESH_SECONDS):
-            txt = txt_records(self.dev_id, self.library, self.apps_port, self.extra_txt)
+        while not self._stop.is_set():
+            self._refresh.wait(REFRESH_SECONDS)
+            self._refresh.clear()
+            if self._stop.is_set():
+                return
+            txt = txt_records(self.dev_id, self.library, self.apps_port, self._extra())
             current = {k.decode(): (v or b"").decode()
                        for k, v in self.ketang_info.properties.items()}
             if txt != current:
@@ -182,7 +208,14 @@ class Discovery:
         if peer["id"] == self.dev_id:
             return
         with self._lock:
+            old = self._peers.get(name)
             self._peers[name] = dict(peer, seen=time.time())
+        if self.on_change is not None and (old is None or {**old, "seen": 0} != {
+                **peer, "seen": 0}):
+            try:
+                self.on_change(peer)
+            except Exception:  # a listener's trouble must not stop discovery
+                log.exception("zeroconf: on_change")
 
     def peers(self) -> list[dict[str, Any]]:
         """Other Ketang devices seen on the LAN, by name."""
@@ -192,6 +225,7 @@ class Discovery:
     def close(self) -> None:
         """Unregister both services (goodbye packets) and stop browsing."""
         self._stop.set()
+        self._refresh.set()
         if self._browser is not None:
             self._browser.cancel()
         try:

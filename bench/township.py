@@ -2,9 +2,12 @@
 
 Needs root (network namespaces), ``ip`` and Debian's ``nginx``. Builds the township
 itself with tests/support/township.py: a bridge for the LAN, N school namespaces, one
-emulated uplink per school (4 Mbit/s each way, 600 ms round trips; a link emulator,
-since this kernel has no netem) to an nginx mirror in a namespace of its own. Nothing
-leaves the namespaces made here.
+emulated uplink per school (4 Mbit/s each way, 600 ms round trips) to an nginx mirror in
+a namespace of its own. The uplinks are a link emulator (tests/support/linkemu.py), not
+``tc netem``: this kernel has no netem (built without CONFIG_NET_SCH_NETEM and without
+module support, so ``tc qdisc add … netem`` answers "Specified qdisc kind is unknown";
+tbf and htb are built in, but they shape the rate only, not the delay). Nothing leaves
+the namespaces made here.
 
 Every school runs `ketang serve` with the sync service (zeroconf on the LAN, its feed
 the mirror through its own uplink, ``sync.poll_interval`` 5 s, the other settings as
@@ -15,11 +18,16 @@ then offers v2, whose delta is ~22 MB. Printed for each case, never asserted:
 - mirror egress ÷ (N × delta): what the mirror sent (its veths' counters) against every
   school taking the delta from it alone (target ≤ 0.2);
 - LAN bytes (what the bridge carried) and the LAN/mirror bytes the schools counted;
-- time until every school serves v2.
+- time until every school serves v2 (and the first), and the load average then.
 
-Cases: schools started together (v2 offered once the hub is elected), one school every
-30 s (highest device id first, so each newcomer is the lowest id and becomes the hub),
-and together with the hub SIGKILLed once it has half the delta. Medians over rounds.
+Cases: ``alone``, the reference measured in the same run: every school started
+together with zeroconf off, so each fetches the delta over its own uplink as before
+issue 21; ``together``, the same with the township on (v2 offered once the hub is
+elected); ``staggered``, one school every 30 s (highest device id first, so each
+newcomer is the lowest id and becomes the hub); ``hub-killed``, together with the hub
+SIGKILLed once the mirror has sent half the delta. The cases of a round run one after
+the other, so a round's reference and township run under about the same load. Medians
+over rounds.
 """
 
 from __future__ import annotations
@@ -87,8 +95,24 @@ def offer(out: Path, version: int) -> None:
                              "web_seed": True})
 
 
-def on_v2(t: Township, schools) -> bool:
-    return all(Library(t.data_dir(i)).active_version(CHANNEL) == 2 for i in schools)
+def times_to_v2(t: Township, schools, started: float, timeout: float,
+                got: dict[int, float] | None = None, until: float | None = None
+                ) -> dict[int, float]:
+    """Seconds from ``started`` until each school serves v2 (looked at twice a second),
+    added to ``got``; with ``until`` (a monotonic time), only looks until then."""
+    got = {} if got is None else got
+    deadline = time.monotonic() + timeout
+    while len(got) < len(schools):
+        for i in schools:
+            if i not in got and Library(t.data_dir(i)).active_version(CHANNEL) == 2:
+                got[i] = time.monotonic() - started
+        if until is not None and time.monotonic() >= until:
+            return got
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for every school "
+                             f"to serve v2 ({sorted(got)} do)")
+        time.sleep(0.5)
+    return got
 
 
 def wait(cond, timeout: float, what: str) -> None:
@@ -119,56 +143,61 @@ def run_case(work: Path, out: Path, trusted: Path, delta: int, n: int, case: str
     with Township(work, n, mirror="nginx") as t:
         t.start_mirror(out)
         for i in range(n):
-            t.school_config(i, trusted, poll_interval=5)
+            t.school_config(i, trusted, zeroconf=case != "alone", poll_interval=5)
             give_release(t.data_dir(i), out, CHANNEL, 1, trusted)
         everyone = list(range(n))
+        at: dict[int, float] = {}
         if case == "staggered":
             egress0, lan0 = t.mirror_egress(), t.lan_bytes()
             offer(out, 2)
             started = time.monotonic()
             for k, i in enumerate(reversed(everyone)):
-                if k:
-                    time.sleep(max(0.0, started + k * STAGGER - time.monotonic()))
+                if k:  # the schools already started are watched meanwhile
+                    times_to_v2(t, everyone, started, 1800, at, started + k * STAGGER)
                 t.start_school(i)
         else:
             for i in everyone:
                 t.start_school(i)
-            wait(lambda: all(hub_of(t, i) == "school-00" for i in everyone), 120,
-                 "every school to agree on the hub")
+            if case == "alone":  # each its own hub: the reference, as before issue 21
+                wait(lambda: all(hub_of(t, i) == f"school-{i:02d}" for i in everyone), 120,
+                     "every school to start")
+            else:
+                wait(lambda: all(hub_of(t, i) == "school-00" for i in everyone), 120,
+                     "every school to agree on the hub")
             egress0, lan0 = t.mirror_egress(), t.lan_bytes()
             offer(out, 2)
             started = time.monotonic()
         alive = everyone
         killed_at = None
         if case == "hub-killed":
-            def half() -> bool:
-                rel = [r for r in t.status(0).get("releases", []) if r.get("version") == 2]
-                return bool(rel) and rel[0].get("bytes_mirror", 0) >= delta / 2
-            wait(half, 600, "the hub to have half the delta")
+            wait(lambda: t.mirror_egress() - egress0 >= delta / 2, 600,
+                 "the mirror to have sent half the delta")
             t.kill_school(0, signal.SIGKILL)
             killed_at = time.monotonic() - started
             alive = everyone[1:]
-        wait(lambda: on_v2(t, alive), 1800, "every school to serve v2")
-        took = time.monotonic() - started
+        at = times_to_v2(t, alive, started, 1800, {i: v for i, v in at.items() if i in alive})
+        took = max(at.values())
         time.sleep(3)  # the status files catch up
         lan_counted, mirror_counted = counted(t, alive)
         egress, lan = t.mirror_egress() - egress0, t.lan_bytes() - lan0
         takeover = ""
         if killed_at is not None:
             takeover = f"; hub killed at {killed_at:.0f} s, new hub {hub_of(t, 1)}"
+    load = os.getloadavg()[0]
     r = {"ratio": egress / (n * delta), "egress": egress, "lan": lan, "seconds": took,
-         "lan_counted": lan_counted, "mirror_counted": mirror_counted}
+         "first": min(at.values()), "lan_counted": lan_counted,
+         "mirror_counted": mirror_counted, "load": load}
     print(f"  N={n} {case}: mirror egress {egress / 1e6:.1f} MB = {r['ratio']:.3f} of N×delta;"
           f" LAN carried {lan / 1e6:.0f} MB (schools counted {lan_counted / 1e6:.0f} MB from"
           f" the LAN, {mirror_counted / 1e6:.1f} MB from the mirror); all on v2 in"
-          f" {took:.0f} s{takeover}", flush=True)
+          f" {took:.0f} s (first {r['first']:.0f} s){takeover}; load {load:.1f}", flush=True)
     return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--schools", default="8,12")
-    ap.add_argument("--cases", default="together,staggered,hub-killed")
+    ap.add_argument("--cases", default="alone,together,staggered,hub-killed")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--total-mb", type=int, default=200)
     ap.add_argument("--seed", type=int, default=21)
@@ -188,15 +217,19 @@ def main() -> None:
         print(f"release v1 {total / 1e6:.0f} MB, delta to v2 {delta / 1e6:.1f} MB; uplink "
               "4 Mbit/s, 600 ms round trips, per school", flush=True)
         for n in [int(x) for x in args.schools.split(",")]:
-            for case in args.cases.split(","):
-                rounds = [run_case(work / "town", out, trusted, delta, n, case)
-                          for _ in range(args.rounds)]
+            cases = args.cases.split(",")
+            results: dict[str, list[dict]] = {c: [] for c in cases}
+            for _ in range(args.rounds):  # cases interleaved: each round under one load
+                for case in cases:
+                    results[case].append(run_case(work / "town", out, trusted, delta, n, case))
+            for case, rounds in results.items():
                 med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
                 print(f"N={n} {case}: median of {len(rounds)}: ratio {med['ratio']:.3f} "
                       f"(target ≤ 0.2), LAN {med['lan'] / 1e6:.0f} MB, time to all "
                       f"{med['seconds']:.0f} s  (ratios "
-                      f"{[round(r['ratio'], 3) for r in rounds]})", flush=True)
-
+                      f"{[round(r['ratio'], 3) for r in rounds]}, times "
+                      f"{[round(r['seconds']) for r in rounds]}, load "
+                      f"{[round(r['load'], 1) for r in rounds]})", flush=True)
 
 if __name__ == "__main__":
     main()

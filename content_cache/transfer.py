@@ -189,12 +189,41 @@ class ReleaseTransfer:
         self._banned_peers: set[str] = set()
         self._banned_endpoints: set[tuple[str, int]] = set()  # web seeds are banned as peers
         self._attempts: dict[int, int] = {}
+        self._allowed: frozenset[int] | None = None  # restrict_pieces; None: all wanted
 
     @property
     def live_handle(self) -> lt.torrent_handle:
         """The torrent's handle, once :meth:`start` has added it."""
         assert self.handle is not None, "start() adds the torrent first"
         return self.handle
+
+    def wanted_pieces(self) -> list[bool]:
+        """Per piece: whether it touches a blob still to fetch (file priority above 0),
+        whatever :meth:`restrict_pieces` holds back for now."""
+        ti = self.torrent.params.ti
+        assert ti is not None, "load_release_torrent checked the torrent"
+        files = ti.layout()
+        plen = files.piece_length()
+        out = [False] * files.num_pieces()
+        for i, prio in enumerate(self.live_handle.get_file_priorities()):
+            size = files.file_size(i)
+            if prio > 0 and size:
+                start = files.file_offset(i)
+                for p in range(start // plen, (start + size - 1) // plen + 1):
+                    out[p] = True
+        return out
+
+    def restrict_pieces(self, allowed: Collection[int] | None) -> None:
+        """Fetch only the ``allowed`` pieces for now, from every source (the other wanted
+        pieces get libtorrent piece priority 0, so no peer nor web seed is asked for
+        them); ``None``: every wanted piece again. A restart starts unrestricted."""
+        key = None if allowed is None else frozenset(allowed)
+        if key == self._allowed:
+            return
+        self._allowed = key
+        self.live_handle.prioritize_pieces(
+            [4 if want and (key is None or p in key) else 0
+             for p, want in enumerate(self.wanted_pieces())])
 
     # -- setup -----------------------------------------------------------------
 
@@ -346,6 +375,7 @@ class ReleaseTransfer:
         if not self.lsd:
             atp.flags |= lt.torrent_flags.disable_lsd
         self.handle = self.session.add_torrent(atp)
+        self._allowed = None
         self._saved_bytes = 0  # payload counters start again with the handle
         for host, port in self.peers:
             self.handle.connect_peer((host, port))
@@ -372,7 +402,8 @@ class ReleaseTransfer:
             msg = (f"downloaded blob {sha} has sha256 {got}: the torrent or a seed is bad; "
                    "it was not stored. Check the web seed and peers.")
             self.status.errors.append(msg)
-            self.live_handle.file_priority(index, 0)
+            self.live_handle.file_priority(index, 0)  # resets every piece's priority
+            self._allowed = None
             self._pending.discard(sha)
             raise BlobError(msg)
         store = self.library.store

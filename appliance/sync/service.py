@@ -66,8 +66,11 @@ from .township import (
     elect_hub,
     hub_candidate,
     in_networks,
-    lan_supply,
+    lan_pieces,
+    mirror_share,
+    missing_pieces,
     network_range,
+    own_pieces,
     web_seed_wanted,
 )
 
@@ -83,6 +86,7 @@ MAX_ERRORS = 20
 #: a whole video), so holding a web seed back for the LAN acts within seconds, mid-file.
 URLSEED_REQUEST_BYTES = 2 * 1024 * 1024
 PROBE_TIMEOUT = 3.0     # seconds a neighbour's feed index may take to answer
+PROBE_GAP = 1.0         # seconds at least between asks prompted by zeroconf changes
 LAN_HEAD_START = 5.0    # seconds a new transfer waits for neighbours known to have it
 NEIGHBOUR_RETRY = 60.0  # seconds before a release a neighbour failed to give is asked again
 
@@ -127,6 +131,7 @@ class _Job:
     lan_seen: float = field(default_factory=time.monotonic)  # LAN payload last arrived
     sources: ByteSources = field(default_factory=ByteSources)
     lan_supply: int = 0         # wanted pieces a connected LAN peer has
+    share: tuple[int, int] | None = None  # (rank, count) of the mirror's pieces, or None
     started: float = field(default_factory=time.monotonic)
     payload_before: int = 0     # payload of this job's earlier torrent handles
 
@@ -176,6 +181,10 @@ class SyncService:
         self.session: lt.session | None = None
         self.jobs: dict[tuple[str, int], _Job] = {}
         self.peer_source: Callable[[], list[dict[str, Any]]] | None = None
+        #: Called when what :meth:`txt_fields` says changed (zeroconf announces it again).
+        self.on_announce: Callable[[], None] | None = None
+        self._announced: dict[str, str] = {}
+        self._probe_due = False
         self._errors: deque[str] = deque(maxlen=MAX_ERRORS)
         self._feeds: dict[str, dict[str, Any]] = {
             u: {"url": u, "polled": None, "ok": None, "error": "", "offers": {}}
@@ -368,6 +377,7 @@ class SyncService:
             elif (not gate or lan_busy) and job.state == "waiting":
                 job.state = "downloading"
         self._connect_peers()
+        self._announce_if_changed()
         self._write_status()
 
     @property
@@ -386,7 +396,9 @@ class SyncService:
         return 2 * self.probe_interval + 2.0
 
     def _lan_first(self, job: _Job, uplink_open: bool) -> None:
-        """Add or remove the job's web seeds: LAN peers first (appliance.sync.township)."""
+        """Add or remove the job's web seeds, and say which pieces it fetches now: LAN
+        peers first, the mirror's pieces shared among the schools fetching the release
+        together (appliance.sync.township)."""
         h = job.transfer.handle
         if h is None or not h.is_valid() or job.state not in ("downloading", "waiting"):
             return
@@ -395,29 +407,66 @@ class SyncService:
         web = (lt.peer_info.web_seed, lt.peer_info.http_seed)
         now = time.monotonic()
         st = h.status()
-        wanted = [p > 0 for p in h.get_piece_priorities()]
-        job.lan_supply = lan_supply(list(st.pieces), wanted,
-                                    (list(p.pieces) for p in infos
-                                     if p.connection_type not in web))
-        expected = now - job.started < LAN_HEAD_START and self._neighbour_has(*job.key)
-        want = bool(job.web_seeds) and web_seed_wanted(
-            uplink_open=uplink_open, uses_uplink=self.uses_uplink,
-            lan_can_supply=job.lan_supply > 0, lan_idle=now - job.lan_seen,
-            stall=self.cfg.lan_stall_seconds, lan_expected=expected)
+        ours, wanted = list(st.pieces), job.transfer.wanted_pieces()
+        lan = [p for p in infos if p.connection_type not in web]
+        on_lan = lan_pieces(ours, wanted, (list(p.pieces) for p in lan))
+        job.lan_supply = len(on_lan)
+        expected = now - job.started < LAN_HEAD_START and self._neighbour_waits(job, lan)
+        stalled = now - job.lan_seen >= self.cfg.lan_stall_seconds
+        share = None if expected else self._share(job)
+        allowed: list[int] | None = None
+        if share is None:
+            want = bool(job.web_seeds) and web_seed_wanted(
+                uplink_open=uplink_open, uses_uplink=self.uses_uplink,
+                lan_can_supply=job.lan_supply > 0, lan_idle=now - job.lan_seen,
+                stall=self.cfg.lan_stall_seconds, lan_expected=expected)
+        else:
+            # This school's share of what no LAN peer has, from the mirror, alone (the
+            # other pieces wait: a web seed must not be asked for them); then the rest
+            # from the LAN. A stalled LAN brings the web seeds back for everything.
+            mine = own_pieces(sorted(missing_pieces(ours, wanted)), share, on_lan)
+            want = bool(job.web_seeds) and uplink_open and (bool(mine) or stalled)
+            if want and mine and not stalled:
+                allowed = mine
+        job.transfer.restrict_pieces(allowed)
+        job.share = share
         if want and not job.seeds_on:
             for url in job.web_seeds:
                 h.add_url_seed(url)
             job.transfer.held_seeds.clear()
             log.info("sync %s v%s: web seeds on (%s)", *job.key,
-                     "LAN stalled" if now - job.lan_seen >= self.cfg.lan_stall_seconds
-                     else "no LAN peer has the pieces left")
+                     "LAN stalled" if stalled
+                     else f"this school's share {share[0] + 1}/{share[1]}: {len(allowed or [])} "
+                          "pieces" if share else "no LAN peer has the pieces left")
         elif not want and job.seeds_on:
             for url in job.web_seeds:
                 h.remove_url_seed(url)
             job.transfer.held_seeds.update(job.web_seeds)
             log.info("sync %s v%s: web seeds held back (%s)", *job.key,
-                     "LAN peers have pieces" if uplink_open else "uplink closed")
+                     "uplink closed" if not uplink_open else "the rest comes from the LAN"
+                     if share else "LAN peers have pieces")
         job.seeds_on = want
+
+    def _share(self, job: _Job) -> tuple[int, int] | None:
+        """This device's share of the release's pieces from the mirror, among the live
+        neighbours fetching it together (township.mirror_share)."""
+        channel, version = job.key
+        now = time.monotonic()
+        live = [(n.id, n.feed.active.get(channel, 0), n.feed.fetching.get(channel, 0),
+                 n.feed.hub_candidate) for n in self.neighbours.values()
+                if n.feed is not None and now - n.ok_at < self.cfg.hub_timeout]
+        return mirror_share(self.dev_id, hub_candidate(self.cfg.hub) and bool(job.web_seeds),
+                            version, live)
+
+    def _neighbour_waits(self, job: _Job, lan: list) -> bool:
+        """A live neighbour holds or fetches the job's release but is not connected yet
+        (its pieces are not known): a new transfer gives it LAN_HEAD_START seconds."""
+        channel, version = job.key
+        busy = lt.peer_info.connecting | lt.peer_info.handshake  # bitfield not seen yet
+        connected = {str(p.ip[0]) for p in lan if not p.flags & busy}
+        return any(n.feed is not None and not n.error and (
+            n.feed.active.get(channel, 0) >= version or n.feed.fetching.get(channel) == version)
+            and not connected & set(n.addresses) for n in self.neighbours.values())
 
     def _count_sources(self, job: _Job, final: bool = False) -> None:
         """Where the job's payload came from: LAN peers or web seeds (the mirror)."""
@@ -433,12 +482,6 @@ class SyncService:
         job.sources.update(conns, total, job.seeds_on)
         if job.sources.lan > lan:
             job.lan_seen = time.monotonic()
-
-    def _neighbour_has(self, channel: str, version: int) -> bool:
-        """True if a live neighbour holds this release (or newer) or is fetching it."""
-        return any(n.feed is not None and not n.error and (
-            n.feed.active.get(channel, 0) >= version or n.feed.fetching.get(channel) == version)
-            for n in self.neighbours.values())
 
     def _pick_up_staged(self) -> None:
         active = {ch: r.version for ch, r in self.library.active().items()}
@@ -577,8 +620,10 @@ class SyncService:
         last_probe = 0.0
         while not self._stop.is_set():
             try:
-                if time.monotonic() - last_probe >= self.probe_interval:
+                since = time.monotonic() - last_probe
+                if since >= self.probe_interval or (self._probe_due and since >= PROBE_GAP):
                     last_probe = time.monotonic()
+                    self._probe_due = False
                     self._probe_neighbours()
                     self._ask_neighbours()
                     self._ask_neighbours_software()
@@ -591,8 +636,29 @@ class SyncService:
             except Exception as e:
                 log.exception("sync: feed thread")
                 self._error(f"internal error polling feeds: {e!r}")
-            self._poll_now.wait(min(self.probe_interval, self.cfg.poll_interval))
+            self._poll_now.wait(PROBE_GAP if self._probe_due else
+                                min(self.probe_interval, self.cfg.poll_interval))
             self._poll_now.clear()
+
+    def neighbour_changed(self, peer: dict[str, Any]) -> None:
+        """Zeroconf saw a neighbour appear or change its record (it started fetching a
+        release, or finished one): ask the neighbours' feeds soon (at most every
+        PROBE_GAP seconds), not at the next probe interval."""
+        if peer.get("id") and peer.get("id") != self.dev_id:
+            self._probe_due = True
+            self._poll_now.set()
+
+    def txt_fields(self) -> dict[str, str]:
+        """What this device's zeroconf record adds: ``fetch.<channel>=<version>`` for each
+        release it fetches now (the feed's ``fetching``, announced by multicast at once)."""
+        return {f"fetch.{ch}": str(v) for ch, v in self.feed_extras()["fetching"].items()}
+
+    def _announce_if_changed(self) -> None:
+        fields = self.txt_fields()
+        if fields != self._announced:
+            self._announced = fields
+            if self.on_announce is not None:
+                self.on_announce()
 
     def _probe_neighbours(self) -> None:
         """Ask each neighbour zeroconf shows for its feed index; elect the hub."""
@@ -735,13 +801,13 @@ class SyncService:
 
     def feed_extras(self) -> dict[str, Any]:
         """What this device's own feed index adds for its neighbours (township fields)."""
-        fetching = {ch: v for (ch, v), j in sorted(self.jobs.items())
-                    if j.state not in ("seeding", "error")}
+        jobs = list(self.jobs.items())  # one copy: the web server's thread calls this too
+        fetching = {ch: v for (ch, v), j in sorted(jobs) if j.state not in ("seeding", "error")}
         return {
             "device": {"id": self.dev_id, "hub_candidate": hub_candidate(self.cfg.hub),
                        "hub": self.hub.id},
             "fetching": fetching,
-            "upstream_web_seed": any(j.web_seeds for j in self.jobs.values()),
+            "upstream_web_seed": any(j.web_seeds for _, j in jobs),
             "software": self.software is not None and self.software.shared() is not None,
         }
 
@@ -759,6 +825,7 @@ class SyncService:
             "web_seeds": [], "errors": list(job.errors) + st.errors[-3:],
             "bytes_lan": job.sources.lan, "bytes_mirror": job.sources.mirror,
             "web_seeds_on": job.seeds_on, "lan_pieces": job.lan_supply,
+            "mirror_share": [job.share[0] + 1, job.share[1]] if job.share else None,
         }
         if job.state == "seeding":
             out["done_bytes"] = st.needed_bytes

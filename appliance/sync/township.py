@@ -16,6 +16,11 @@ what zeroconf and the neighbours' feeds say, and what libtorrent sees.
   no neighbour has (on the hub, or on a device with no hub), or on any device once its
   LAN transfer has stalled for ``sync.lan_stall_seconds``. Outside the uplink windows or
   over the daily quota they stay off; LAN transfers go on.
+- **Shares of the mirror** (:func:`mirror_share`, :func:`own_pieces`): while no
+  neighbour holds a release yet, the schools fetching it split the pieces that no LAN
+  peer has between their uplinks (piece ``i`` is fetched by the ``i % count``-th of them
+  by device id), so the mirror still sends each piece about once and the township's
+  uplinks work side by side rather than every school waiting on the hub's alone.
 """
 
 from __future__ import annotations
@@ -86,17 +91,69 @@ def web_seed_wanted(*, uplink_open: bool, uses_uplink: bool, lan_can_supply: boo
     return uses_uplink or stalled
 
 
+def mirror_share(self_id: str, self_takes_part: bool, version: int,
+                 neighbours: Iterable[tuple[str, int, int, bool]]) -> tuple[int, int] | None:
+    """How the schools fetching ``version`` of a channel split what the mirror sends.
+
+    ``neighbours``: for each live neighbour, (device id, version of the channel it holds
+    or 0, version it is fetching or 0, whether it may use its uplink for the township: a
+    hub candidate). ``self_takes_part``: the same for this device (a hub candidate with a
+    web seed for the release).
+
+    None when sharing does not apply: a neighbour already holds ``version`` (every piece
+    is on the LAN) or no other school fetches it (a school alone, or the hub alone,
+    behaves as :func:`web_seed_wanted` says). Otherwise ``(rank, count)``: the schools
+    taking part are this device and the neighbours fetching ``version`` or holding an
+    older version of the channel (they will fetch it once they hear of it), ordered by
+    id; this device fetches from the mirror the pieces ``i`` with ``i % count == rank``
+    (rank -1: none, it does not take part). Each device computes the same split from
+    the same neighbours, so no vote is needed; when one stops answering it drops out
+    after ``sync.hub_timeout`` and its pieces are split among the rest.
+    """
+    live = list(neighbours)
+    if any(held >= version for _, held, _, _ in live):
+        return None
+    fellows = {nid for nid, held, fetching, candidate in live
+               if candidate and (fetching == version or 0 < held < version)}
+    if not fellows:
+        return None
+    if self_takes_part:
+        fellows.add(self_id)
+    order = sorted(fellows)
+    return (order.index(self_id) if self_id in fellows else -1), len(order)
+
+
+def own_pieces(missing: Iterable[int], share: tuple[int, int],
+               on_lan: Iterable[int]) -> list[int]:
+    """The pieces of ``missing`` this device fetches from the mirror for its ``share``
+    (:func:`mirror_share`): its own, less those a LAN peer has (they come from it)."""
+    rank, count = share
+    lan = set(on_lan)
+    return [i for i in missing if rank >= 0 and i % count == rank and i not in lan]
+
+
 def lan_supply(our_pieces: list[bool], wanted: list[bool],
                peer_pieces: Iterable[list[bool]]) -> int:
     """How many pieces this device wants and lacks that some LAN peer has."""
-    missing = {i for i, (have, want) in enumerate(zip(our_pieces, wanted, strict=False))
-               if want and not have}
+    return len(lan_pieces(our_pieces, wanted, peer_pieces))
+
+
+def lan_pieces(our_pieces: list[bool], wanted: list[bool],
+               peer_pieces: Iterable[list[bool]]) -> set[int]:
+    """The pieces this device wants and lacks that some LAN peer has."""
+    missing = missing_pieces(our_pieces, wanted)
     found: set[int] = set()
     for pieces in peer_pieces:
         found |= {i for i in missing if i < len(pieces) and pieces[i]}
         if found == missing:
             break
-    return len(found)
+    return found
+
+
+def missing_pieces(our_pieces: list[bool], wanted: list[bool]) -> set[int]:
+    """The pieces this device wants and lacks."""
+    return {i for i, (have, want) in enumerate(zip(our_pieces, wanted, strict=False))
+            if want and not have}
 
 
 def in_networks(address: str, networks: Iterable[str]) -> bool:

@@ -21,8 +21,12 @@ from appliance.sync.township import (
     ByteSources,
     elect_hub,
     in_networks,
+    lan_pieces,
     lan_supply,
+    mirror_share,
+    missing_pieces,
     network_range,
+    own_pieces,
     web_seed_wanted,
 )
 from content_cache.errors import KetangError
@@ -108,6 +112,60 @@ def test_lan_supply_counts_wanted_pieces_a_peer_has():
     assert lan_supply(ours, wanted, [[True, True, False, True]]) == 1
     assert lan_supply(ours, wanted, [[True, False, False, True], [False, True, True]]) == 2
     assert lan_supply(ours, wanted, []) == 0
+
+
+def test_lan_pieces_and_missing_pieces():
+    ours, wanted = [True, False, False, False], [True, True, True, False]
+    assert missing_pieces(ours, wanted) == {1, 2}
+    assert lan_pieces(ours, wanted, [[False, False, True, True]]) == {2}
+
+
+# -- shares of the mirror ----------------------------------------------------------------
+
+
+def _views(devices: dict[str, tuple[int, int, bool]], version: int = 2):
+    """Each device's share as it sees the others: devices id -> (holds, fetches, candidate)."""
+    return {me: mirror_share(me, devices[me][2], version,
+                             [(d, *devices[d]) for d in devices if d != me])
+            for me in devices}
+
+
+def test_schools_fetching_together_split_the_mirrors_pieces_once():
+    """Every school computes the same split; each missing piece is fetched from the
+    mirror by exactly one of them; what a LAN peer has is fetched by none."""
+    devices = {f"school-{i:02d}": (1, 2 if i < 3 else 0, True) for i in range(8)}
+    views = _views(devices)
+    assert sorted(views.values()) == [(r, 8) for r in range(8)]
+    assert views["school-00"] == (0, 8) and views["school-07"] == (7, 8)
+    missing = list(range(3, 40))
+    on_lan = {5, 6, 7}
+    shares = [own_pieces(missing, v, on_lan) for v in views.values() if v]
+    got = sorted(p for share in shares for p in share)
+    assert got == sorted(set(missing) - on_lan)  # once each, nothing the LAN has
+    assert max(len(x) for x in shares) - min(len(x) for x in shares) <= 2
+
+
+def test_no_share_when_a_neighbour_holds_the_release_or_nobody_fetches_with_us():
+    assert mirror_share("a", True, 2, [("b", 2, 0, True), ("c", 1, 2, True)]) is None
+    assert mirror_share("a", True, 2, []) is None            # alone: as before
+    assert mirror_share("a", True, 2, [("b", 0, 0, True)]) is None  # b lacks the channel
+    assert mirror_share("a", True, 2, [("b", 1, 0, False)]) is None  # b is "never"
+
+
+def test_a_device_that_may_not_use_its_uplink_fetches_no_share():
+    assert mirror_share("a", False, 2, [("b", 1, 2, True), ("c", 1, 0, True)]) == (-1, 2)
+    assert own_pieces(range(10), (-1, 2), []) == []
+
+
+def test_when_a_school_stops_answering_its_pieces_are_split_among_the_rest():
+    devices = {"a": (1, 2, True), "b": (1, 2, True), "c": (1, 2, True)}
+    before = _views(devices)
+    del devices["a"]  # dropped out after sync.hub_timeout
+    after = _views(devices)
+    assert before["b"] == (1, 3) and after["b"] == (0, 2) and after["c"] == (1, 2)
+    missing = range(12)
+    assert sorted(own_pieces(missing, after["b"], []) + own_pieces(missing, after["c"], [])) \
+        == list(missing)
 
 
 def test_lan_networks():
@@ -319,3 +377,63 @@ def test_lan_peers_have_their_own_peer_class(tmp_path, publisher_key):
         assert ses.get_settings()["urlseed_max_request_bytes"] <= 4 * 1024 * 1024
     finally:
         svc.close()
+
+
+# -- neighbours announce what they fetch -------------------------------------------------
+
+
+def test_a_fetch_is_announced_by_zeroconf_at_once(tmp_path):
+    """The sync service's txt_fields ride on the zeroconf record: a neighbour hears of a
+    fetch within a second or two of refresh_now (multicast on 127.0.0.1 only), not at
+    the next refresh, and its on_change hook is called with it."""
+    from appliance.discovery import REFRESH_SECONDS, Discovery
+
+    fields: dict[str, str] = {}
+    common = {"port": 1, "apps_port": None, "interfaces": ["127.0.0.1"], "host": "127.0.0.1"}
+    a = Discovery(name="Ketang A", dev_id="aaa", library=Library(tmp_path / "a"),
+                  txt_source=lambda: dict(fields), **common)
+    b = Discovery(name="Ketang B", dev_id="bbb", library=Library(tmp_path / "b"), **common)
+    seen: list[dict] = []
+    b.on_change = seen.append
+    a.start()
+    b.start()
+    try:
+        wait_for(lambda: any(p["id"] == "aaa" for p in b.peers()), 20, "B to see A")
+        assert next(p for p in b.peers() if p["id"] == "aaa")["fetching"] == {}
+        fields["fetch.test-channel"] = "2"
+        asked = time.monotonic()
+        a.refresh_now()
+        wait_for(lambda: any(p["fetching"] == {"test-channel": 2} for p in b.peers()),
+                 REFRESH_SECONDS - 2, "B to hear that A fetches v2")
+        assert time.monotonic() - asked < REFRESH_SECONDS - 2
+        assert seen and seen[-1]["fetching"] == {"test-channel": 2}
+    finally:
+        b.close()
+        a.close()
+
+
+def test_a_neighbour_that_changes_is_asked_at_once(tmp_path, publisher_key):
+    """neighbour_changed (zeroconf saw a record change) makes the service ask the
+    neighbours' feeds within about a second, not at the next probe (5 s here)."""
+    _device_feed(tmp_path / "n", {**GOOD, "fetching": {}})
+    s = settings_for(tmp_path, publisher_key[1], hub_timeout=20)
+    with web_seed(tmp_path / "n") as (url, _):
+        svc = SyncService(s, Library(s.device.data_dir), dev_id="bbb")
+        svc.peer_source = lambda: [_peer(url)]
+        announced: list[dict] = []
+        svc.on_announce = lambda: announced.append(svc.txt_fields())
+        svc.start()
+        try:
+            wait_for(lambda: "aaa" in svc.neighbours and svc.neighbours["aaa"].feed, 10,
+                     "the first probe")
+            assert svc.probe_interval == 5
+            time.sleep(0.5)
+            _device_feed(tmp_path / "n", {**GOOD, "fetching": {"test-channel": 3}})
+            asked = time.monotonic()
+            svc.neighbour_changed({"id": "aaa"})
+            wait_for(lambda: svc.neighbours["aaa"].feed.fetching == {"test-channel": 3}, 4,
+                     "the neighbour to be asked again")
+            assert time.monotonic() - asked < 3.0
+            assert svc.txt_fields() == {} and announced == []  # it fetches nothing itself
+        finally:
+            svc.close()

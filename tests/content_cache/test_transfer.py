@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import libtorrent as lt
@@ -90,6 +91,46 @@ def test_device_downloads_from_a_web_seed(tmp_path, publisher_key):
     assert sorted(status.fetched) == sorted(manifest.blobs())
     assert status.activated
     assert any("/KETANG/blobs/sha256/" in r for r in requests)
+
+
+def test_restricted_pieces_are_the_only_ones_fetched_until_the_restriction_ends(
+        tmp_path, publisher_key):
+    """restrict_pieces (a school's share of the mirror): the web seed is asked for the
+    allowed pieces only; lifted, the rest comes and every blob is stored."""
+    pair, trusted = publisher_key
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with web_seed(mirror) as (url, _):
+        out = publish_big(tmp_path, pair.private_path, lessons=3, web_seeds=[url],
+                          size=1_500_000)
+        os.rename(out / "KETANG", mirror / "KETANG")
+        manifest, data, sig, torrent = verified(mirror, trusted)
+        lib = Library(tmp_path / "device")
+        t = ReleaseTransfer(make_session(), lib, manifest, data, sig, torrent,
+                            hold_web_seeds=True)
+        t.start()
+        wanted = t.wanted_pieces()
+        assert len(wanted) >= 4 and all(wanted)  # a fresh device wants every piece
+        allowed = set(range(0, len(wanted), 2))
+        t.restrict_pieces(allowed)
+        t.restrict_pieces(allowed)  # the same restriction again changes nothing
+        t.live_handle.add_url_seed(url)
+        deadline = time.monotonic() + 30
+        while not all(t.live_handle.status().pieces[p] for p in allowed):
+            assert time.monotonic() < deadline, "the allowed pieces never came"
+            t.session.wait_for_alert(200)
+            t.poll()
+        time.sleep(1.0)
+        t.poll()
+        have = list(t.live_handle.status().pieces)
+        assert not any(have[p] for p in range(len(have)) if p not in allowed), have
+        assert t.wanted_pieces() == wanted  # held back, still wanted
+        assert not t.done
+        t.restrict_pieces(None)
+        status = t.run(60)
+    assert sorted(status.fetched) == sorted(manifest.blobs()) and status.activated
+    for sha in manifest.blobs():
+        assert sha256_file(lib.store.path_for(sha)) == sha
 
 
 @pytest.mark.slow

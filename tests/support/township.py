@@ -213,8 +213,11 @@ http {{
 
     # -- schools -------------------------------------------------------------------------
 
-    def school_config(self, i: int, trusted: Path, **sync: Any) -> Path:
-        """Write school i's ketang.toml; returns its path. ``sync`` overrides [sync] keys."""
+    def school_config(self, i: int, trusted: Path, *, zeroconf: bool = True,
+                      **sync: Any) -> Path:
+        """Write school i's ketang.toml; returns its path. ``sync`` overrides [sync] keys;
+        ``zeroconf=False`` leaves the school without neighbours (each school alone, as
+        before a township shared its satellite)."""
         d = self.work / f"school{i:02d}"
         d.mkdir(parents=True, exist_ok=True)
         addr = self.lan_address(i)
@@ -229,7 +232,7 @@ http {{
             f'name = "Ketang school {i:02d}"\nreserve_mb = 0\n\n'
             f'[trust]\nkeys_dir = "{trusted}"\n\n'
             f'[server]\nhost = "{addr}"\nport = 8000\n\n'
-            f'[zeroconf]\nenabled = true\ninterfaces = ["{addr}"]\n\n'
+            f'[zeroconf]\nenabled = {json.dumps(zeroconf)}\ninterfaces = ["{addr}"]\n\n'
             f'[sync]\n{body}\n', encoding="utf-8")
         return conf
 
