@@ -182,7 +182,6 @@ class ReleaseTransfer:
         self._last_resume = 0.0
         self._unsaved_pieces = 0
         self._saved_bytes = 0
-        self._other_alerts: list[lt.alert] = []
         self._resume_wanted = False
         self._to_check: set[int] = set()
         self._banned_seeds: set[str] = set()
@@ -594,18 +593,26 @@ class ReleaseTransfer:
         self.status.activated = True
         self.on_event(f"activated {self.manifest.channel} v{self.manifest.version}")
 
-    def restart(self) -> None:
+    def restart(self, on_other: Callable[[list[lt.alert]], None] | None = None) -> None:
         """Take the torrent out and add it again for what the store holds now.
 
         After the last blob is stored, nothing is wanted any more, so every blob can be
         linked from the store and seeded (a blob that shared a piece with a wanted one
-        was left out while that piece could still be downloaded).
+        was left out while that piece could still be downloaded). ``on_other``: as
+        :meth:`close` says.
         """
-        self.close()
+        self.close(on_other=on_other)
         self.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Save resume data (waiting for it) and take the torrent out of the session."""
+    def close(self, timeout: float = 10.0,
+              on_other: Callable[[list[lt.alert]], None] | None = None) -> None:
+        """Save resume data (waiting for it) and take the torrent out of the session.
+
+        ``on_other``: called at once with the alerts of the session's other torrents
+        that this wait pops (a session shared by several transfers). It must handle them
+        there: libtorrent frees every alert at the next ``pop_alerts``, so an alert kept
+        for later is a dangling pointer (reading it crashed the process).
+        """
         if self.handle is None or not self.handle.is_valid():
             return
         self.handle.pause()
@@ -614,17 +621,10 @@ class ReleaseTransfer:
         while self._resume_wanted and time.monotonic() < deadline:
             self.session.wait_for_alert(100)
             alerts = self.session.pop_alerts()
-            # Alerts of other torrents in a shared session are kept for their owner
-            # (take_other_alerts), not lost.
-            self._other_alerts += [a for a in alerts
-                                   if (h := getattr(a, "handle", None)) is not None
-                                   and h != self.handle]
             self.poll(alerts)
+            if on_other is not None:
+                on_other([a for a in alerts if (h := getattr(a, "handle", None)) is None
+                          or h != self.handle])
+            del alerts  # no alert outlives the next pop
         self.session.remove_torrent(self.handle)
         self.handle = None
-
-    def take_other_alerts(self) -> list[lt.alert]:
-        """Alerts of other torrents that :meth:`close` popped while it waited (a session
-        shared by several transfers hands them on)."""
-        taken, self._other_alerts = self._other_alerts, []
-        return taken

@@ -201,7 +201,9 @@ class SyncService:
         self._last_status: dict[str, Any] | None = None
         self._last_status_write = 0.0
         self._next_poll = 0.0
-        self._carried: list = []  # other jobs' alerts popped while a transfer closed
+        #: Jobs whose transfer failed while alerts were being handled: closed after (a
+        #: close pops alerts, and libtorrent frees the ones in hand at each pop).
+        self._failed: list[tuple[_Job, str]] = []
         self._started = time.monotonic()
         device = device or Device(data_dir=library.data_dir)
         self.software = SoftwareChannel(device, self._gate) if updates_on(device) else None
@@ -215,6 +217,12 @@ class SyncService:
             "upload_rate_limit": self.cfg.upload_rate_kbps * kbps,
             "download_rate_limit": self.cfg.download_rate_kbps * kbps,
             "urlseed_max_request_bytes": URLSEED_REQUEST_BYTES,
+            # Peers are LAN neighbours this service names (zeroconf): one that re-adds a
+            # release to seed it, or restarts, refuses a few connections. libtorrent's
+            # defaults (wait 60 s × failures, give up after 3) left a school waiting on
+            # the LAN until the stall timeout; retry every 2 s and never give up.
+            "min_reconnect_time": 2,
+            "max_failcount": 1000,
             **self._session_settings})
         self._set_peer_classes()
         self._started = time.monotonic()
@@ -267,7 +275,7 @@ class SyncService:
             t.join(timeout=30)
         for job in list(self.jobs.values()):
             try:
-                job.transfer.close()
+                job.transfer.close(on_other=self._dispatch)
             except (KetangError, RuntimeError, OSError) as e:
                 self._error(f"{job.key[0]} v{job.key[1]}: saving resume data failed: {e}")
         self.quota.update()
@@ -299,8 +307,8 @@ class SyncService:
         while not self._stop.is_set():
             try:
                 self._live_session.wait_for_alert(500)
-                alerts, self._carried = self._carried + self._live_session.pop_alerts(), []
-                self._dispatch(alerts)
+                self._dispatch(self._live_session.pop_alerts())
+                self._fail_pending()
                 if time.monotonic() - last_tick >= TICK:
                     last_tick = time.monotonic()
                     self._tick()
@@ -310,6 +318,8 @@ class SyncService:
                 time.sleep(1.0)
 
     def _dispatch(self, alerts: list) -> None:
+        """Hand popped alerts to every job. Closes no transfer (:attr:`_failed`): the
+        alerts are valid only until the session's next pop."""
         for a in alerts:
             if isinstance(a, lt.listen_failed_alert):
                 self._error(f"cannot listen on {self.cfg.listen_interfaces}: {a.message()}; "
@@ -325,7 +335,13 @@ class SyncService:
             try:
                 job.transfer.poll(alerts)
             except KetangError as e:
-                self._fail(job, str(e))
+                self._failed.append((job, str(e)))
+
+    def _fail_pending(self) -> None:
+        while self._failed:
+            job, msg = self._failed.pop(0)
+            if job.state != "error":
+                self._fail(job, msg)
 
     def _fail(self, job: _Job, msg: str) -> None:
         channel, version = job.key
@@ -333,10 +349,9 @@ class SyncService:
         self._error(f"{channel} v{version}: {msg}")
         job.state, job.failed_at = "error", time.monotonic()
         try:
-            job.transfer.close()
+            job.transfer.close(on_other=self._dispatch)
         except (KetangError, RuntimeError, OSError):
             pass
-        self._carried += job.transfer.take_other_alerts()
 
     def _gate(self) -> str:
         """Why downloads must wait now ('' when they may go on)."""
@@ -411,9 +426,14 @@ class SyncService:
         lan = [p for p in infos if p.connection_type not in web]
         on_lan = lan_pieces(ours, wanted, (list(p.pieces) for p in lan))
         job.lan_supply = len(on_lan)
-        expected = now - job.started < LAN_HEAD_START and self._neighbour_waits(job, lan)
+        # Web seeds once on stay on through a neighbour's reconnect: turning them off
+        # drops the mirror's response in flight, and the bytes it had sent are lost.
+        expected = (not job.seeds_on and now - job.started < LAN_HEAD_START
+                    and self._neighbour_waits(job, lan))
         stalled = now - job.lan_seen >= self.cfg.lan_stall_seconds
-        share = None if expected else self._share(job)
+        # The share depends on the neighbours' feeds only, not on libtorrent's connections
+        # of the moment, so every school computes the same split and keeps it.
+        share = self._share(job)
         allowed: list[int] | None = None
         if share is None:
             want = bool(job.web_seeds) and web_seed_wanted(
@@ -425,10 +445,15 @@ class SyncService:
             # other pieces wait: a web seed must not be asked for them); then the rest
             # from the LAN. A stalled LAN brings the web seeds back for everything.
             mine = own_pieces(sorted(missing_pieces(ours, wanted)), share, on_lan)
-            want = bool(job.web_seeds) and uplink_open and (bool(mine) or stalled)
+            want = bool(job.web_seeds) and uplink_open and (bool(mine) or stalled) \
+                and not expected  # a neighbour may have some of them: see its pieces first
             if want and mine and not stalled:
                 allowed = mine
         job.transfer.restrict_pieces(allowed)
+        if share != job.share:
+            log.info("sync %s v%s: mirror share %s (neighbours fetching or holding it: %s)",
+                     *job.key, f"{share[0] + 1}/{share[1]}" if share else "none",
+                     self._share_inputs(job))
         job.share = share
         if want and not job.seeds_on:
             for url in job.web_seeds:
@@ -450,13 +475,16 @@ class SyncService:
     def _share(self, job: _Job) -> tuple[int, int] | None:
         """This device's share of the release's pieces from the mirror, among the live
         neighbours fetching it together (township.mirror_share)."""
-        channel, version = job.key
+        return mirror_share(self.dev_id, hub_candidate(self.cfg.hub) and bool(job.web_seeds),
+                            job.key[1], self._share_inputs(job))
+
+    def _share_inputs(self, job: _Job) -> list[tuple[str, int, int, bool]]:
+        """(id, version held, version fetching, hub candidate) of each live neighbour."""
+        channel = job.key[0]
         now = time.monotonic()
-        live = [(n.id, n.feed.active.get(channel, 0), n.feed.fetching.get(channel, 0),
+        return [(n.id, n.feed.active.get(channel, 0), n.feed.fetching.get(channel, 0),
                  n.feed.hub_candidate) for n in self.neighbours.values()
                 if n.feed is not None and now - n.ok_at < self.cfg.hub_timeout]
-        return mirror_share(self.dev_id, hub_candidate(self.cfg.hub) and bool(job.web_seeds),
-                            version, live)
 
     def _neighbour_waits(self, job: _Job, lan: list) -> bool:
         """A live neighbour holds or fetches the job's release but is not connected yet
@@ -562,17 +590,16 @@ class SyncService:
         job.state = "seeding"
         log.info("sync: activated %s v%s", channel, version)
         try:
-            job.transfer.restart()  # seed every blob, linked read-only from the store
+            # Seed every blob, linked read-only from the store.
+            job.transfer.restart(on_other=self._dispatch)
         except (KetangError, RuntimeError, OSError) as e:
             self._error(f"{channel} v{version}: cannot seed it: {e}")
-        self._carried += job.transfer.take_other_alerts()
         for key, other in list(self.jobs.items()):
             if key[0] == channel and key[1] < version:
                 try:
-                    other.transfer.close()
+                    other.transfer.close(on_other=self._dispatch)
                 except (KetangError, RuntimeError, OSError):
                     pass
-                self._carried += other.transfer.take_other_alerts()
                 del self.jobs[key]
                 shutil.rmtree(other.transfer.work_dir, ignore_errors=True)
 

@@ -246,3 +246,41 @@ def test_a_fetch_whose_only_peer_is_banned_stops_with_the_bad_data_error(tmp_pat
     assert "banned" in str(err.value)
     assert not (lib.data_dir / "blobs" / "sha256").exists() or \
         not any((lib.data_dir / "blobs" / "sha256").rglob("*"))
+
+
+def test_closing_one_transfer_hands_the_others_alerts_over_at_once(tmp_path, publisher_key):
+    """Two transfers in one session (the sync service's): closing one pops the session's
+    alerts while it waits for its resume data. The other's are handed to ``on_other``
+    there and then (libtorrent frees every alert at the next pop: one kept for later
+    crashed the process), and the other transfer still completes."""
+    pair, trusted = publisher_key
+    www = tmp_path / "www"
+    www.mkdir()
+    with web_seed(www) as (url, _):
+        ses = make_session()
+        transfers = []
+        for name in ("a", "b"):
+            out = publish_big(tmp_path / name, pair.private_path, lessons=3,
+                              web_seeds=[f"{url}{name}/"], size=300_000)
+            (www / name).symlink_to(out)
+            manifest, data, sig, torrent = verified(out, trusted)
+            t = ReleaseTransfer(ses, Library(tmp_path / name / "device"), manifest, data,
+                                sig, torrent)
+            t.start()
+            transfers.append(t)
+        a, b = transfers
+        time.sleep(1.0)  # b's alerts wait in the session, unpopped
+        handed: list[tuple[str, bool]] = []
+
+        def on_other(alerts):
+            handed.extend((type(x).__name__, getattr(x, "handle", None) == b.handle)
+                          for x in alerts)
+            b.poll(alerts)
+
+        a.close(on_other=on_other)
+        assert a.handle is None
+        assert any(for_b for _, for_b in handed), handed
+        assert not any(name == "save_resume_data_alert" and not for_b
+                       for name, for_b in handed), "a's own alerts are a's"
+        status = b.run(60)
+    assert status.activated and sorted(status.fetched) == sorted(b.manifest.blobs())
