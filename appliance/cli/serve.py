@@ -54,8 +54,22 @@ def demo(ctx: click.Context, data_dir: Path, host: str, port: int, apps_port: in
 
 def _run(s: Settings) -> None:
     """Start the device (appliance/device.py) and serve until stopped."""
+    import faulthandler
+    import logging
+    import os
+    import signal
+
     from appliance.device import Device
 
+    # One line per event on stderr (the journal on a device, which adds the time): what
+    # the services decided (a sync's web seeds held back, its share of the mirror, a hub
+    # elected) is INFO.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(level=logging.INFO, format=stamp + "%(levelname)s %(name)s: %(message)s")
+    # A crash in a native library (libtorrent) prints the Python stacks that led to it;
+    # `kill -USR1 <pid>` prints them for a stuck service.
+    faulthandler.enable()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     Device(s).run()
 
 

@@ -74,6 +74,7 @@ def test_township_takes_the_delta_from_its_hub_and_survives_the_hub(tmp_path, pu
         took = time.monotonic() - started
         egress = t.mirror_egress() - before
         # Each school alone would have taken the delta from the mirror: N × delta.
+        print(f"township v2: mirror sent {egress / delta:.2f} x delta, all on v2 in {took:.0f} s")
         assert egress < 1.6 * delta, (egress, delta, took)
         wait_for(lambda: all(r.get("state") == "seeding" for i in range(N)
                              for r in t.status(i).get("releases", []) if r["version"] == 2),
@@ -106,6 +107,7 @@ def test_township_takes_the_delta_from_its_hub_and_survives_the_hub(tmp_path, pu
         wait_for(lambda: all(Library(t.data_dir(i)).active_version(CHANNEL) == 3
                              for i in range(1, N)), 120, "the others to activate v3")
         egress = t.mirror_egress() - before
+        print(f"township v3 (hub killed): mirror sent {egress / delta:.2f} x delta")
         assert egress < 1.6 * delta, (egress, delta)
         wait_for(lambda: any(r["version"] == 3 and r["state"] == "seeding"
                              for r in t.status(2).get("releases", [])), 60, "the status file")

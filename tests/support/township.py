@@ -263,6 +263,10 @@ http {{
 
     def close(self) -> None:
         """Stop every process started here and remove every namespace made here."""
+        for proc in self.procs.values():  # every thread's stack into serve.log (diagnosis)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5 if self.procs else 0)
         for i in list(self.procs):
             self.kill_school(i, signal.SIGTERM)
         for proc in (self._uplinks, self._mirror):
