@@ -112,7 +112,10 @@ class GuestVM:
             shutil.copyfile(OVMF_VARS, vars_fd)
             machine = ["qemu-system-x86_64", "-machine", "q35",
                        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-                       "-drive", f"if=pflash,format=raw,file={vars_fd}", "-vga", "none"]
+                       "-drive", f"if=pflash,format=raw,file={vars_fd}", "-vga", "none",
+                       # OVMF's debug port (its log, when built to write one); x86 only.
+                       "-debugcon", f"file:{workdir / 'debugcon.log'}",
+                       "-global", "isa-debugcon.iobase=0x402"]
         else:
             kernel, initrd, append = direct_boot
             machine = ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a72",
@@ -128,9 +131,6 @@ class GuestVM:
             # QEMU's monitor on a socket of the test's own (diagnosis: where the CPU is).
             "-monitor", f"unix:{workdir / 'monitor.sock'},server=on,wait=off",
             "-serial", f"file:{self.serial_log}",
-            # The firmware's debug port (OVMF writes its log there when built to).
-            "-debugcon", f"file:{workdir / 'debugcon.log'}",
-            "-global", "isa-debugcon.iobase=0x402",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=selftest,path={self.socket_path},server=on,wait=off",
             "-device", "virtserialport,chardev=selftest,name=ketang.selftest",
@@ -196,12 +196,18 @@ class GuestVM:
             return "(no serial output)"
         return "\n".join(self.serial_log.read_text(errors="replace").splitlines()[-lines:])
 
+    def qemu_said(self) -> str:
+        """What QEMU itself printed (a refused option, a missing firmware file)."""
+        log = self.workdir / "qemu.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
     def wait_for_page(self, path: str = "/", timeout: float = 1200) -> float:
         """Wait until ``path`` answers 200; return seconds since QEMU started."""
         deadline = self.started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"QEMU exited ({self.proc.returncode}):\n{self.serial_tail()}")
+                raise AssertionError(f"QEMU exited ({self.proc.returncode}):\n{self.qemu_said()}"
+                                     f"{self.serial_tail()}")
             try:
                 with urllib.request.urlopen(self.url(path), timeout=5) as r:
                     if r.status == 200:
