@@ -123,8 +123,8 @@ def test_image_boots_and_serves_the_sample_lessons(image: BuiltImage, tmp_path: 
         assert headers["Content-Range"] == f"bytes 100-1123/{len(video)}"
 
         vm.shell("systemctl is-system-running --wait >/dev/null || true")
-        failed = vm.shell("systemctl --failed --no-legend --plain")
-        assert failed.strip() == "", f"failed units:\n{failed}"
+        failed = vm.failed_units()
+        assert failed == "", failed
 
         # Least privilege: the server is user ketang with only CAP_NET_BIND_SERVICE (bit 10).
         pid = vm.shell("systemctl show -P MainPID ketang-serve").strip()

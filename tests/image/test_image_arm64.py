@@ -79,7 +79,7 @@ def test_arm64_image_boots_on_qemu_virt(image: BuiltImage, tmp_path: Path) -> No
     try:
         print(f"arm64 boot to first served page under TCG: {vm.wait_for_page('/'):.0f} s")
         vm.shell("systemctl is-system-running --wait >/dev/null || true")
-        failed = vm.shell("systemctl --failed --no-legend --plain")
-        assert failed.strip() == "", f"failed units:\n{failed}"
+        failed = vm.failed_units()
+        assert failed == "", failed
     finally:
         vm.stop()

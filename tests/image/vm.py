@@ -237,6 +237,22 @@ class GuestVM:
             raise AssertionError(f"guest command failed ({status}): {command}\n{out}")
         return out
 
+    def failed_units(self) -> str:
+        """'' when ``systemctl --failed`` lists nothing; else the list and, for each failed
+        unit, its ``systemctl status`` and this boot's journal (what a failure message
+        needs to explain itself)."""
+        failed = self.shell("systemctl --failed --no-legend --plain").strip()
+        if not failed:
+            return ""
+        report = [f"failed units:\n{failed}"]
+        for unit in (line.split()[0] for line in failed.splitlines() if line.split()):
+            report.append(f"--- systemctl status {unit}\n"
+                          + self.shell(f"systemctl status --no-pager -l {unit} 2>&1 || true"))
+            report.append(f"--- journalctl -u {unit} -b\n"
+                          + self.shell(f"journalctl -u {unit} -b --no-pager -o short-monotonic "
+                                       "2>&1 | tail -60 || true"))
+        return "\n".join(report)
+
     def stop(self) -> None:
         if self._sock is not None:
             self._sock.close()
