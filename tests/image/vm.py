@@ -237,6 +237,39 @@ class GuestVM:
             raise AssertionError(f"guest command failed ({status}): {command}\n{out}")
         return out
 
+    def partition_writes(self, sync: bool = False) -> dict[str, int]:
+        """Sectors written so far to the guest's disk (``vda``) and to each partition, by
+        ``/sys/block/vda/**/stat`` (field 7), named ``vda`` or ``vda1 (ketang-boot)``."""
+        out = self.shell(("sync; sleep 5; " if sync else "")
+                         + "for d in /sys/block/vda /sys/block/vda/vda*; do n=${d##*/}; "
+                         "l=$(cat /sys/class/block/$n/uevent | sed -n 's/^PARTNAME=//p'); "
+                         "echo \"$n${l:+ ($l)}|$(cat $d/stat)\"; done")
+        return {line.split("|")[0]: int(line.split("|")[1].split()[6])
+                for line in out.splitlines() if "|" in line}
+
+    def idle_writes(self, seconds: float = 60) -> dict[str, int]:
+        """Bytes written to the disk and each partition (only those written) during
+        ``seconds`` of doing nothing, once what is in the page cache is on disk (sync)."""
+        before = self.partition_writes(sync=True)
+        time.sleep(seconds)
+        after = self.partition_writes()
+        return {name: (after[name] - before.get(name, 0)) * 512 for name in after
+                if after[name] != before.get(name, 0)}
+
+    def idle_writes_report(self, written: dict[str, int], boot_dir: str) -> str:
+        """What a failed idle check says: which partitions were written, how the boot
+        partition (``boot_dir``) is mounted, what mounted or unmounted it lately, and the
+        files changed on the data partition."""
+        unit = boot_dir.strip("/").replace("/", "-")
+        journal = self.shell("journalctl -b --no-pager -o short-monotonic --since '-80 seconds' "
+                             f"-u {unit}.automount -u {unit}.mount 2>&1 | tail -30 || true")
+        return (f"bytes written in 60 idle seconds: {written}\n"
+                f"boot partition now: {self.shell(f'findmnt -n {boot_dir} || true').strip()}\n"
+                f"its mounts and unmounts in the last 80 s (systemd logs who triggered the "
+                f"automount):\n{journal}\n"
+                "files changed on the data partition:\n"
+                + self.shell("find /var/lib/ketang -xdev -newermt '-70 seconds' 2>&1 | head -20"))
+
     def failed_units(self) -> str:
         """'' when ``systemctl --failed`` lists nothing; else the list and, for each failed
         unit, its ``systemctl status`` and this boot's journal (what a failure message
@@ -246,8 +279,8 @@ class GuestVM:
             return ""
         report = [f"failed units:\n{failed}"]
         for unit in (line.split()[0] for line in failed.splitlines() if line.split()):
-            report.append(f"--- systemctl status {unit}\n"
-                          + self.shell(f"systemctl status --no-pager -l {unit} 2>&1 || true"))
+            report.append(f"--- systemctl status {unit}\n" + self.shell(
+                f"systemctl status --no-pager -l -n 0 {unit} 2>&1 || true"))
             report.append(f"--- journalctl -u {unit} -b\n"
                           + self.shell(f"journalctl -u {unit} -b --no-pager -o short-monotonic "
                                        "2>&1 | tail -60 || true"))
