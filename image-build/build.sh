@@ -162,6 +162,15 @@ KETANG_BOOT_TRIES=${KETANG_BOOT_TRIES:-2}
 EOF
 # Software updates (docs/updates.md): RAUC's slots and boot selection for this architecture.
 install -D -m 0644 "$here/rauc/system-$arch.conf" "$R/etc/rauc/system.conf"
+if [[ $arch == arm64 ]]; then
+  # RAUC's uboot backend counts boot tries in U-Boot's environment with fw_printenv and
+  # fw_setenv (libubootenv): U-Boot (rpi_arm64) keeps it in uboot.env on the boot
+  # partition, CONFIG_ENV_SIZE 0x4000; boot.scr saves it at every boot. Writers go
+  # through boot-rw (the partition is read-only), hence fw_setenv's wrapper.
+  printf '# U-Boot environment of the Raspberry Pi 4 image (docs/updates.md)\n%s\n' \
+    "$boot_dir/uboot.env 0x0000 0x4000" > "$R/etc/fw_env.config"
+  install -D -m 0755 "$here/rauc/fw_setenv" "$R/usr/local/sbin/fw_setenv"
+fi
 cat > "$R/etc/fstab" <<EOF
 # Ketang image (image-build/README.md). / is the root slot (squashfs) under a RAM overlay.
 PARTLABEL=ketang-data  /var/lib/ketang  ext4  noatime,noinit_itable,x-systemd.growfs,x-systemd.after=ketang-grow-data.service  0  2

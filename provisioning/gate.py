@@ -4,9 +4,11 @@
 ``ketang update health-check`` at every boot. It passes when ``ketang serve`` answers its
 front page and one lesson's page, and the drive watcher runs. Then
 ``boot-complete.target`` is reached and ``systemd-bless-boot`` marks a slot on trial
-good. When it fails on a trial boot it records why on the data partition and reboots:
-systemd-boot has counted the try, and once a slot has none left the previous slot
-boots again by itself. On a slot already good, a failure is recorded and nothing else
+good (amd64), or the gate has RAUC refill the slot's tries in U-Boot's environment (the
+Pi 4, :func:`provisioning.update.mark_good`). When it fails on a trial boot
+(:func:`provisioning.update.on_trial`) it records why on the data partition and
+reboots: the boot loader has counted the try, and once a slot has none left the
+previous slot boots again by itself. On a slot already good, a failure is recorded and nothing else
 happens (rebooting a good system would not help a school). docs/updates.md.
 """
 
@@ -19,12 +21,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urljoin
 
-# The variable systemd-boot sets when it counted this boot's try (the entry's new path).
-BOOT_COUNT_VAR = Path("/sys/firmware/efi/efivars/"
-                      "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f")
 SERVE_UNIT = "ketang-serve.service"
 DRIVES_UNIT = "ketang-drives.service"
 # ketang serve restarted this often during one gate: it is failing, not starting.
@@ -145,7 +143,3 @@ def run(base: str, timeout: float, interval: float = 3.0,
                            clock() - start)
         sleep(interval)
 
-
-def on_trial() -> bool:
-    """Whether systemd-boot counted this boot as a try of a slot on trial."""
-    return BOOT_COUNT_VAR.exists()

@@ -26,6 +26,8 @@ from typing import Any
 from content_cache.atomic import atomic_write_json
 from content_cache.errors import KetangError
 
+from .ubootenv import FW_ENV_CONFIG, missing_counter
+
 RAUC_CONF = Path("/etc/rauc/system.conf")
 IMAGE_ENV = Path("/usr/lib/ketang/image.env")
 DATA_DIR = Path("/var/lib/ketang")
@@ -33,6 +35,8 @@ STATUS_NAME = "status.json"
 # How long `rauc` may take for one step (writing a 600 MB slot under emulation is slow).
 INFO_TIMEOUT = 300
 INSTALL_TIMEOUT = 3600
+# What the last update or rollback says while its slot is on trial (not yet through its gate).
+TRIAL_OUTCOMES = ("installed", "trial-failed")
 
 
 class UpdateError(KetangError):
@@ -157,15 +161,38 @@ def mark_good(device: Device) -> str:
     """After a passed health gate, refill the running slot's tries where RAUC's backend
     counts them (``uboot``, the Raspberry Pi 4: ``rauc status mark-good booted`` sets
     ``BOOT_<slot>_LEFT`` again). On amd64 systemd-bless-boot does it. Returns what was
-    done ('' when nothing was needed); UpdateError when RAUC refused."""
+    done ('' when nothing was needed; a "No boot counter" line when this boot has no
+    U-Boot environment to write, :func:`provisioning.ubootenv.missing_counter`);
+    UpdateError when RAUC refused."""
     if system_bootloader(device.rauc_conf) != "uboot":
         return ""
+    missing = missing_counter(device.fw_env_config)
+    if missing:
+        return missing
     proc = device.run_rauc("status", "mark-good", "booted")
     if proc.returncode != 0:
         raise UpdateError("无法标记当前系统为正常。RAUC could not mark the running slot good "
                           f"({(proc.stderr.strip().splitlines() or ['no message'])[-1]}); "
                           "its tries run out and the other slot boots.")
     return "marked good"
+
+
+def slot_on_trial(last_update: dict, slot: str) -> bool:
+    """Whether the last update or rollback (``last_update`` of the status file) made
+    ``slot`` boot and it has not passed its gate yet."""
+    return bool(slot) and last_update.get("slot") == slot and \
+        last_update.get("outcome") in TRIAL_OUTCOMES
+
+
+def on_trial(device: Device, slot: str) -> bool:
+    """Whether this boot tries a slot that the boot loader may still abandon: systemd-boot
+    counted it (amd64), or U-Boot's counter runs (its environment exists) and the slot is
+    on trial by :func:`slot_on_trial` (the Pi 4: U-Boot counts every boot, so the status
+    file tells a new slot from a good one)."""
+    if system_bootloader(device.rauc_conf) == "uboot":
+        return not missing_counter(device.fw_env_config) and \
+            slot_on_trial(read_status(device).get("last_update", {}), slot)
+    return device.boot_count_var.exists()
 
 
 @dataclass
@@ -178,6 +205,10 @@ class Device:
     rauc: str = "rauc"
     boot_id_file: Path = Path("/proc/sys/kernel/random/boot_id")
     status_tries: int = 3       # `rauc status` asked again while RAUC's service starts
+    fw_env_config: Path = FW_ENV_CONFIG     # where U-Boot's environment is (the Pi 4)
+    # The variable systemd-boot sets when it counted this boot's try (amd64).
+    boot_count_var: Path = Path("/sys/firmware/efi/efivars/LoaderBootCountPath-"
+                                "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f")
 
     def boot_id(self) -> str:
         """This boot's id (a new one after every restart or power cut; '' if unknown)."""

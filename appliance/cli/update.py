@@ -149,17 +149,25 @@ def health_check_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path
     exit 1 and, on a trial boot, reboot so the boot loader counts the failed try."""
     from provisioning import gate
     from provisioning.bootentries import current_slot
-    from provisioning.update import now, read_status, record
+    from provisioning.update import (
+        UpdateError,
+        mark_good,
+        now,
+        on_trial,
+        read_status,
+        record,
+        slot_on_trial,
+    )
     dev = _device(ctx, rauc_conf, image_env)
     slot = current_slot(Path("/proc/cmdline").read_text())
-    trial = gate.on_trial()
+    trial = on_trial(dev, slot)
     verdict = gate.run(url, timeout)
     health = {"ok": verdict.ok, "reason": verdict.reason, "slot": slot, "trial": trial,
               "version": dev.booted_version(), "seconds": round(verdict.seconds, 1),
               "at": now()}
     changes: dict = {"health": health}
     last = read_status(dev).get("last_update", {})
-    if last.get("slot") == slot and last.get("outcome") in ("installed", "trial-failed"):
+    if slot_on_trial(last, slot):
         changes["last_update"] = ({"outcome": "good", "reason": ""} if verdict.ok else
                                   {"outcome": "trial-failed", "reason": verdict.reason})
     try:          # the slots as this boot sees them, for the dashboard (docs/updates.md)
@@ -168,12 +176,18 @@ def health_check_cmd(ctx: click.Context, rauc_conf: Path | None, image_env: Path
                        booted_version=doc["booted_version"], next_boot=doc["next_boot"])
     except Exception:  # noqa: BLE001 - the gate's verdict matters more than this view
         pass
-    record(dev, **changes)
     if verdict.ok:
-        from provisioning.update import mark_good
-        mark_good(dev)       # the Pi 4's U-Boot counter; amd64: systemd-bless-boot
-        click.echo(f"健康 Healthy after {verdict.seconds:.0f} s (slot {slot}).")
+        try:                 # the Pi 4's U-Boot counter; amd64: systemd-bless-boot
+            health["boot_counter"] = mark_good(dev)
+        except UpdateError as e:
+            health["boot_counter"] = str(e)
+            record(dev, **changes)
+            raise
+        record(dev, **changes)
+        click.echo(f"健康 Healthy after {verdict.seconds:.0f} s (slot {slot})."
+                   + (f" {health['boot_counter']}" if health["boot_counter"] else ""))
         return
+    record(dev, **changes)
     click.echo(f"不健康 NOT healthy (slot {slot}): {verdict.reason}", err=True)
     if trial and not no_reboot:
         click.echo("试用启动失败，重启。Trial boot failed: rebooting (the boot loader counts "

@@ -54,31 +54,6 @@ def sample_video() -> tuple[str, bytes]:
     raise AssertionError("the sample pack has no video")
 
 
-def partition_writes(vm: GuestVM, sync: bool = False) -> dict[str, int]:
-    """Sectors written so far to the guest's disk (``vda``) and to each partition, by
-    ``/sys/block/vda/**/stat`` (field 7), named ``vda`` or ``vda1 (ketang-boot)``."""
-    out = vm.shell(("sync; sleep 5; " if sync else "")
-                   + "for d in /sys/block/vda /sys/block/vda/vda*; do n=${d##*/}; "
-                   "l=$(cat /sys/class/block/$n/uevent | sed -n 's/^PARTNAME=//p'); "
-                   "echo \"$n${l:+ ($l)}|$(cat $d/stat)\"; done")
-    return {line.split("|")[0]: int(line.split("|")[1].split()[6])
-            for line in out.splitlines() if "|" in line}
-
-
-def idle_writes_report(vm: GuestVM, written: dict[str, int]) -> str:
-    """What a failed idle check says: which partitions were written, how the boot partition
-    is mounted, what mounted or unmounted it lately, and the files changed on the data
-    partition."""
-    journal = vm.shell("journalctl -b --no-pager -o short-monotonic --since '-80 seconds' "
-                       "-u boot-efi.automount -u boot-efi.mount 2>&1 | tail -30 || true")
-    return (f"bytes written in 60 idle seconds: {written}\n"
-            f"boot partition now: {vm.shell('findmnt -n /boot/efi || true').strip()}\n"
-            f"its mounts and unmounts in the last 80 s (systemd logs who triggered the "
-            f"automount):\n{journal}\n"
-            "files changed on the data partition:\n"
-            + vm.shell("find /var/lib/ketang -xdev -newermt '-70 seconds' 2>&1 | head -20"))
-
-
 def test_image_files_are_complete_and_verify(image: BuiltImage, tmp_path: Path) -> None:
     """dist/ holds the .img.zst, its .bmap, .sha256 and package list; the hashes hold."""
     for suffix in (".img.zst", ".img.zst.bmap", ".sha256", ".packages.txt"):
@@ -123,8 +98,8 @@ def test_image_boots_and_serves_the_sample_lessons(image: BuiltImage, tmp_path: 
         assert headers["Content-Range"] == f"bytes 100-1123/{len(video)}"
 
         vm.shell("systemctl is-system-running --wait >/dev/null || true")
-        failed = vm.shell("systemctl --failed --no-legend --plain")
-        assert failed.strip() == "", f"failed units:\n{failed}"
+        failed = vm.failed_units()
+        assert failed == "", failed
 
         # Least privilege: the server is user ketang with only CAP_NET_BIND_SERVICE (bit 10).
         pid = vm.shell("systemctl show -P MainPID ketang-serve").strip()
@@ -155,12 +130,8 @@ def test_image_boots_and_serves_the_sample_lessons(image: BuiltImage, tmp_path: 
 
         # Idle: once what the requests above left in the page cache is on disk (sync),
         # nothing is written to any partition for 60 seconds.
-        before = partition_writes(vm, sync=True)
-        time.sleep(60)
-        after = partition_writes(vm)
-        written = {name: (after[name] - before.get(name, 0)) * 512 for name in after
-                   if after[name] != before.get(name, 0)}
+        written = vm.idle_writes(60)
         print(f"bytes written in 60 idle seconds: {written.get('vda', 0)}")
-        assert not written, idle_writes_report(vm, written)
+        assert not written, vm.idle_writes_report(written, "/boot/efi")
     finally:
         vm.stop()

@@ -112,7 +112,10 @@ class GuestVM:
             shutil.copyfile(OVMF_VARS, vars_fd)
             machine = ["qemu-system-x86_64", "-machine", "q35",
                        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-                       "-drive", f"if=pflash,format=raw,file={vars_fd}", "-vga", "none"]
+                       "-drive", f"if=pflash,format=raw,file={vars_fd}", "-vga", "none",
+                       # OVMF's debug port (its log, when built to write one); x86 only.
+                       "-debugcon", f"file:{workdir / 'debugcon.log'}",
+                       "-global", "isa-debugcon.iobase=0x402"]
         else:
             kernel, initrd, append = direct_boot
             machine = ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a72",
@@ -128,9 +131,6 @@ class GuestVM:
             # QEMU's monitor on a socket of the test's own (diagnosis: where the CPU is).
             "-monitor", f"unix:{workdir / 'monitor.sock'},server=on,wait=off",
             "-serial", f"file:{self.serial_log}",
-            # The firmware's debug port (OVMF writes its log there when built to).
-            "-debugcon", f"file:{workdir / 'debugcon.log'}",
-            "-global", "isa-debugcon.iobase=0x402",
             "-device", "virtio-serial-pci",
             "-chardev", f"socket,id=selftest,path={self.socket_path},server=on,wait=off",
             "-device", "virtserialport,chardev=selftest,name=ketang.selftest",
@@ -196,12 +196,18 @@ class GuestVM:
             return "(no serial output)"
         return "\n".join(self.serial_log.read_text(errors="replace").splitlines()[-lines:])
 
+    def qemu_said(self) -> str:
+        """What QEMU itself printed (a refused option, a missing firmware file)."""
+        log = self.workdir / "qemu.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
     def wait_for_page(self, path: str = "/", timeout: float = 1200) -> float:
         """Wait until ``path`` answers 200; return seconds since QEMU started."""
         deadline = self.started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"QEMU exited ({self.proc.returncode}):\n{self.serial_tail()}")
+                raise AssertionError(f"QEMU exited ({self.proc.returncode}):\n{self.qemu_said()}"
+                                     f"{self.serial_tail()}")
             try:
                 with urllib.request.urlopen(self.url(path), timeout=5) as r:
                     if r.status == 200:
@@ -230,6 +236,55 @@ class GuestVM:
         if status != "0":
             raise AssertionError(f"guest command failed ({status}): {command}\n{out}")
         return out
+
+    def partition_writes(self, sync: bool = False) -> dict[str, int]:
+        """Sectors written so far to the guest's disk (``vda``) and to each partition, by
+        ``/sys/block/vda/**/stat`` (field 7), named ``vda`` or ``vda1 (ketang-boot)``."""
+        out = self.shell(("sync; sleep 5; " if sync else "")
+                         + "for d in /sys/block/vda /sys/block/vda/vda*; do n=${d##*/}; "
+                         "l=$(cat /sys/class/block/$n/uevent | sed -n 's/^PARTNAME=//p'); "
+                         "echo \"$n${l:+ ($l)}|$(cat $d/stat)\"; done")
+        return {line.split("|")[0]: int(line.split("|")[1].split()[6])
+                for line in out.splitlines() if "|" in line}
+
+    def idle_writes(self, seconds: float = 60) -> dict[str, int]:
+        """Bytes written to the disk and each partition (only those written) during
+        ``seconds`` of doing nothing, once what is in the page cache is on disk (sync)."""
+        before = self.partition_writes(sync=True)
+        time.sleep(seconds)
+        after = self.partition_writes()
+        return {name: (after[name] - before.get(name, 0)) * 512 for name in after
+                if after[name] != before.get(name, 0)}
+
+    def idle_writes_report(self, written: dict[str, int], boot_dir: str) -> str:
+        """What a failed idle check says: which partitions were written, how the boot
+        partition (``boot_dir``) is mounted, what mounted or unmounted it lately, and the
+        files changed on the data partition."""
+        unit = boot_dir.strip("/").replace("/", "-")
+        journal = self.shell("journalctl -b --no-pager -o short-monotonic --since '-80 seconds' "
+                             f"-u {unit}.automount -u {unit}.mount 2>&1 | tail -30 || true")
+        return (f"bytes written in 60 idle seconds: {written}\n"
+                f"boot partition now: {self.shell(f'findmnt -n {boot_dir} || true').strip()}\n"
+                f"its mounts and unmounts in the last 80 s (systemd logs who triggered the "
+                f"automount):\n{journal}\n"
+                "files changed on the data partition:\n"
+                + self.shell("find /var/lib/ketang -xdev -newermt '-70 seconds' 2>&1 | head -20"))
+
+    def failed_units(self) -> str:
+        """'' when ``systemctl --failed`` lists nothing; else the list and, for each failed
+        unit, its ``systemctl status`` and this boot's journal (what a failure message
+        needs to explain itself)."""
+        failed = self.shell("systemctl --failed --no-legend --plain").strip()
+        if not failed:
+            return ""
+        report = [f"failed units:\n{failed}"]
+        for unit in (line.split()[0] for line in failed.splitlines() if line.split()):
+            report.append(f"--- systemctl status {unit}\n" + self.shell(
+                f"systemctl status --no-pager -l -n 0 {unit} 2>&1 || true"))
+            report.append(f"--- journalctl -u {unit} -b\n"
+                          + self.shell(f"journalctl -u {unit} -b --no-pager -o short-monotonic "
+                                       "2>&1 | tail -60 || true"))
+        return "\n".join(report)
 
     def stop(self) -> None:
         if self._sock is not None:

@@ -353,14 +353,52 @@ def test_an_install_cut_short_by_a_restart_says_interrupted(device, tmp_path):
     assert "Install it again" in last["reason"] and last["reason"].startswith("安装时")
 
 
-def test_a_passed_gate_marks_the_slot_good_only_where_rauc_counts_the_tries(device):
+def test_a_passed_gate_marks_the_slot_good_only_where_rauc_counts_the_tries(device, tmp_path):
     """The Pi 4 (RAUC's uboot backend) refills the running slot's tries with `rauc status
-    mark-good booted`; amd64 (custom backend, systemd-bless-boot) asks RAUC nothing."""
+    mark-good booted`; amd64 (custom backend, systemd-bless-boot) asks RAUC nothing; a
+    boot that did not come through U-Boot (no uboot.env: QEMU's -kernel) has no counter,
+    and the gate says so instead of failing."""
     from provisioning.update import mark_good
     log = device.rauc_conf.parent.parent / "rauc-calls.log"
     assert mark_good(device) == "" and not log.exists()
     conf = device.rauc_conf.read_text()
     device.rauc_conf.write_text(conf.replace("bootloader=custom", "bootloader=uboot"))
+    device.fw_env_config = tmp_path / "fw_env.config"
+    env = tmp_path / "boot" / "uboot.env"
+    device.fw_env_config.write_text(f"# comment\n{env} 0x0000 0x4000\n")
+    said = mark_good(device)
+    assert said.startswith("没有启动计数器。No boot counter: ") and str(env) in said
+    assert "does not exist" in said and not log.exists()
+    device.fw_env_config.unlink()
+    assert "names no U-Boot environment" in mark_good(device) and not log.exists()
+    device.fw_env_config.write_text(f"{env} 0x0000 0x4000\n")
+    env.parent.mkdir()
+    env.write_bytes(bytes(0x4000))
     with pytest.raises(UpdateError, match="could not mark the running slot good"):
-        mark_good(device)                  # this machine's RAUC has no U-Boot environment
+        mark_good(device)                  # this machine's RAUC cannot write that environment
     assert "status mark-good booted" in log.read_text()
+
+
+def test_a_trial_boot_is_told_by_the_boot_loader(device, tmp_path):
+    """amd64: systemd-boot's LoaderBootCountPath. The Pi 4: U-Boot counts every boot, so a
+    slot is on trial when its environment exists and the last update or rollback made
+    this slot boot and it has not passed its gate; without U-Boot nothing is counted."""
+    from provisioning.update import on_trial, record
+    device.boot_count_var = tmp_path / "LoaderBootCountPath"
+    assert not on_trial(device, "b")
+    device.boot_count_var.write_text("x")
+    assert on_trial(device, "b")
+    conf = device.rauc_conf.read_text()
+    device.rauc_conf.write_text(conf.replace("bootloader=custom", "bootloader=uboot"))
+    env = tmp_path / "uboot.env"
+    device.fw_env_config = tmp_path / "fw_env.config"
+    device.fw_env_config.write_text(f"{env} 0x0000 0x4000\n")
+    env.write_bytes(bytes(0x4000))
+    assert not on_trial(device, "b")                     # no update: a good slot
+    for outcome, trial in (("installed", True), ("trial-failed", True), ("good", False)):
+        record(device, last_update={"slot": "b", "outcome": outcome})
+        assert on_trial(device, "b") is trial, outcome
+        assert not on_trial(device, "a"), outcome        # the previous slot is not on trial
+    record(device, last_update={"slot": "b", "outcome": "installed"})
+    env.unlink()
+    assert not on_trial(device, "b")                     # no U-Boot: nothing counts tries
