@@ -3,7 +3,7 @@
 U-Boot's ``boot.scr`` (image-build/rauc/boot-arm64.cmd) loads ``ketang-<slot>/vmlinuz``
 and ``ketang-<slot>/initrd.img`` from the FAT boot partition and skips a slot whose
 ``vmlinuz`` is missing. RAUC writes a slot's root (squashfs) whole; this module puts that
-slot's own kernel (gunzipped: ``booti`` takes an uncompressed Image) and initramfs beside
+slot's own kernel (as an uncompressed Image, which ``booti`` takes) and initramfs beside
 it, as RAUC's system handlers (image-build/rauc/system-arm64.conf, run through
 ``/usr/lib/ketang/boot-rw``: the partition is mounted read-only):
 
@@ -106,8 +106,9 @@ def kernel_files(root: Path) -> tuple[Path, Path]:
 
 
 def kernel_image(data: bytes) -> bytes:
-    """The kernel as U-Boot's ``booti`` takes it: gunzipped when gzip (Debian's arm64
-    vmlinuz is), as it is otherwise."""
+    """The kernel as U-Boot's ``booti`` takes it: gunzipped when gzip, as it is otherwise
+    (trixie's 6.12 arm64 ``vmlinuz`` is already a plain Image; boot-arm64.sh makes the
+    same check for slot a at build time)."""
     if data[:2] != b"\x1f\x8b":
         return data
     try:
