@@ -170,6 +170,10 @@ if [[ $arch == arm64 ]]; then
   printf '# U-Boot environment of the Raspberry Pi 4 image (docs/updates.md)\n%s\n' \
     "$boot_dir/uboot.env 0x0000 0x4000" > "$R/etc/fw_env.config"
   install -D -m 0755 "$here/rauc/fw_setenv" "$R/usr/local/sbin/fw_setenv"
+  # RAUC's handlers that copy an installed slot's kernel and initramfs to ketang-<slot>/
+  # on the boot partition, where boot.scr loads them (provisioning/pislot.py).
+  install -D -m 0755 "$here/rauc/pi-slot-handler" "$R/usr/lib/ketang/rauc-pre-install"
+  install -D -m 0755 "$here/rauc/pi-slot-handler" "$R/usr/lib/ketang/rauc-post-install"
 fi
 cat > "$R/etc/fstab" <<EOF
 # Ketang image (image-build/README.md). / is the root slot (squashfs) under a RAM overlay.

@@ -87,14 +87,20 @@ def writing(esp: Path) -> Iterator[None]:
             fsync_dir(esp)
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Temp file, fsync, rename, fsync of the folder."""
+def write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a hidden temp file beside ``path`` (``.<name>.tmp``), fsynced; the
+    caller renames it into place."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return tmp
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Temp file, fsync, rename, fsync of the folder."""
+    os.replace(write_temp(path, data), path)
     fsync_dir(path.parent)
 
 

@@ -1,5 +1,7 @@
-"""The arm64 (Raspberry Pi 4) image: its boot partition checked structurally, and the
-image booted under ``qemu-system-aarch64 -M virt`` (no Pi 4 model exists in QEMU here).
+"""The arm64 (Raspberry Pi 4) image: its boot partition checked structurally, the
+image booted under ``qemu-system-aarch64 -M virt`` (no Pi 4 model exists in QEMU here),
+and a whole-OS update installed into slot b and booted from the kernel it put on the
+boot partition.
 
 Building arm64 runs every package script under qemu-user emulation, so this runs only
 from ``make test-image-arm64`` (KETANG_TEST_ARM64=1), not in ``make test``.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from .test_update_amd64 import DEV_KEYS, bundle, ext4_disk, timed, trust_dev_ca, update_status
 from .vm import BuiltImage, GuestVM, build_image, require_image_tools
 
 pytestmark = [
@@ -66,8 +69,9 @@ def test_pi4_boot_partition(image: BuiltImage) -> None:
     os_list = json.loads(image.dist_file(".os_list.json").read_text())["os_list"][0]
     assert os_list["init_format"] == "none" and os_list["devices"] == ["pi4-64bit"]
     assert os_list["url"].startswith("file://")
-    sums = dict(reversed(line.split()) for line in image.dist_file(".sha256").read_text()
-                .splitlines())
+    sums = {name: digest for digest, name in (line.split() for line in
+                                               image.dist_file(".sha256").read_text()
+                                               .splitlines())}
     assert os_list["extract_sha256"] == sums[f"{image.name}.img"]
     assert os_list["image_download_sha256"] == sums[f"{image.name}.img.zst"]
 
@@ -140,6 +144,101 @@ def test_arm64_image_boots_on_qemu_virt(image: BuiltImage, tmp_path: Path) -> No
         mount = vm.shell("ls /boot/firmware >/dev/null; findmnt -rn -o FSTYPE,OPTIONS "
                          "/boot/firmware | grep vfat")
         assert mount.startswith("vfat ro,"), f"the boot partition stayed writable: {mount}"
+        assert vm.failed_units() == ""
+    finally:
+        vm.stop()
+
+
+def boot_file(disk: Path, name: str, dest: Path) -> Path:
+    """A file of the boot partition (partition 1, at 1 MiB) of a raw disk image."""
+    subprocess.run(["mcopy", "-n", "-i", f"{disk}@@1M", f"::/{name}", str(dest)], check=True)
+    return dest
+
+
+def boot_slot(disk: Path, slot: str, image: BuiltImage, workdir: Path) -> GuestVM:
+    """Boot ``disk`` with ``slot``'s kernel and initramfs from its boot partition and the
+    command line boot.scr gives that slot."""
+    workdir.mkdir(exist_ok=True)
+    kernel = boot_file(disk, f"ketang-{slot}/vmlinuz", workdir / "vmlinuz")
+    initrd = boot_file(disk, f"ketang-{slot}/initrd.img", workdir / "initrd.img")
+    return GuestVM(disk, workdir, direct_boot=(kernel, initrd,
+                                               kernel_command_line(image, slot)))
+
+
+def test_an_installed_update_puts_slot_b_kernel_on_the_boot_partition_and_boots(
+        image: BuiltImage, tmp_path: Path) -> None:
+    """A whole-OS update on the Pi image. U-Boot does not run here (no Pi 4 in QEMU;
+    test_uboot_counter.py runs the same boot.scr in a real U-Boot): the guest holds U-Boot's
+    environment as boot.scr leaves it, and QEMU is given the kernel boot.scr would load.
+    v1 boots from slot a → ``ketang update install`` of a drive's 0.2.0 bundle → RAUC's
+    handlers put slot b's own kernel (gunzipped) and initramfs in ``ketang-b/`` on the
+    read-only boot partition and RAUC's uboot backend puts b first in BOOT_ORDER → powered
+    off; the disk's ``ketang-b/vmlinuz`` and ``initrd.img`` boot slot b (0.2.0), whose
+    health gate passes and marks b good."""
+    t = time.monotonic()
+    v2 = bundle(image.dist, "0.2.0", tmp_path / "v2.log", arch="arm64")
+    timed("make update-bundle ARCH=arm64 v2 (whole OS)", t)
+    usb = ext4_disk(tmp_path / "usb.img", {v2.name: v2}, mb=v2.stat().st_size // 2**20 + 64)
+
+    first = tmp_path / "v1"
+    first.mkdir()
+    kernel = boot_file(image.raw, "ketang-a/vmlinuz", first / "vmlinuz")
+    initrd = boot_file(image.raw, "ketang-a/initrd.img", first / "initrd.img")
+    vm = GuestVM(image.raw, first, extra_drives=(usb,),
+                 direct_boot=(kernel, initrd, kernel_command_line(image, "a")))
+    try:
+        t = time.monotonic()
+        vm.wait_for_page("/")
+        timed("arm64 v1 to first page", t)
+        trust_dev_ca(vm, (DEV_KEYS / "update-ca.pem").read_text())
+        env = uboot_env(tmp_path, BOOT_ORDER="a b", BOOT_a_LEFT="2", BOOT_b_LEFT="3")
+        vm.shell(f"echo {base64.b64encode(gzip.compress(env)).decode()} | base64 -d | gunzip"
+                 " > /run/uboot.env && /usr/lib/ketang/boot-rw cp /run/uboot.env "
+                 "/boot/firmware/uboot.env")
+        vm.shell("systemctl is-system-running --wait >/dev/null || true", timeout=600)
+
+        t = time.monotonic()
+        out = vm.shell(f"mkdir -p /mnt/usb && mount -o ro /dev/vdb /mnt/usb && "
+                       f"ketang update install /mnt/usb/{v2.name} 2>&1; echo rc=$?",
+                       timeout=1800)
+        timed("ketang update install (arm64, whole OS, with the kernel copy)", t)
+        assert "rc=0" in out, out
+        log = vm.shell("journalctl -b -u rauc --no-pager | grep -i 'pi slot\\|handler' || true")
+        assert "slot b: kernel" in log, log
+        # Slot b's kernel (gunzipped if gzip) and its initramfs are on the boot partition.
+        sums = vm.shell(
+            "mkdir -p /mnt/b && mount -o ro /dev/disk/by-partlabel/ketang-root-b /mnt/b && "
+            "zcat -f /mnt/b/boot/vmlinuz-* | sha256sum | cut -c1-64 && "
+            "cat /mnt/b/boot/initrd.img-* | sha256sum | cut -c1-64 && "
+            "sha256sum < /boot/firmware/ketang-b/vmlinuz | cut -c1-64 && "
+            "sha256sum < /boot/firmware/ketang-b/initrd.img | cut -c1-64 && umount /mnt/b"
+        ).split()
+        assert len(sums) == 4 and sums[:2] == sums[2:], sums
+        order = vm.shell("fw_printenv -n BOOT_ORDER").strip()
+        assert order == "b a", order
+        mount = vm.shell("findmnt -rn -o FSTYPE,OPTIONS /boot/firmware | grep vfat")
+        assert mount.startswith("vfat ro,"), f"the boot partition stayed writable: {mount}"
+        vm.shell("sync; systemctl poweroff || true", timeout=60)
+        vm.proc.wait(timeout=300)
+    finally:
+        vm.stop()
+
+    # The guest's disk as it was left: boot slot b the way boot.scr would.
+    disk = tmp_path / "after.img"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(first / "disk.qcow2"), str(disk)],
+                   check=True)
+    vm = boot_slot(disk, "b", image, tmp_path / "v2")
+    try:
+        t = time.monotonic()
+        vm.wait_for_page("/")
+        timed("arm64 slot b (v2) to first page", t)
+        status = update_status(vm)
+        assert status["booted_slot"] == "b" and status["booted_version"] == "0.2.0", status
+        vm.shell("systemctl is-system-running --wait >/dev/null || true", timeout=600)
+        gate = health(vm)
+        assert gate["ok"] is True and gate["slot"] == "b", gate
+        assert gate["boot_counter"] == "marked good", gate
+        assert vm.shell("fw_printenv -n BOOT_b_LEFT").strip() == "3"
         assert vm.failed_units() == ""
     finally:
         vm.stop()

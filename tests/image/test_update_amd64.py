@@ -43,17 +43,17 @@ def timed(step: str, started: float) -> None:
 
 
 def bundle(dist: Path, version: str, log: Path, overlay: Path | None = None,
-           kind: str = "whole") -> Path:
+           kind: str = "whole", arch: str = "amd64") -> Path:
     """``make update-bundle`` (``kind`` app: a patch against the image's root slot)."""
     env = dict(os.environ, KETANG_IMAGE_DIST=str(dist), KETANG_UPDATE_VERSION=version)
     if overlay:
         env["KETANG_UPDATE_OVERLAY"] = str(overlay)
     with log.open("w") as out:
-        proc = subprocess.run(["bash", str(REPO / "image-build" / "update-bundle.sh"), "amd64",
+        proc = subprocess.run(["bash", str(REPO / "image-build" / "update-bundle.sh"), arch,
                                kind], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                               timeout=3600)
     assert proc.returncode == 0, log.read_text()[-3000:]
-    return dist / f"ketang-{version}-amd64{'-app' if kind == 'app' else ''}.raucb"
+    return dist / f"ketang-{version}-{arch}{'-app' if kind == 'app' else ''}.raucb"
 
 
 def small_bundle(work: Path, name: str, version: str, cert: Path, key: Path) -> Path:
