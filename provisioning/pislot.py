@@ -43,9 +43,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .bootentries import fsync_dir, remove, rename, write_temp, writing
+from .imageenv import IMAGE_ENV, read_env
 
 BOOT = Path("/boot/firmware")
-IMAGE_ENV = Path("/usr/lib/ketang/image.env")
 RAUC_CONF = Path("/etc/rauc/system.conf")
 _SLOT = re.compile(r"^[a-z]$")
 
@@ -56,13 +56,7 @@ class PiSlotError(Exception):
 
 def boot_dir(image_env: Path = IMAGE_ENV) -> Path:
     """The boot partition's mount point: ``KETANG_BOOT_DIR`` in image.env."""
-    try:
-        for line in image_env.read_text(encoding="utf-8").splitlines():
-            if line.startswith("KETANG_BOOT_DIR="):
-                return Path(line.split("=", 1)[1].strip().strip('"'))
-    except OSError:
-        pass
-    return BOOT
+    return Path(read_env(image_env).get("KETANG_BOOT_DIR") or BOOT)
 
 
 def targets(env: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -17,21 +17,18 @@ import tempfile
 from pathlib import Path
 
 from .bootentries import DEFAULT_TRIES, BootEntries, BootEntryError, current_slot, slot_kernel
+from .imageenv import IMAGE_ENV, read_env
 
 ESP = Path("/boot/efi")
 RAUC_CONF = Path("/etc/rauc/system.conf")
-IMAGE_ENV = Path("/usr/lib/ketang/image.env")
 
 
 def boot_tries(image_env: Path = IMAGE_ENV) -> int:
     """Tries of a slot on trial: ``KETANG_BOOT_TRIES`` in image.env (default 2)."""
     try:
-        for line in image_env.read_text(encoding="utf-8").splitlines():
-            if line.strip().startswith("KETANG_BOOT_TRIES="):
-                return int(line.split("=", 1)[1].strip().strip('"'))
-    except (OSError, ValueError):
-        pass
-    return DEFAULT_TRIES
+        return int(read_env(image_env).get("KETANG_BOOT_TRIES", DEFAULT_TRIES))
+    except ValueError:
+        return DEFAULT_TRIES
 
 
 def slot_device(rauc_conf: Path, slot: str) -> str:

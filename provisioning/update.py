@@ -26,10 +26,10 @@ from typing import Any
 from content_cache.atomic import atomic_write_json
 from content_cache.errors import KetangError
 
+from .imageenv import IMAGE_ENV, read_env
 from .ubootenv import FW_ENV_CONFIG, missing_counter
 
 RAUC_CONF = Path("/etc/rauc/system.conf")
-IMAGE_ENV = Path("/usr/lib/ketang/image.env")
 DATA_DIR = Path("/var/lib/ketang")
 STATUS_NAME = "status.json"
 # How long `rauc` may take for one step (writing a 600 MB slot under emulation is slow).
@@ -123,18 +123,6 @@ def refusal(stderr: str, bundle: Path) -> str:
 
 
 # --- the device ----------------------------------------------------------------------
-
-def read_env(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines of a shell environment file (comments skipped)."""
-    out: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                out[key.strip()] = value.strip().strip('"')
-    return out
-
 
 def system_compatible(conf: Path) -> str:
     """The ``compatible`` string of RAUC's system.conf."""
